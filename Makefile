@@ -1,0 +1,43 @@
+# elmascale build, test and demo targets.
+#   make demo       run the main job (see README)
+#   make test       every test, with the real components they need
+#   make test-unit  the quick inner loop: pure packages, no external components
+SHELL := /bin/bash
+GO ?= go
+BIN := $(CURDIR)/bin
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS := -s -w -X github.com/elmascale/elmascale/internal/version.Version=$(VERSION)
+UNIT_PKGS := ./policy/... ./config/... ./cmd/...
+
+.PHONY: all build test test-unit test-integration lint bench demo setup clean
+all: build
+
+build:
+	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN)/elmascale ./cmd/elmascale
+
+test-unit:
+	$(GO) vet ./...
+	$(GO) test -count=1 $(UNIT_PKGS)
+
+# setup installs and builds everything the integration tests need; it is
+# idempotent and each mk/*.mk fragment adds its prerequisites to it.
+setup:
+
+test: setup
+	$(GO) vet ./...
+	$(GO) test -count=1 -timeout 40m ./...
+
+lint:
+	$(GO) vet ./...
+	$(GO) test -count=1 -run 'TestPolicyImports' ./policy/
+
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem ./policy/
+
+demo: build
+	$(BIN)/elmascale recommend --config deploy/config/elma365.yaml --snapshot examples/snapshots/script-storm.json
+
+clean:
+	rm -rf $(BIN)
+
+-include mk/*.mk

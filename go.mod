@@ -1,0 +1,3 @@
+module github.com/elmascale/elmascale
+
+go 1.26.0
