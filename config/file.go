@@ -1,0 +1,205 @@
+package config
+
+import (
+	"fmt"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// The YAML shape of a configuration file. Field docs are the reference the
+// README's config section follows; units are in the names or stated.
+
+// File is a whole configuration file.
+type File struct {
+	// APIVersion must be elmascale.io/v1alpha1.
+	APIVersion string `yaml:"apiVersion"`
+	// Kind must be Config.
+	Kind string `yaml:"kind"`
+	// Platform "elma365" pins scheduler, notifier and messengers at one
+	// replica and rejects any attempt to scale them. Empty means generic.
+	Platform string `yaml:"platform"`
+	// Edition for ELMA365: "enterprise" (default minReplicas 2) or
+	// "standard" (default minReplicas 1).
+	Edition string `yaml:"edition"`
+	// Namespace of the scale targets.
+	Namespace string `yaml:"namespace"`
+	// Interval between control loop ticks (default 15s).
+	Interval Duration `yaml:"interval"`
+	// StaleAfter: an observation older than this is treated as missing
+	// (default 3 × interval).
+	StaleAfter Duration `yaml:"staleAfter"`
+	// Budget caps what all managed services may use together.
+	Budget BudgetFile `yaml:"budget"`
+	// Defaults apply to every service that does not set its own.
+	Defaults DefaultsFile `yaml:"defaults"`
+	// Metrics are named metric definitions; each is one query per tick,
+	// aggregated by a label, whatever the number of services using it.
+	Metrics map[string]MetricFile `yaml:"metrics"`
+	// Services by name.
+	Services map[string]ServiceFile `yaml:"services"`
+}
+
+// BudgetFile is the cluster budget.
+type BudgetFile struct {
+	// MaxTotalReplicas over all managed services; 0 means unlimited.
+	MaxTotalReplicas int32 `yaml:"maxTotalReplicas"`
+}
+
+// DefaultsFile holds per-service defaults.
+type DefaultsFile struct {
+	MinReplicas *int32        `yaml:"minReplicas"`
+	MaxReplicas *int32        `yaml:"maxReplicas"`
+	Behavior    *BehaviorFile `yaml:"behavior"`
+}
+
+// MetricFile defines one metric source.
+type MetricFile struct {
+	Prometheus *PrometheusMetricFile `yaml:"prometheus"`
+}
+
+// PrometheusMetricFile is an instant PromQL query returning a vector with
+// one series per key (service, queue, ...).
+type PrometheusMetricFile struct {
+	// Query must aggregate by KeyLabel, e.g. `sum by (service) (...)`.
+	Query string `yaml:"query"`
+	// KeyLabel is the label naming the series' key (default "service").
+	KeyLabel string `yaml:"keyLabel"`
+}
+
+// ServiceFile is one service.
+type ServiceFile struct {
+	// Target is the scaled workload (default Deployment named as the service).
+	Target *TargetFile `yaml:"target"`
+	// MinReplicas and MaxReplicas bound its replicas.
+	MinReplicas *int32 `yaml:"minReplicas"`
+	MaxReplicas *int32 `yaml:"maxReplicas"`
+	// Pinned holds the service at exactly one replica.
+	Pinned bool `yaml:"pinned"`
+	// DependsOn: services this one calls synchronously.
+	DependsOn []string `yaml:"dependsOn"`
+	// FallbackReplicas: when every signal is missing, raise to this count (never lowers).
+	FallbackReplicas int32 `yaml:"fallbackReplicas"`
+	// Behavior overrides the default behavior, direction by direction.
+	Behavior *BehaviorFile `yaml:"behavior"`
+	Signals  []SignalFile  `yaml:"signals"`
+}
+
+// TargetFile names a workload.
+type TargetFile struct {
+	// Kind is Deployment (default) or StatefulSet.
+	Kind string `yaml:"kind"`
+	Name string `yaml:"name"`
+}
+
+// SignalFile is one signal; exactly one kind field is set.
+type SignalFile struct {
+	Name string `yaml:"name"`
+	// Tolerance overrides the behavior tolerance for this signal.
+	Tolerance   *float64         `yaml:"tolerance"`
+	Utilization *UtilizationFile `yaml:"utilization"`
+	Queue       *QueueFile       `yaml:"queue"`
+	Latency     *LatencyFile     `yaml:"latency"`
+	PerReplica  *PerReplicaFile  `yaml:"perReplica"`
+	Object      *ObjectFile      `yaml:"object"`
+}
+
+// UtilizationFile: CPU or memory from metrics.k8s.io against pod requests.
+type UtilizationFile struct {
+	// Resource: cpu or memory.
+	Resource string `yaml:"resource"`
+	// TargetPercent of requests, 1..1000.
+	TargetPercent int32 `yaml:"targetPercent"`
+}
+
+// QueueFile: a work queue.
+type QueueFile struct {
+	// RabbitMQ reads the queues straight from the management API.
+	RabbitMQ *RabbitMQQueueFile `yaml:"rabbitmq"`
+	// Metric-based alternative: names of metric definitions, keyed by Key.
+	Backlog        string `yaml:"backlogMetric"`
+	ArrivalRate    string `yaml:"arrivalRateMetric"`
+	CompletionRate string `yaml:"completionRateMetric"`
+	// Key selects the series of those metrics (default: the service name).
+	Key string `yaml:"key"`
+	// DrainTime: the backlog should be gone within this time.
+	DrainTime Duration `yaml:"drainTime"`
+	// TargetUtilization of measured per-replica throughput, (0,1], default 0.8.
+	TargetUtilization float64 `yaml:"targetUtilization"`
+	// ThroughputPerReplica: messages/s one replica completes, used until measured.
+	ThroughputPerReplica float64 `yaml:"throughputPerReplica"`
+}
+
+// RabbitMQQueueFile lists queues whose backlogs add up.
+type RabbitMQQueueFile struct {
+	VHost  string   `yaml:"vhost"`
+	Queues []string `yaml:"queues"`
+}
+
+// LatencyFile: a latency quantile metric (seconds) against an SLO.
+type LatencyFile struct {
+	Metric   string   `yaml:"metric"`
+	Key      string   `yaml:"key"`
+	Quantile float64  `yaml:"quantile"`
+	SLO      Duration `yaml:"slo"`
+}
+
+// PerReplicaFile: a metric total divided over replicas.
+type PerReplicaFile struct {
+	Metric           string  `yaml:"metric"`
+	Key              string  `yaml:"key"`
+	TargetPerReplica float64 `yaml:"targetPerReplica"`
+}
+
+// ObjectFile: a single value against a target.
+type ObjectFile struct {
+	Metric string  `yaml:"metric"`
+	Key    string  `yaml:"key"`
+	Target float64 `yaml:"target"`
+}
+
+// BehaviorFile has the shape of autoscaling/v2 HorizontalPodAutoscalerBehavior
+// plus a tolerance.
+type BehaviorFile struct {
+	Tolerance *float64          `yaml:"tolerance"`
+	ScaleUp   *ScalingRulesFile `yaml:"scaleUp"`
+	ScaleDown *ScalingRulesFile `yaml:"scaleDown"`
+}
+
+// ScalingRulesFile is one direction's rules.
+type ScalingRulesFile struct {
+	StabilizationWindow *Duration        `yaml:"stabilizationWindow"`
+	SelectPolicy        string           `yaml:"selectPolicy"`
+	Policies            []RatePolicyFile `yaml:"policies"`
+}
+
+// RatePolicyFile is one rate policy.
+type RatePolicyFile struct {
+	// Type: Pods or Percent.
+	Type   string   `yaml:"type"`
+	Value  int32    `yaml:"value"`
+	Period Duration `yaml:"period"`
+}
+
+// Duration is a time.Duration written as "30s", "5m", "500ms".
+type Duration time.Duration
+
+// UnmarshalYAML parses Go duration strings.
+func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
+	var s string
+	if err := n.Decode(&s); err != nil {
+		return fmt.Errorf("line %d: duration must be a string like 30s", n.Line)
+	}
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		return fmt.Errorf("line %d: %v", n.Line, err)
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// MarshalYAML writes the duration string.
+func (d Duration) MarshalYAML() (any, error) { return time.Duration(d).String(), nil }
+
+// D returns the time.Duration.
+func (d Duration) D() time.Duration { return time.Duration(d) }

@@ -1,0 +1,169 @@
+package daemon
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/elmascale/elmascale/config"
+	"github.com/elmascale/elmascale/policy"
+)
+
+// Signals are observations by service name, then signal name.
+type Signals map[string]map[string]policy.Observation
+
+// Collector samples every configured signal once. Problems with a source are
+// reported inside the observations (StatusFailed, StatusMissing); the error
+// is for a collection that could not run at all.
+type Collector interface {
+	Collect(ctx context.Context, cfg *config.Config, now time.Time) (Signals, error)
+}
+
+// TargetStatus is what the scaler knows about one service's scale target.
+type TargetStatus struct {
+	// Found is false when the workload does not exist or could not be read.
+	Found   bool
+	Current int32
+	Ready   int32
+	// HandedOff, when not empty, says who else scales the target (an HPA, a
+	// KEDA ScaledObject, a pause annotation); elmascale leaves it alone.
+	HandedOff string
+}
+
+// Outcome is what became of one decision.
+type Outcome struct {
+	Service string
+	// Applied is true when replicas were written.
+	Applied bool
+	// Recommended is true when, in dry-run, the decision was only published.
+	Recommended bool
+	// Skipped explains a decision that was not acted on (hand-off, not
+	// leader, no change).
+	Skipped string
+	Err     error
+}
+
+// Scaler reads scale targets and acts on decisions. In dry-run it only
+// records recommendations.
+type Scaler interface {
+	Observe(ctx context.Context, cfg *config.Config) (map[string]TargetStatus, error)
+	Apply(ctx context.Context, cfg *config.Config, plan policy.Plan) []Outcome
+}
+
+// Recorder receives every tick's result: metrics, the decisions API, logs.
+type Recorder interface {
+	Record(t Tick)
+}
+
+// Tick is one pass of the loop.
+type Tick struct {
+	Time     time.Time
+	Snapshot policy.Snapshot
+	Plan     policy.Plan
+	Outcomes []Outcome
+	// HandedOff by service: who else scales it.
+	HandedOff map[string]string
+	// Steps are the durations of collect, observe, decide and apply.
+	Steps map[string]time.Duration
+	Err   error
+}
+
+// Loop is the control loop shared by the in-cluster daemon and the simulator:
+// observe targets, collect signals, decide, apply, record.
+type Loop struct {
+	Config    func() *config.Config
+	Collector Collector
+	Scaler    Scaler
+	Recorder  Recorder
+	// Clock measures step durations; nil means wall time.
+	Clock func() time.Time
+
+	state policy.State
+}
+
+// State returns the policy history carried between ticks.
+func (l *Loop) State() policy.State { return l.state }
+
+// RunOnce runs one tick at logical time now. One config snapshot is used for
+// the whole tick, so a reload never mixes two configs in one decision.
+func (l *Loop) RunOnce(ctx context.Context, now time.Time) Tick {
+	cfg := l.Config()
+	clock := l.Clock
+	if clock == nil {
+		clock = time.Now
+	}
+	t := Tick{Time: now, Steps: make(map[string]time.Duration, 4)}
+	step := func(name string, start time.Time) { t.Steps[name] = clock().Sub(start) }
+
+	start := clock()
+	targets, err := l.Scaler.Observe(ctx, cfg)
+	step("observe", start)
+	if err != nil {
+		// Without replica counts nothing can be decided safely: hold all.
+		t.Err = fmt.Errorf("observe targets: %w", err)
+		targets = nil
+	}
+
+	start = clock()
+	signals, err := l.Collector.Collect(ctx, cfg, now)
+	step("collect", start)
+	if err != nil && t.Err == nil {
+		t.Err = fmt.Errorf("collect signals: %w", err)
+	}
+
+	snap := policy.Snapshot{Time: now, Services: make(map[string]policy.ServiceObservation, len(cfg.Services))}
+	for _, s := range cfg.Services {
+		ts := targets[s.Name]
+		obs := policy.ServiceObservation{
+			Found:           ts.Found && ts.HandedOff == "",
+			CurrentReplicas: ts.Current,
+			ReadyReplicas:   ts.Ready,
+			Signals:         signals[s.Name],
+		}
+		if ts.HandedOff != "" {
+			if t.HandedOff == nil {
+				t.HandedOff = map[string]string{}
+			}
+			t.HandedOff[s.Name] = ts.HandedOff
+		}
+		snap.Services[s.Name] = obs
+	}
+	t.Snapshot = snap
+
+	start = clock()
+	plan, state := policy.Decide(cfg.Policy, snap, l.state, now)
+	l.state = state
+	for i := range plan.Decisions {
+		d := &plan.Decisions[i]
+		if who, ok := t.HandedOff[d.Service]; ok {
+			d.Reason = "handed off: " + who + " scales this target"
+		}
+	}
+	t.Plan = plan
+	step("decide", start)
+
+	start = clock()
+	if t.Err == nil || targets != nil {
+		t.Outcomes = l.Scaler.Apply(ctx, cfg, plan)
+	}
+	step("apply", start)
+
+	if l.Recorder != nil {
+		l.Recorder.Record(t)
+	}
+	return t
+}
+
+// Run ticks every interval until ctx ends. The interval is read from the
+// config each tick, so a reload can change it.
+func (l *Loop) Run(ctx context.Context) error {
+	for {
+		cfg := l.Config()
+		l.RunOnce(ctx, time.Now())
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(cfg.Interval):
+		}
+	}
+}

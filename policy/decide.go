@@ -1,0 +1,397 @@
+package policy
+
+import (
+	"fmt"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+)
+
+// svcEval is the working state of one service during Decide.
+type svcEval struct {
+	spec    *ServiceSpec
+	obs     ServiceObservation
+	signals []SignalResult
+
+	satBreach bool // a saturation signal (not latency) asks for more
+	latBreach bool // a latency signal asks for more
+	anyBad    bool // some signal is unusable
+	allBad    bool // every signal is unusable (and there is at least one)
+
+	roots   []int // deepest saturated dependencies explaining a latency breach
+	visit   uint8 // 0 new, 1 in progress, 2 done
+	selfHot bool  // the service itself is a bottleneck
+
+	d Decision
+}
+
+// Decide computes the desired replicas of every service in spec from one
+// snapshot, the history in prev, and the current time. It is pure: it reads
+// no clock, does no I/O, and returns new state instead of changing prev.
+func Decide(spec Spec, snap Snapshot, prev State, now time.Time) (Plan, State) {
+	evals := make([]svcEval, len(spec.Services))
+	index := make(map[string]int, len(spec.Services))
+	for i := range spec.Services {
+		index[spec.Services[i].Name] = i
+	}
+
+	// 1. Signals: each gives a proposal or is unusable.
+	for i := range spec.Services {
+		s := &spec.Services[i]
+		e := &evals[i]
+		e.spec = s
+		e.obs = snap.Services[s.Name]
+		tol := s.Behavior.Tolerance
+		e.signals = make([]SignalResult, len(s.Signals))
+		bad := 0
+		for j, sig := range s.Signals {
+			o, seen := e.obs.Signals[sig.Name]
+			r := evaluateSignal(sig, o, seen, e.obs.CurrentReplicas, e.obs.ReadyReplicas, tol, spec.StaleAfter, snap.Time, now)
+			e.signals[j] = r
+			if r.Status != StatusOK {
+				bad++
+				continue
+			}
+			if r.Breach {
+				if sig.Kind == KindLatency {
+					e.latBreach = true
+				} else {
+					e.satBreach = true
+				}
+			}
+		}
+		e.anyBad = bad > 0
+		e.allBad = bad > 0 && bad == len(s.Signals)
+	}
+
+	// 2. Attribution: a latency breach explained by saturated dependencies
+	// scales those, not the symptom.
+	for i := range evals {
+		attribute(evals, index, i)
+	}
+	for i := range evals {
+		e := &evals[i]
+		if !e.latBreach || len(e.roots) == 0 {
+			continue
+		}
+		names := make([]string, len(e.roots))
+		for k, r := range e.roots {
+			names[k] = evals[r].spec.Name
+			evals[r].d.Explains = append(evals[r].d.Explains, e.spec.Name)
+		}
+		for j := range e.signals {
+			if e.signals[j].Kind == KindLatency && e.signals[j].Breach {
+				e.signals[j].AttributedTo = names
+			}
+		}
+	}
+
+	// 3. Per service: proposal, stabilization, rate, bounds, pin.
+	next := State{Services: make(map[string]ServiceState, len(evals))}
+	for i := range evals {
+		e := &evals[i]
+		prevState := prev.Services[e.spec.Name]
+		st := carryHistory(prevState, e.obs, e.spec.Behavior, now)
+		decideService(e, &st, now)
+		next.Services[e.spec.Name] = st
+	}
+
+	// 4. Budget: scarce capacity goes to bottlenecks first, then by pressure.
+	if spec.Budget.MaxTotalReplicas > 0 {
+		applyBudget(evals, spec.Budget.MaxTotalReplicas)
+	}
+
+	// 5. Reasons, pending changes, the plan.
+	plan := Plan{Time: now, Decisions: make([]Decision, len(evals))}
+	for i := range evals {
+		e := &evals[i]
+		e.d.Reason = reason(e)
+		st := next.Services[e.spec.Name]
+		if e.obs.Found && e.d.Desired != e.d.Current {
+			st.Pending = &ScaleEvent{Time: now, From: e.d.Current, To: e.d.Desired}
+		}
+		next.Services[e.spec.Name] = st
+		plan.Decisions[i] = e.d
+		plan.TotalDesired += e.d.Desired
+	}
+	return plan, next
+}
+
+// attribute computes, depth first, whether service i is itself a bottleneck
+// and which deepest saturated dependencies explain its latency breach. A
+// dependency cycle (which config rejects) is cut rather than followed.
+func attribute(evals []svcEval, index map[string]int, i int) {
+	e := &evals[i]
+	if e.visit != 0 {
+		return
+	}
+	e.visit = 1
+	for _, dep := range e.spec.DependsOn {
+		j, ok := index[dep]
+		if !ok || evals[j].visit == 1 {
+			continue
+		}
+		attribute(evals, index, j)
+		d := &evals[j]
+		if !d.satBreach && !d.latBreach {
+			continue
+		}
+		if d.selfHot {
+			e.roots = appendUnique(e.roots, j)
+		}
+		for _, r := range d.roots {
+			e.roots = appendUnique(e.roots, r)
+		}
+	}
+	e.selfHot = e.satBreach || (e.latBreach && len(e.roots) == 0)
+	e.visit = 2
+}
+
+func appendUnique(s []int, v int) []int {
+	if slices.Contains(s, v) {
+		return s
+	}
+	return append(s, v)
+}
+
+// carryHistory copies the service's history forward: it confirms or drops
+// the previous decision's pending change, notes changes made by others, and
+// forgets what no window reaches any more.
+func carryHistory(prev ServiceState, obs ServiceObservation, b Behavior, now time.Time) ServiceState {
+	keep := now.Add(-b.longestWindow())
+	st := ServiceState{LastCurrent: prev.LastCurrent, LastSeen: prev.LastSeen}
+	for _, r := range prev.Recommendations {
+		if r.Time.After(keep) {
+			st.Recommendations = append(st.Recommendations, r)
+		}
+	}
+	for _, ev := range prev.Events {
+		if ev.Time.After(keep) {
+			st.Events = append(st.Events, ev)
+		}
+	}
+	if !obs.Found {
+		return st
+	}
+	cur := obs.CurrentReplicas
+	switch {
+	case prev.Pending != nil && cur == prev.Pending.To && prev.Pending.Time.After(keep):
+		st.Events = append(st.Events, *prev.Pending)
+	case prev.LastSeen && cur != prev.LastCurrent:
+		st.Events = append(st.Events, ScaleEvent{Time: now, From: prev.LastCurrent, To: cur})
+	}
+	st.LastCurrent, st.LastSeen = cur, true
+	return st
+}
+
+// decideService runs one service through proposal, stabilization, rate
+// limits, bounds and pinning, recording its recommendation in st.
+func decideService(e *svcEval, st *ServiceState, now time.Time) {
+	s := e.spec
+	cur := e.obs.CurrentReplicas
+	d := &e.d
+	d.Service, d.Current, d.Ready, d.Signals = s.Name, cur, e.obs.ReadyReplicas, e.signals
+	d.Bottleneck = e.selfHot
+
+	if !e.obs.Found {
+		d.Proposal, d.Desired, d.LimitedBy = cur, cur, LimitHold
+		return
+	}
+
+	// Proposal: the most any usable, unattributed signal asks for. An
+	// unusable signal forbids a scale-down; all unusable holds (or falls back).
+	proposal, hasProposal := int32(0), false
+	for _, r := range e.signals {
+		if r.Status != StatusOK || len(r.AttributedTo) > 0 {
+			continue
+		}
+		if !hasProposal || r.Proposal > proposal {
+			proposal, hasProposal = r.Proposal, true
+		}
+	}
+	limit := LimitNone
+	switch {
+	case e.allBad && s.FallbackReplicas > cur:
+		proposal, limit = s.FallbackReplicas, LimitFallback
+	case e.allBad || (len(s.Signals) == 0):
+		proposal, limit = cur, LimitHold
+		if len(s.Signals) == 0 {
+			limit = LimitNone
+		}
+	case !hasProposal:
+		// Only attributed latency breaches: nothing of its own to scale on.
+		proposal = cur
+	case e.anyBad && proposal < cur:
+		proposal, limit = cur, LimitHold
+	}
+	d.Proposal = proposal
+
+	desired := proposal
+	switch {
+	case cur > s.MaxReplicas:
+		desired, limit = s.MaxReplicas, LimitMax
+	case cur < s.MinReplicas:
+		desired, limit = s.MinReplicas, LimitMin
+	default:
+		if limit != LimitHold {
+			stab := stabilize(s.Behavior, st.Recommendations, proposal, cur, now)
+			st.Recommendations = append(st.Recommendations, Recommendation{Time: now, Replicas: proposal})
+			if stab != proposal {
+				limit = LimitStabilization
+			}
+			desired = stab
+		}
+		limited, why := rateLimit(s.Behavior, st.Events, desired, cur, s.MinReplicas, s.MaxReplicas, now)
+		if limited != desired {
+			desired, limit = limited, why
+		}
+	}
+	desired = max(desired, s.MinReplicas)
+	desired = min(desired, s.MaxReplicas)
+	if s.Pinned && desired != 1 {
+		desired, limit = 1, LimitPinned
+	} else if s.Pinned && proposal > 1 {
+		limit = LimitPinned
+	}
+	d.Desired, d.LimitedBy = desired, limit
+}
+
+// applyBudget trims scale-ups so the total stays within maxTotal. Every
+// service first keeps the smaller of its desired and current count (clamped
+// to its bounds); the room left goes to bottlenecks first, then to the
+// services under the most pressure. Scale-downs are never forced by the
+// budget.
+func applyBudget(evals []svcEval, maxTotal int32) {
+	var base int64
+	var wanting []int
+	for i := range evals {
+		d := &evals[i].d
+		floor := min(d.Desired, max(min(d.Current, evals[i].spec.MaxReplicas), evals[i].spec.MinReplicas))
+		if evals[i].spec.Pinned {
+			floor = d.Desired
+		}
+		base += int64(floor)
+		if d.Desired > floor {
+			wanting = append(wanting, i)
+		}
+	}
+	var total int64
+	for i := range evals {
+		total += int64(evals[i].d.Desired)
+	}
+	if total <= int64(maxTotal) {
+		return
+	}
+	sort.SliceStable(wanting, func(a, b int) bool {
+		ea, eb := &evals[wanting[a]], &evals[wanting[b]]
+		if ea.selfHot != eb.selfHot {
+			return ea.selfHot
+		}
+		return pressure(ea) > pressure(eb)
+	})
+	room := int64(maxTotal) - base
+	for _, i := range wanting {
+		d := &evals[i].d
+		floor := max(min(d.Current, evals[i].spec.MaxReplicas), evals[i].spec.MinReplicas)
+		want := int64(d.Desired - floor)
+		grant := max(min(want, room), 0)
+		room -= grant
+		if grant < want {
+			d.Desired = floor + int32(grant)
+			d.LimitedBy = LimitBudget
+		}
+	}
+}
+
+// pressure is how far a service's proposal exceeds its current replicas.
+func pressure(e *svcEval) float64 {
+	c := max(e.d.Current, 1)
+	return float64(e.d.Proposal) / float64(c)
+}
+
+// reason writes the decision's one-line explanation.
+func reason(e *svcEval) string {
+	d := &e.d
+	var b strings.Builder
+	switch {
+	case !e.obs.Found:
+		return "scale target not observed: holding"
+	case d.Desired > d.Current:
+		fmt.Fprintf(&b, "scale up %d → %d", d.Current, d.Desired)
+	case d.Desired < d.Current:
+		fmt.Fprintf(&b, "scale down %d → %d", d.Current, d.Desired)
+	default:
+		fmt.Fprintf(&b, "keep %d", d.Current)
+	}
+	if driver := drivingSignal(e); driver != nil {
+		fmt.Fprintf(&b, ": %s %s", driver.Name, driver.Note)
+	} else if len(e.signals) == 0 {
+		b.WriteString(": no signals configured")
+	}
+	if d.Bottleneck {
+		if len(d.Explains) > 0 {
+			fmt.Fprintf(&b, "; bottleneck explaining latency of %s", strings.Join(d.Explains, ", "))
+		} else {
+			b.WriteString("; bottleneck")
+		}
+	}
+	for _, r := range e.signals {
+		if len(r.AttributedTo) > 0 {
+			fmt.Fprintf(&b, "; latency breach attributed to %s", strings.Join(r.AttributedTo, ", "))
+			break
+		}
+	}
+	switch d.LimitedBy {
+	case LimitHold:
+		fmt.Fprintf(&b, "; holding: %s", badSignals(e))
+	case LimitFallback:
+		fmt.Fprintf(&b, "; every signal unusable (%s): fallback %d", badSignals(e), e.spec.FallbackReplicas)
+	case LimitStabilization:
+		fmt.Fprintf(&b, "; stabilization window keeps it (proposal %d)", d.Proposal)
+	case LimitRate:
+		fmt.Fprintf(&b, "; rate limited (proposal %d)", d.Proposal)
+	case LimitMin:
+		fmt.Fprintf(&b, "; raised to minReplicas %d", e.spec.MinReplicas)
+	case LimitMax:
+		fmt.Fprintf(&b, "; capped at maxReplicas %d (proposal %d)", e.spec.MaxReplicas, d.Proposal)
+	case LimitPinned:
+		if d.Proposal > 1 {
+			fmt.Fprintf(&b, "; single-instance service pinned at 1: this bottleneck cannot be relieved by scaling (proposal %d)", d.Proposal)
+		} else {
+			b.WriteString("; single-instance service pinned at 1")
+		}
+	case LimitBudget:
+		fmt.Fprintf(&b, "; cluster replica budget exhausted (proposal %d)", d.Proposal)
+	}
+	return b.String()
+}
+
+// drivingSignal is the usable, unattributed signal with the largest
+// proposal, or the first attributed one when nothing else applies.
+func drivingSignal(e *svcEval) *SignalResult {
+	var best *SignalResult
+	for k := range e.signals {
+		r := &e.signals[k]
+		if r.Status != StatusOK || len(r.AttributedTo) > 0 {
+			continue
+		}
+		if best == nil || r.Proposal > best.Proposal {
+			best = r
+		}
+	}
+	return best
+}
+
+func badSignals(e *svcEval) string {
+	var parts []string
+	for _, r := range e.signals {
+		if r.Status != StatusOK {
+			parts = append(parts, fmt.Sprintf("%s %s", r.Name, r.Status))
+		}
+	}
+	if len(parts) == 0 {
+		return "no usable signal"
+	}
+	return strings.Join(parts, ", ")
+}

@@ -1,0 +1,302 @@
+package policy
+
+import "time"
+
+// Spec is everything Decide needs to know about the services it manages.
+// It is built and validated by package config; Decide assumes it is valid.
+type Spec struct {
+	// Services in a stable order; decisions come out in the same order.
+	Services []ServiceSpec
+	// StaleAfter is the age past which an observation is treated as missing.
+	// Zero means observations never go stale.
+	StaleAfter time.Duration
+	// Budget caps the cluster-wide total of replicas; zero values mean no cap.
+	Budget Budget
+}
+
+// Budget limits what all managed services may use together.
+type Budget struct {
+	// MaxTotalReplicas caps the sum of desired replicas over all managed
+	// services. Zero means unlimited.
+	MaxTotalReplicas int32
+}
+
+// ServiceSpec describes one scalable service (one Deployment or StatefulSet).
+type ServiceSpec struct {
+	Name string
+	// MinReplicas and MaxReplicas bound every decision, 0 <= Min <= Max.
+	MinReplicas int32
+	MaxReplicas int32
+	// Pinned services cannot run as more than one instance: they are held at
+	// exactly one replica whatever their signals or bounds say.
+	Pinned bool
+	// DependsOn names the services this one calls synchronously. A latency
+	// breach here that a saturated dependency explains scales the dependency.
+	DependsOn []string
+	Signals   []SignalSpec
+	Behavior  Behavior
+	// FallbackReplicas, when > 0, is the replica count to move towards when
+	// every signal of the service is missing. It only ever raises replicas:
+	// missing data never scales a service down.
+	FallbackReplicas int32
+}
+
+// SignalKind names how a signal turns an observation into a replica count.
+type SignalKind string
+
+// The signal kinds.
+const (
+	// KindUtilization is a resource (CPU or memory) usage relative to the pods'
+	// requests, with the HPA replica calculator's semantics.
+	KindUtilization SignalKind = "utilization"
+	// KindQueue is a work queue: replicas to drain the backlog within a target
+	// time while keeping up with arrivals.
+	KindQueue SignalKind = "queue"
+	// KindLatency is a latency quantile compared with an SLO.
+	KindLatency SignalKind = "latency"
+	// KindPerReplica is a metric whose total is divided over replicas (KEDA's
+	// AverageValue): desired = ceil(total / targetPerReplica).
+	KindPerReplica SignalKind = "perReplica"
+	// KindObject is a single value compared with a target (HPA Object/Value
+	// metrics): desired = ceil(current * value / target).
+	KindObject SignalKind = "object"
+)
+
+// SignalSpec is one configured signal of a service. Exactly one of the kind
+// specific fields matching Kind is set.
+type SignalSpec struct {
+	// Name identifies the signal within its service; snapshot observations are
+	// keyed by it.
+	Name string
+	Kind SignalKind
+	// Tolerance is the relative band around the target inside which the signal
+	// proposes no change (HPA's 10%). Zero means use the service's behavior
+	// tolerance.
+	Tolerance float64
+
+	Utilization *UtilizationSpec
+	Queue       *QueueSpec
+	Latency     *LatencySpec
+	PerReplica  *PerReplicaSpec
+	Object      *ObjectSpec
+}
+
+// Resource names for utilization signals.
+const (
+	ResourceCPU    = "cpu"
+	ResourceMemory = "memory"
+)
+
+// UtilizationSpec targets an average resource utilization across pods.
+type UtilizationSpec struct {
+	// Resource is "cpu" or "memory".
+	Resource string
+	// TargetPercent of the pods' requests, e.g. 70.
+	TargetPercent int32
+	// CPUInitializationPeriod: a pod younger than this whose readiness or
+	// metric sample is not settled is treated as unready (HPA default 5m).
+	CPUInitializationPeriod time.Duration
+	// InitialReadinessDelay: a pod that turned unready within this much of
+	// its start is ignored as still starting (HPA default 30s).
+	InitialReadinessDelay time.Duration
+}
+
+// QueueSpec targets draining a work queue.
+type QueueSpec struct {
+	// DrainTime is how soon the current backlog should be worked off, on top
+	// of keeping up with arrivals.
+	DrainTime time.Duration
+	// TargetUtilization is the fraction of measured per-replica throughput
+	// planned for, leaving headroom (0 < u <= 1, default 0.8).
+	TargetUtilization float64
+	// ThroughputPerReplica is the configured estimate of messages a replica
+	// completes per second, used until one is measured. Zero means none.
+	ThroughputPerReplica float64
+}
+
+// LatencySpec targets a latency quantile.
+type LatencySpec struct {
+	// Quantile the observation stands for, e.g. 0.95 (informational).
+	Quantile float64
+	// SLO is the latency target.
+	SLO time.Duration
+}
+
+// PerReplicaSpec targets a per-replica average of a metric's total value.
+type PerReplicaSpec struct {
+	// TargetPerReplica is the value each replica should carry, e.g. 50 in-flight
+	// requests or 100 requests per second.
+	TargetPerReplica float64
+}
+
+// ObjectSpec targets a single value.
+type ObjectSpec struct {
+	// Target value; the observation is scaled against it proportionally.
+	Target float64
+}
+
+// SelectPolicy chooses among rate policies, as autoscaling/v2 does.
+type SelectPolicy string
+
+// Select policies.
+const (
+	SelectMax      SelectPolicy = "Max"
+	SelectMin      SelectPolicy = "Min"
+	SelectDisabled SelectPolicy = "Disabled"
+)
+
+// RatePolicyType is how a rate policy's value is counted.
+type RatePolicyType string
+
+// Rate policy types.
+const (
+	RatePods    RatePolicyType = "Pods"
+	RatePercent RatePolicyType = "Percent"
+)
+
+// RatePolicy allows at most Value pods (or percent of the replicas at the
+// start of the period) to change within Period.
+type RatePolicy struct {
+	Type   RatePolicyType
+	Value  int32
+	Period time.Duration
+}
+
+// ScalingRules are the behavior of one direction.
+type ScalingRules struct {
+	// StabilizationWindow: scaling up uses the lowest, scaling down the
+	// highest recommendation seen within this window.
+	StabilizationWindow time.Duration
+	SelectPolicy        SelectPolicy
+	Policies            []RatePolicy
+}
+
+// Behavior is autoscaling/v2 HorizontalPodAutoscalerBehavior plus tolerance.
+type Behavior struct {
+	ScaleUp   ScalingRules
+	ScaleDown ScalingRules
+	// Tolerance is the default relative band around a signal's target in
+	// which no change is proposed (HPA default 0.1).
+	Tolerance float64
+}
+
+// DefaultBehavior returns the autoscaling/v2 defaults: scale up at once by
+// the larger of 100% or 4 pods per 15s; scale down by up to 100% per 15s
+// after a 300s stabilization window; 10% tolerance.
+func DefaultBehavior() Behavior {
+	return Behavior{
+		ScaleUp: ScalingRules{
+			StabilizationWindow: 0,
+			SelectPolicy:        SelectMax,
+			Policies: []RatePolicy{
+				{Type: RatePercent, Value: 100, Period: 15 * time.Second},
+				{Type: RatePods, Value: 4, Period: 15 * time.Second},
+			},
+		},
+		ScaleDown: ScalingRules{
+			StabilizationWindow: 300 * time.Second,
+			SelectPolicy:        SelectMax,
+			Policies: []RatePolicy{
+				{Type: RatePercent, Value: 100, Period: 15 * time.Second},
+			},
+		},
+		Tolerance: 0.1,
+	}
+}
+
+// Snapshot is one collection of every service's state and signals.
+type Snapshot struct {
+	// Time the collection finished.
+	Time     time.Time
+	Services map[string]ServiceObservation
+}
+
+// ServiceObservation is what is known about one service at snapshot time.
+type ServiceObservation struct {
+	// Found is false when the scale target could not be read; the service is
+	// then held.
+	Found bool
+	// CurrentReplicas is the target's spec.replicas.
+	CurrentReplicas int32
+	// ReadyReplicas is the number of ready pods.
+	ReadyReplicas int32
+	// Signals by signal name.
+	Signals map[string]Observation
+}
+
+// ObservationStatus says whether an observation can be used.
+type ObservationStatus string
+
+// Observation statuses. Only StatusOK observations are used; everything else
+// counts as missing, which never scales a service down.
+const (
+	StatusOK      ObservationStatus = "ok"
+	StatusMissing ObservationStatus = "missing" // the source had no data
+	StatusFailed  ObservationStatus = "failed"  // the source errored or its breaker is open
+	StatusStale   ObservationStatus = "stale"   // older than Spec.StaleAfter (set by Decide)
+	StatusInvalid ObservationStatus = "invalid" // NaN, infinite or negative (set by Decide or the source)
+)
+
+// Observation is one signal's measurement.
+type Observation struct {
+	Status ObservationStatus
+	// Time the sample was taken (the source's timestamp, not the collection's).
+	Time time.Time
+	// Value: seconds for latency; the total metric value for perReplica; the
+	// value for object signals. Unused for utilization and queue.
+	Value float64
+	// Pods: per-pod samples for utilization signals.
+	Pods []PodSample
+	// Queue: backlog and rates for queue signals.
+	Queue *QueueObservation
+	// Error explains a failed observation, for the decision's reason.
+	Error string
+}
+
+// PodSample is one pod's resource sample and state, for utilization signals.
+// Amounts are millicores for CPU and bytes for memory.
+type PodSample struct {
+	Name string
+	// Phase is the pod's phase: Pending, Running, Succeeded, Failed.
+	Phase string
+	// Deleting is true when the pod has a deletion timestamp.
+	Deleting bool
+	// Ready is the PodReady condition; ReadyKnown is false when the pod has
+	// no such condition.
+	Ready      bool
+	ReadyKnown bool
+	// ReadyTransition is the PodReady condition's last transition time.
+	ReadyTransition time.Time
+	// StartTime is the pod's status.startTime; zero when unset.
+	StartTime time.Time
+	// HasMetric is false when metrics.k8s.io had no sample for the pod.
+	HasMetric bool
+	// MetricTime and MetricWindow are the sample's timestamp and window.
+	MetricTime   time.Time
+	MetricWindow time.Duration
+	// Usage and Request: millicores for CPU, bytes for memory.
+	Usage   int64
+	Request int64
+}
+
+// Pod phases used by the utilization calculation.
+const (
+	PodPending = "Pending"
+	PodRunning = "Running"
+	PodFailed  = "Failed"
+)
+
+// QueueObservation is a work queue's state.
+type QueueObservation struct {
+	// Backlog is messages waiting plus messages delivered but not acknowledged.
+	Backlog float64
+	// ArrivalRate is messages published per second.
+	ArrivalRate float64
+	// CompletionRate is messages acknowledged per second.
+	CompletionRate float64
+	// Consumers currently attached.
+	Consumers int32
+	// ThroughputPerReplica, when > 0, is a measured per-replica capacity in
+	// messages per second (e.g. concurrency / mean processing time).
+	ThroughputPerReplica float64
+}
