@@ -325,9 +325,9 @@ func reason(e *svcEval) string {
 		fmt.Fprintf(&b, "keep %d", d.Current)
 	}
 	if driver := drivingSignal(e); driver != nil {
-		fmt.Fprintf(&b, ": %s %s", driver.Name, driver.Note)
+		fmt.Fprintf(&b, " (%s: %s)", driver.Name, driver.Note)
 	} else if len(e.signals) == 0 {
-		b.WriteString(": no signals configured")
+		b.WriteString(" (no signals configured)")
 	}
 	if d.Bottleneck {
 		if len(d.Explains) > 0 {
@@ -341,6 +341,9 @@ func reason(e *svcEval) string {
 			fmt.Fprintf(&b, "; latency breach attributed to %s", strings.Join(r.AttributedTo, ", "))
 			break
 		}
+	}
+	if e.anyBad && d.LimitedBy != LimitHold && d.LimitedBy != LimitFallback {
+		fmt.Fprintf(&b, "; unusable: %s", badSignals(e))
 	}
 	switch d.LimitedBy {
 	case LimitHold:

@@ -21,43 +21,43 @@ const (
 
 // SignalResult is one signal's contribution to a decision.
 type SignalResult struct {
-	Name   string
-	Kind   SignalKind
-	Status ObservationStatus
+	Name   string            `json:"name"`
+	Kind   SignalKind        `json:"kind"`
+	Status ObservationStatus `json:"status"`
 	// Value and Target in the signal's unit: percent for utilization,
 	// seconds for latency and queue drain time estimate, the metric's unit
 	// otherwise.
-	Value  float64
-	Target float64
+	Value  float64 `json:"value"`
+	Target float64 `json:"target"`
 	// Proposal is the replica count this signal asks for; 0 when unusable.
-	Proposal int32
+	Proposal int32 `json:"proposal"`
 	// Breach is true when the signal asks for more than the current replicas.
-	Breach bool
+	Breach bool `json:"breach,omitempty"`
 	// AttributedTo lists the dependencies whose saturation explains this
 	// latency breach; such a signal does not scale its own service.
-	AttributedTo []string
+	AttributedTo []string `json:"attributedTo,omitempty"`
 	// Note is a short human explanation.
-	Note string
+	Note string `json:"note,omitempty"`
 }
 
 // Decision is the outcome for one service.
 type Decision struct {
-	Service string
-	Current int32
-	Ready   int32
+	Service string `json:"service"`
+	Current int32  `json:"current"`
+	Ready   int32  `json:"ready"`
 	// Proposal is the replica count the signals asked for, before behavior,
 	// bounds, pinning and budget.
-	Proposal int32
-	Desired  int32
+	Proposal int32 `json:"proposal"`
+	Desired  int32 `json:"desired"`
 	// Bottleneck is true when the service is saturated on its own signals, or
 	// is the deepest saturated dependency explaining another's latency.
-	Bottleneck bool
+	Bottleneck bool `json:"bottleneck"`
 	// Explains lists services whose latency breach this bottleneck explains.
-	Explains  []string
-	LimitedBy Limit
-	Signals   []SignalResult
+	Explains  []string       `json:"explains,omitempty"`
+	LimitedBy Limit          `json:"limitedBy,omitempty"`
+	Signals   []SignalResult `json:"signals,omitempty"`
 	// Reason is one line a human can read.
-	Reason string
+	Reason string `json:"reason,omitempty"`
 }
 
 // Change is Desired-Current.
@@ -65,10 +65,10 @@ func (d Decision) Change() int32 { return d.Desired - d.Current }
 
 // Plan is the outcome of one Decide call.
 type Plan struct {
-	Time      time.Time
-	Decisions []Decision
+	Time      time.Time  `json:"time"`
+	Decisions []Decision `json:"decisions"`
 	// TotalDesired is the sum of desired replicas over all decisions.
-	TotalDesired int32
+	TotalDesired int32 `json:"totalDesired"`
 }
 
 // Decision returns the decision for a service.
@@ -85,34 +85,34 @@ func (p Plan) Decision(service string) (Decision, bool) {
 // stabilization windows look back on and the scale events the rate policies
 // count. Decide never modifies the State it is given.
 type State struct {
-	Services map[string]ServiceState
+	Services map[string]ServiceState `json:"services,omitempty"`
 }
 
 // ServiceState is one service's history.
 type ServiceState struct {
 	// Recommendations within the longest stabilization window, oldest first.
-	Recommendations []Recommendation
+	Recommendations []Recommendation `json:"recommendations,omitempty"`
 	// Events are replica changes seen within the longest rate period.
-	Events []ScaleEvent
+	Events []ScaleEvent `json:"events,omitempty"`
 	// LastCurrent is the current replica count seen by the last decision;
 	// LastSeen is false before the first.
-	LastCurrent int32
-	LastSeen    bool
+	LastCurrent int32 `json:"lastCurrent,omitempty"`
+	LastSeen    bool  `json:"lastSeen,omitempty"`
 	// Pending is the change the last decision asked for. When the next
 	// snapshot shows it applied, it becomes an event stamped with the decision
 	// time; when not (dry-run, failed write), it is dropped.
-	Pending *ScaleEvent
+	Pending *ScaleEvent `json:"pending,omitempty"`
 }
 
 // Recommendation is a timestamped pre-limit replica recommendation.
 type Recommendation struct {
-	Time     time.Time
-	Replicas int32
+	Time     time.Time `json:"time"`
+	Replicas int32     `json:"replicas"`
 }
 
 // ScaleEvent is a change of replicas at a time.
 type ScaleEvent struct {
-	Time time.Time
-	From int32
-	To   int32
+	Time time.Time `json:"time"`
+	From int32     `json:"from"`
+	To   int32     `json:"to"`
 }

@@ -168,11 +168,11 @@ func utilization(r *SignalResult, spec *UtilizationSpec, pods []PodSample, curre
 	if !scaleUpWithUnready && missing == 0 {
 		if math.Abs(1.0-ratio) <= tolerance {
 			r.Proposal = current
-			r.Note = fmt.Sprintf("%s at %d%% of request, target %d%% (within tolerance)", spec.Resource, util, spec.TargetPercent)
+			r.Note = fmt.Sprintf("%d%% of %s request, target %d%%, within tolerance", util, spec.Resource, spec.TargetPercent)
 			return nil
 		}
 		r.Proposal = ceilReplicas(ratio * float64(readyCount))
-		r.Note = fmt.Sprintf("%s at %d%% of request over %d ready pods, target %d%%", spec.Resource, util, readyCount, spec.TargetPercent)
+		r.Note = fmt.Sprintf("%d%% of %s request over %d ready pods, target %d%%", util, spec.Resource, readyCount, spec.TargetPercent)
 		return nil
 	}
 
@@ -196,8 +196,8 @@ func utilization(r *SignalResult, spec *UtilizationSpec, pods []PodSample, curre
 	}
 	newUtil := newUsage * 100 / newRequest
 	newRatio := float64(newUtil) / float64(spec.TargetPercent)
-	r.Note = fmt.Sprintf("%s at %d%% of request (%d%% counting %d missing and %d unready pods), target %d%%",
-		spec.Resource, util, newUtil, missing, unready, spec.TargetPercent)
+	r.Note = fmt.Sprintf("%d%% of %s request (%d%% counting %d missing and %d unready pods), target %d%%",
+		util, spec.Resource, newUtil, missing, unready, spec.TargetPercent)
 	if math.Abs(1.0-newRatio) <= tolerance || (ratio < 1.0 && newRatio > 1.0) || (ratio > 1.0 && newRatio < 1.0) {
 		r.Proposal = current
 		return nil

@@ -6,39 +6,39 @@ import "time"
 // It is built and validated by package config; Decide assumes it is valid.
 type Spec struct {
 	// Services in a stable order; decisions come out in the same order.
-	Services []ServiceSpec
+	Services []ServiceSpec `json:"services,omitempty"`
 	// StaleAfter is the age past which an observation is treated as missing.
 	// Zero means observations never go stale.
-	StaleAfter time.Duration
+	StaleAfter time.Duration `json:"staleAfter,omitempty"`
 	// Budget caps the cluster-wide total of replicas; zero values mean no cap.
-	Budget Budget
+	Budget Budget `json:"budget,omitempty"`
 }
 
 // Budget limits what all managed services may use together.
 type Budget struct {
 	// MaxTotalReplicas caps the sum of desired replicas over all managed
 	// services. Zero means unlimited.
-	MaxTotalReplicas int32
+	MaxTotalReplicas int32 `json:"maxTotalReplicas,omitempty"`
 }
 
 // ServiceSpec describes one scalable service (one Deployment or StatefulSet).
 type ServiceSpec struct {
-	Name string
+	Name string `json:"name,omitempty"`
 	// MinReplicas and MaxReplicas bound every decision, 0 <= Min <= Max.
-	MinReplicas int32
-	MaxReplicas int32
+	MinReplicas int32 `json:"minReplicas,omitempty"`
+	MaxReplicas int32 `json:"maxReplicas,omitempty"`
 	// Pinned services cannot run as more than one instance: they are held at
 	// exactly one replica whatever their signals or bounds say.
-	Pinned bool
+	Pinned bool `json:"pinned,omitempty"`
 	// DependsOn names the services this one calls synchronously. A latency
 	// breach here that a saturated dependency explains scales the dependency.
-	DependsOn []string
-	Signals   []SignalSpec
-	Behavior  Behavior
+	DependsOn []string     `json:"dependsOn,omitempty"`
+	Signals   []SignalSpec `json:"signals,omitempty"`
+	Behavior  Behavior     `json:"behavior,omitempty"`
 	// FallbackReplicas, when > 0, is the replica count to move towards when
 	// every signal of the service is missing. It only ever raises replicas:
 	// missing data never scales a service down.
-	FallbackReplicas int32
+	FallbackReplicas int32 `json:"fallbackReplicas,omitempty"`
 }
 
 // SignalKind names how a signal turns an observation into a replica count.
@@ -67,18 +67,18 @@ const (
 type SignalSpec struct {
 	// Name identifies the signal within its service; snapshot observations are
 	// keyed by it.
-	Name string
-	Kind SignalKind
+	Name string     `json:"name,omitempty"`
+	Kind SignalKind `json:"kind,omitempty"`
 	// Tolerance is the relative band around the target inside which the signal
 	// proposes no change (HPA's 10%). Zero means use the service's behavior
 	// tolerance.
-	Tolerance float64
+	Tolerance float64 `json:"tolerance,omitempty"`
 
-	Utilization *UtilizationSpec
-	Queue       *QueueSpec
-	Latency     *LatencySpec
-	PerReplica  *PerReplicaSpec
-	Object      *ObjectSpec
+	Utilization *UtilizationSpec `json:"utilization,omitempty"`
+	Queue       *QueueSpec       `json:"queue,omitempty"`
+	Latency     *LatencySpec     `json:"latency,omitempty"`
+	PerReplica  *PerReplicaSpec  `json:"perReplica,omitempty"`
+	Object      *ObjectSpec      `json:"object,omitempty"`
 }
 
 // Resource names for utilization signals.
@@ -90,49 +90,49 @@ const (
 // UtilizationSpec targets an average resource utilization across pods.
 type UtilizationSpec struct {
 	// Resource is "cpu" or "memory".
-	Resource string
+	Resource string `json:"resource,omitempty"`
 	// TargetPercent of the pods' requests, e.g. 70.
-	TargetPercent int32
+	TargetPercent int32 `json:"targetPercent,omitempty"`
 	// CPUInitializationPeriod: a pod younger than this whose readiness or
 	// metric sample is not settled is treated as unready (HPA default 5m).
-	CPUInitializationPeriod time.Duration
+	CPUInitializationPeriod time.Duration `json:"cpuInitializationPeriod,omitempty"`
 	// InitialReadinessDelay: a pod that turned unready within this much of
 	// its start is ignored as still starting (HPA default 30s).
-	InitialReadinessDelay time.Duration
+	InitialReadinessDelay time.Duration `json:"initialReadinessDelay,omitempty"`
 }
 
 // QueueSpec targets draining a work queue.
 type QueueSpec struct {
 	// DrainTime is how soon the current backlog should be worked off, on top
 	// of keeping up with arrivals.
-	DrainTime time.Duration
+	DrainTime time.Duration `json:"drainTime,omitempty"`
 	// TargetUtilization is the fraction of measured per-replica throughput
 	// planned for, leaving headroom (0 < u <= 1, default 0.8).
-	TargetUtilization float64
+	TargetUtilization float64 `json:"targetUtilization,omitempty"`
 	// ThroughputPerReplica is the configured estimate of messages a replica
 	// completes per second, used until one is measured. Zero means none.
-	ThroughputPerReplica float64
+	ThroughputPerReplica float64 `json:"throughputPerReplica,omitempty"`
 }
 
 // LatencySpec targets a latency quantile.
 type LatencySpec struct {
 	// Quantile the observation stands for, e.g. 0.95 (informational).
-	Quantile float64
+	Quantile float64 `json:"quantile,omitempty"`
 	// SLO is the latency target.
-	SLO time.Duration
+	SLO time.Duration `json:"slo,omitempty"`
 }
 
 // PerReplicaSpec targets a per-replica average of a metric's total value.
 type PerReplicaSpec struct {
 	// TargetPerReplica is the value each replica should carry, e.g. 50 in-flight
 	// requests or 100 requests per second.
-	TargetPerReplica float64
+	TargetPerReplica float64 `json:"targetPerReplica,omitempty"`
 }
 
 // ObjectSpec targets a single value.
 type ObjectSpec struct {
 	// Target value; the observation is scaled against it proportionally.
-	Target float64
+	Target float64 `json:"target,omitempty"`
 }
 
 // SelectPolicy chooses among rate policies, as autoscaling/v2 does.
@@ -157,27 +157,27 @@ const (
 // RatePolicy allows at most Value pods (or percent of the replicas at the
 // start of the period) to change within Period.
 type RatePolicy struct {
-	Type   RatePolicyType
-	Value  int32
-	Period time.Duration
+	Type   RatePolicyType `json:"type,omitempty"`
+	Value  int32          `json:"value"`
+	Period time.Duration  `json:"period,omitempty"`
 }
 
 // ScalingRules are the behavior of one direction.
 type ScalingRules struct {
 	// StabilizationWindow: scaling up uses the lowest, scaling down the
 	// highest recommendation seen within this window.
-	StabilizationWindow time.Duration
-	SelectPolicy        SelectPolicy
-	Policies            []RatePolicy
+	StabilizationWindow time.Duration `json:"stabilizationWindow,omitempty"`
+	SelectPolicy        SelectPolicy  `json:"selectPolicy,omitempty"`
+	Policies            []RatePolicy  `json:"policies,omitempty"`
 }
 
 // Behavior is autoscaling/v2 HorizontalPodAutoscalerBehavior plus tolerance.
 type Behavior struct {
-	ScaleUp   ScalingRules
-	ScaleDown ScalingRules
+	ScaleUp   ScalingRules `json:"scaleUp,omitempty"`
+	ScaleDown ScalingRules `json:"scaleDown,omitempty"`
 	// Tolerance is the default relative band around a signal's target in
 	// which no change is proposed (HPA default 0.1).
-	Tolerance float64
+	Tolerance float64 `json:"tolerance,omitempty"`
 }
 
 // DefaultBehavior returns the autoscaling/v2 defaults: scale up at once by
@@ -207,21 +207,21 @@ func DefaultBehavior() Behavior {
 // Snapshot is one collection of every service's state and signals.
 type Snapshot struct {
 	// Time the collection finished.
-	Time     time.Time
-	Services map[string]ServiceObservation
+	Time     time.Time                     `json:"time,omitempty"`
+	Services map[string]ServiceObservation `json:"services,omitempty"`
 }
 
 // ServiceObservation is what is known about one service at snapshot time.
 type ServiceObservation struct {
 	// Found is false when the scale target could not be read; the service is
 	// then held.
-	Found bool
+	Found bool `json:"found"`
 	// CurrentReplicas is the target's spec.replicas.
-	CurrentReplicas int32
+	CurrentReplicas int32 `json:"currentReplicas"`
 	// ReadyReplicas is the number of ready pods.
-	ReadyReplicas int32
+	ReadyReplicas int32 `json:"readyReplicas"`
 	// Signals by signal name.
-	Signals map[string]Observation
+	Signals map[string]Observation `json:"signals,omitempty"`
 }
 
 // ObservationStatus says whether an observation can be used.
@@ -239,44 +239,44 @@ const (
 
 // Observation is one signal's measurement.
 type Observation struct {
-	Status ObservationStatus
+	Status ObservationStatus `json:"status"`
 	// Time the sample was taken (the source's timestamp, not the collection's).
-	Time time.Time
+	Time time.Time `json:"time,omitempty"`
 	// Value: seconds for latency; the total metric value for perReplica; the
 	// value for object signals. Unused for utilization and queue.
-	Value float64
+	Value float64 `json:"value"`
 	// Pods: per-pod samples for utilization signals.
-	Pods []PodSample
+	Pods []PodSample `json:"pods,omitempty"`
 	// Queue: backlog and rates for queue signals.
-	Queue *QueueObservation
+	Queue *QueueObservation `json:"queue,omitempty"`
 	// Error explains a failed observation, for the decision's reason.
-	Error string
+	Error string `json:"error,omitempty"`
 }
 
 // PodSample is one pod's resource sample and state, for utilization signals.
 // Amounts are millicores for CPU and bytes for memory.
 type PodSample struct {
-	Name string
+	Name string `json:"name,omitempty"`
 	// Phase is the pod's phase: Pending, Running, Succeeded, Failed.
-	Phase string
+	Phase string `json:"phase,omitempty"`
 	// Deleting is true when the pod has a deletion timestamp.
-	Deleting bool
+	Deleting bool `json:"deleting,omitempty"`
 	// Ready is the PodReady condition; ReadyKnown is false when the pod has
 	// no such condition.
-	Ready      bool
-	ReadyKnown bool
+	Ready      bool `json:"ready"`
+	ReadyKnown bool `json:"readyKnown"`
 	// ReadyTransition is the PodReady condition's last transition time.
-	ReadyTransition time.Time
+	ReadyTransition time.Time `json:"readyTransition,omitempty"`
 	// StartTime is the pod's status.startTime; zero when unset.
-	StartTime time.Time
+	StartTime time.Time `json:"startTime,omitempty"`
 	// HasMetric is false when metrics.k8s.io had no sample for the pod.
-	HasMetric bool
+	HasMetric bool `json:"hasMetric"`
 	// MetricTime and MetricWindow are the sample's timestamp and window.
-	MetricTime   time.Time
-	MetricWindow time.Duration
+	MetricTime   time.Time     `json:"metricTime,omitempty"`
+	MetricWindow time.Duration `json:"metricWindow,omitempty"`
 	// Usage and Request: millicores for CPU, bytes for memory.
-	Usage   int64
-	Request int64
+	Usage   int64 `json:"usage"`
+	Request int64 `json:"request"`
 }
 
 // Pod phases used by the utilization calculation.
@@ -289,14 +289,14 @@ const (
 // QueueObservation is a work queue's state.
 type QueueObservation struct {
 	// Backlog is messages waiting plus messages delivered but not acknowledged.
-	Backlog float64
+	Backlog float64 `json:"backlog"`
 	// ArrivalRate is messages published per second.
-	ArrivalRate float64
+	ArrivalRate float64 `json:"arrivalRate"`
 	// CompletionRate is messages acknowledged per second.
-	CompletionRate float64
+	CompletionRate float64 `json:"completionRate"`
 	// Consumers currently attached.
-	Consumers int32
+	Consumers int32 `json:"consumers"`
 	// ThroughputPerReplica, when > 0, is a measured per-replica capacity in
 	// messages per second (e.g. concurrency / mean processing time).
-	ThroughputPerReplica float64
+	ThroughputPerReplica float64 `json:"throughputPerReplica,omitempty"`
 }
