@@ -2,7 +2,6 @@ package policy
 
 import (
 	"fmt"
-	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -67,8 +66,11 @@ func Decide(spec Spec, snap Snapshot, prev State, now time.Time) (Plan, State) {
 
 	// 2. Attribution: a latency breach explained by saturated dependencies
 	// scales those, not the symptom.
+	seen := make([]int32, len(evals))
 	for i := range evals {
-		attribute(evals, index, i)
+		if evals[i].satBreach || evals[i].latBreach {
+			attribute(evals, index, seen, i)
+		}
 	}
 	for i := range evals {
 		e := &evals[i]
@@ -119,9 +121,11 @@ func Decide(spec Spec, snap Snapshot, prev State, now time.Time) (Plan, State) {
 }
 
 // attribute computes, depth first, whether service i is itself a bottleneck
-// and which deepest saturated dependencies explain its latency breach. A
+// and which deepest saturated dependencies explain its latency breach. Only
+// hot services (some signal asks for more) are walked. seen dedupes root
+// sets in O(1): seen[j] == i+1 while service i's roots are collected. A
 // dependency cycle (which config rejects) is cut rather than followed.
-func attribute(evals []svcEval, index map[string]int, i int) {
+func attribute(evals []svcEval, index map[string]int, seen []int32, i int) {
 	e := &evals[i]
 	if e.visit != 0 {
 		return
@@ -129,30 +133,24 @@ func attribute(evals []svcEval, index map[string]int, i int) {
 	e.visit = 1
 	for _, dep := range e.spec.DependsOn {
 		j, ok := index[dep]
-		if !ok || evals[j].visit == 1 {
+		if !ok || evals[j].visit == 1 || (!evals[j].satBreach && !evals[j].latBreach) {
 			continue
 		}
-		attribute(evals, index, j)
+		attribute(evals, index, seen, j)
 		d := &evals[j]
-		if !d.satBreach && !d.latBreach {
-			continue
-		}
-		if d.selfHot {
-			e.roots = appendUnique(e.roots, j)
+		if d.selfHot && seen[j] != int32(i+1) {
+			seen[j] = int32(i + 1)
+			e.roots = append(e.roots, j)
 		}
 		for _, r := range d.roots {
-			e.roots = appendUnique(e.roots, r)
+			if seen[r] != int32(i+1) {
+				seen[r] = int32(i + 1)
+				e.roots = append(e.roots, r)
+			}
 		}
 	}
 	e.selfHot = e.satBreach || (e.latBreach && len(e.roots) == 0)
 	e.visit = 2
-}
-
-func appendUnique(s []int, v int) []int {
-	if slices.Contains(s, v) {
-		return s
-	}
-	return append(s, v)
 }
 
 // carryHistory copies the service's history forward: it confirms or drops
@@ -161,6 +159,11 @@ func appendUnique(s []int, v int) []int {
 func carryHistory(prev ServiceState, obs ServiceObservation, b Behavior, now time.Time) ServiceState {
 	keep := now.Add(-b.longestWindow())
 	st := ServiceState{LastCurrent: prev.LastCurrent, LastSeen: prev.LastSeen}
+	// One allocation each, with room for this tick's entry.
+	st.Recommendations = make([]Recommendation, 0, len(prev.Recommendations)+1)
+	if len(prev.Events) > 0 || prev.Pending != nil {
+		st.Events = make([]ScaleEvent, 0, len(prev.Events)+1)
+	}
 	for _, r := range prev.Recommendations {
 		if r.Time.After(keep) {
 			st.Recommendations = append(st.Recommendations, r)
@@ -314,6 +317,7 @@ func pressure(e *svcEval) float64 {
 func reason(e *svcEval) string {
 	d := &e.d
 	var b strings.Builder
+	b.Grow(192)
 	switch {
 	case !e.obs.Found:
 		return "scale target not observed: holding"
@@ -331,14 +335,14 @@ func reason(e *svcEval) string {
 	}
 	if d.Bottleneck {
 		if len(d.Explains) > 0 {
-			fmt.Fprintf(&b, "; bottleneck explaining latency of %s", strings.Join(d.Explains, ", "))
+			fmt.Fprintf(&b, "; bottleneck explaining latency of %s", nameList(d.Explains))
 		} else {
 			b.WriteString("; bottleneck")
 		}
 	}
 	for _, r := range e.signals {
 		if len(r.AttributedTo) > 0 {
-			fmt.Fprintf(&b, "; latency breach attributed to %s", strings.Join(r.AttributedTo, ", "))
+			fmt.Fprintf(&b, "; latency breach attributed to %s", nameList(r.AttributedTo))
 			break
 		}
 	}
@@ -397,4 +401,14 @@ func badSignals(e *svcEval) string {
 		return "no usable signal"
 	}
 	return strings.Join(parts, ", ")
+}
+
+// nameList joins names for a reason line, naming at most four so the line
+// stays readable in a dependency graph of thousands.
+func nameList(names []string) string {
+	const show = 4
+	if len(names) <= show {
+		return strings.Join(names, ", ")
+	}
+	return fmt.Sprintf("%s and %d more", strings.Join(names[:show], ", "), len(names)-show)
 }

@@ -352,7 +352,7 @@ func perReplica(r *SignalResult, spec *PerReplicaSpec, total float64, current in
 }
 
 // object is HPA's Object metric with a Value target: the ratio of value to
-// target scales the ready replicas.
+// target scales the ready replicas, but never against the load's direction.
 func object(r *SignalResult, spec *ObjectSpec, value float64, current, ready int32, tolerance float64) error {
 	if spec == nil {
 		return fmt.Errorf("object signal without spec")
@@ -372,6 +372,11 @@ func object(r *SignalResult, spec *ObjectSpec, value float64, current, ready int
 		base = current
 	}
 	r.Proposal = ceilReplicas(ratio * float64(base))
+	// Few ready pods can make a load above target propose fewer replicas
+	// than run now; refuse a result that points against the load.
+	if (ratio > 1 && r.Proposal < current) || (ratio < 1 && r.Proposal > current) {
+		r.Proposal = current
+	}
 	return nil
 }
 

@@ -1,0 +1,303 @@
+package policy
+
+import (
+	"math"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+// chain builds main → processor → worker: main and processor have latency
+// and CPU signals, worker a queue.
+func chain() Spec {
+	mainSvc := service("main", 2, 10, cpuSignal("cpu", 70), latencySignal("latency", 800*time.Millisecond))
+	mainSvc.DependsOn = []string{"processor", "auth"}
+	proc := service("processor", 2, 10, cpuSignal("cpu", 70), latencySignal("latency", 500*time.Millisecond))
+	proc.DependsOn = []string{"worker"}
+	worker := service("worker", 2, 20, queueSignal("queue", time.Minute, 4))
+	auth := service("auth", 2, 6, cpuSignal("cpu", 70))
+	return Spec{Services: []ServiceSpec{mainSvc, proc, worker, auth}}
+}
+
+type load struct {
+	mainLatency, procLatency float64
+	mainCPU, procCPU         int64
+	backlog                  float64
+}
+
+func chainSnapshot(l load) Snapshot {
+	return Snapshot{Time: anyTime, Services: map[string]ServiceObservation{
+		"main":      observed(2, map[string]Observation{"cpu": podsObs(runningPods(2, l.mainCPU, 1000)), "latency": ok(l.mainLatency)}),
+		"processor": observed(2, map[string]Observation{"cpu": podsObs(runningPods(2, l.procCPU, 1000)), "latency": ok(l.procLatency)}),
+		"worker":    observed(2, map[string]Observation{"queue": queueObs(QueueObservation{Backlog: l.backlog, ArrivalRate: 6, CompletionRate: 6})}),
+		"auth":      observed(2, map[string]Observation{"cpu": podsObs(runningPods(2, 500, 1000))}),
+	}}
+}
+
+// Verifies that a latency breach explained by a saturated dependency scales
+// the deepest saturated dependency and not the symptoms.
+func TestAttributionScalesTheDeepestSaturatedDependency(t *testing.T) {
+	spec := chain()
+	plan, _ := Decide(spec, chainSnapshot(load{mainLatency: 2.4, procLatency: 1.5, mainCPU: 500, procCPU: 500, backlog: 900}), State{}, anyTime)
+
+	got := map[string]int32{}
+	bottlenecks := []string{}
+	for _, d := range plan.Decisions {
+		got[d.Service] = d.Desired
+		if d.Bottleneck {
+			bottlenecks = append(bottlenecks, d.Service)
+		}
+	}
+	want := map[string]int32{"main": 2, "processor": 2, "worker": 6, "auth": 2}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("desired replicas (-want,+got):\n%s", diff)
+	}
+	if diff := cmp.Diff([]string{"worker"}, bottlenecks); diff != "" {
+		t.Errorf("bottlenecks (-want,+got):\n%s", diff)
+	}
+	w, _ := plan.Decision("worker")
+	if diff := cmp.Diff([]string{"main", "processor"}, w.Explains); diff != "" {
+		t.Errorf("worker explains (-want,+got):\n%s", diff)
+	}
+	m, _ := plan.Decision("main")
+	if !strings.Contains(m.Reason, "attributed to worker") {
+		t.Errorf("main's reason should name worker: %q", m.Reason)
+	}
+	for _, s := range m.Signals {
+		if s.Kind == KindLatency && (!s.Breach || len(s.AttributedTo) != 1 || s.AttributedTo[0] != "worker") {
+			t.Errorf("main latency signal: %+v, want a breach attributed to worker", s)
+		}
+	}
+}
+
+// Verifies that a latency breach with healthy dependencies scales the
+// service itself, and that a symptom whose own CPU is saturated still scales.
+func TestAttributionFallsBackToTheServiceItself(t *testing.T) {
+	spec := chain()
+	plan, _ := Decide(spec, chainSnapshot(load{mainLatency: 1.6, procLatency: 0.2, mainCPU: 500, procCPU: 500, backlog: 0}), State{}, anyTime)
+	m, _ := plan.Decision("main")
+	if !m.Bottleneck || m.Desired != 4 {
+		t.Errorf("main: bottleneck=%v desired=%d, want its own bottleneck at 4 (%s)", m.Bottleneck, m.Desired, m.Reason)
+	}
+
+	plan, _ = Decide(spec, chainSnapshot(load{mainLatency: 2.4, procLatency: 1.5, mainCPU: 980, procCPU: 500, backlog: 900}), State{}, anyTime)
+	m, _ = plan.Decision("main")
+	if m.Desired != 3 || !m.Bottleneck {
+		t.Errorf("main with saturated CPU: desired %d bottleneck=%v, want 3 from CPU (%s)", m.Desired, m.Bottleneck, m.Reason)
+	}
+}
+
+// Verifies the autoscaling/v2 default behavior over time: an immediate
+// scale-up limited to max(+100%, +4 pods) per 15s, a scale-down only after
+// the 5 minute stabilization window.
+func TestBehaviorOverTime(t *testing.T) {
+	spec := Spec{Services: []ServiceSpec{service("api", 1, 50, SignalSpec{Name: "rps", Kind: KindPerReplica, PerReplica: &PerReplicaSpec{TargetPerReplica: 10}})}}
+	state := State{}
+	current := int32(2)
+	step := func(at time.Duration, total float64) Decision {
+		t.Helper()
+		now := anyTime.Add(at)
+		snap := Snapshot{Time: now, Services: map[string]ServiceObservation{"api": {Found: true, CurrentReplicas: current, ReadyReplicas: current,
+			Signals: map[string]Observation{"rps": {Status: StatusOK, Time: now, Value: total}}}}}
+		var plan Plan
+		plan, state = Decide(spec, snap, state, now)
+		d := plan.Decisions[0]
+		current = d.Desired // the scaler applies it
+		return d
+	}
+	type want struct {
+		desired int32
+		limit   Limit
+	}
+	steps := []struct {
+		at    time.Duration
+		total float64
+		want  want
+	}{
+		{0, 300, want{6, LimitRate}},                 // wants 30: +4 pods beats +100% of 2
+		{15 * time.Second, 300, want{12, LimitRate}}, // +100% of 6
+		{30 * time.Second, 300, want{24, LimitRate}},
+		{45 * time.Second, 300, want{30, LimitNone}},
+		{60 * time.Second, 100, want{30, LimitStabilization}}, // load falls: wants 10
+		{5*time.Minute + 44*time.Second, 100, want{30, LimitStabilization}},
+		{6*time.Minute + 1*time.Second, 100, want{10, LimitNone}}, // window passed
+	}
+	for _, s := range steps {
+		d := step(s.at, s.total)
+		if d.Desired != s.want.desired || d.LimitedBy != s.want.limit {
+			t.Fatalf("at %s: desired %d limited by %q, want %d by %q (%s)", s.at, d.Desired, d.LimitedBy, s.want.desired, s.want.limit, d.Reason)
+		}
+	}
+}
+
+// Verifies that rate policies count only changes that were applied: in
+// dry-run the current count never moves, so each recommendation is limited
+// from the same starting point instead of shrinking.
+func TestRateCountsOnlyAppliedChanges(t *testing.T) {
+	spec := Spec{Services: []ServiceSpec{service("api", 1, 50, SignalSpec{Name: "rps", Kind: KindPerReplica, PerReplica: &PerReplicaSpec{TargetPerReplica: 10}})}}
+	state := State{}
+	for i := range 4 {
+		now := anyTime.Add(time.Duration(i) * 5 * time.Second)
+		snap := Snapshot{Time: now, Services: map[string]ServiceObservation{"api": observed(2, map[string]Observation{"rps": {Status: StatusOK, Time: now, Value: 300}})}}
+		var plan Plan
+		plan, state = Decide(spec, snap, state, now)
+		if got := plan.Decisions[0].Desired; got != 6 {
+			t.Fatalf("tick %d: desired %d, want 6 every tick while nothing is applied", i, got)
+		}
+	}
+	if n := len(state.Services["api"].Events); n != 0 {
+		t.Errorf("dry-run recorded %d scale events, want 0", n)
+	}
+}
+
+// Verifies rate policy selection: Min picks the smallest change, Disabled
+// forbids the direction.
+func TestSelectPolicy(t *testing.T) {
+	sig := SignalSpec{Name: "rps", Kind: KindPerReplica, PerReplica: &PerReplicaSpec{TargetPerReplica: 10}}
+	cases := []struct {
+		name  string
+		edit  func(*Behavior)
+		total float64
+		want  int32
+	}{
+		{"Max picks the larger change", func(b *Behavior) {}, 1000, 8},
+		{"Min picks the smaller change", func(b *Behavior) { b.ScaleUp.SelectPolicy = SelectMin }, 1000, 7},
+		{"Disabled forbids scale-up", func(b *Behavior) { b.ScaleUp.SelectPolicy = SelectDisabled }, 1000, 4},
+		{"Disabled forbids scale-down", func(b *Behavior) {
+			b.ScaleDown.SelectPolicy = SelectDisabled
+			b.ScaleDown.StabilizationWindow = 0
+		}, 10, 4},
+		{"Pods scale-down policy", func(b *Behavior) {
+			b.ScaleDown = ScalingRules{SelectPolicy: SelectMax, Policies: []RatePolicy{{Type: RatePods, Value: 1, Period: time.Minute}}}
+		}, 10, 3},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			s := service("api", 1, 100, sig)
+			s.Behavior.ScaleUp.Policies = []RatePolicy{{Type: RatePercent, Value: 100, Period: 15 * time.Second}, {Type: RatePods, Value: 3, Period: 15 * time.Second}}
+			tc.edit(&s.Behavior)
+			d := decideOne(t, s, observed(4, map[string]Observation{"rps": ok(tc.total)}))
+			if d.Desired != tc.want {
+				t.Fatalf("desired %d, want %d (%s)", d.Desired, tc.want, d.Reason)
+			}
+		})
+	}
+}
+
+// Verifies that pinned single-instance services stay at one, are brought
+// back to one, and are reported as unrelievable bottlenecks.
+func TestPinnedServices(t *testing.T) {
+	s := service("notifier", 1, 1, cpuSignal("cpu", 70))
+	s.Pinned = true
+	d := decideOne(t, s, observed(1, map[string]Observation{"cpu": podsObs(runningPods(1, 990, 1000))}))
+	if d.Desired != 1 || !d.Bottleneck || d.LimitedBy != LimitPinned || !strings.Contains(d.Reason, "cannot be relieved") {
+		t.Errorf("saturated notifier: %+v", d)
+	}
+	d = decideOne(t, s, observed(3, map[string]Observation{"cpu": podsObs(runningPods(3, 100, 1000))}))
+	if d.Desired != 1 {
+		t.Errorf("notifier found at 3: desired %d, want 1", d.Desired)
+	}
+	// Even a spec that (wrongly) allows more keeps it at one.
+	s.MaxReplicas = 5
+	d = decideOne(t, s, observed(1, map[string]Observation{"cpu": podsObs(runningPods(1, 990, 1000))}))
+	if d.Desired != 1 {
+		t.Errorf("pinned with max 5: desired %d, want 1", d.Desired)
+	}
+}
+
+// Verifies the cluster budget gives scarce replicas to the bottleneck first,
+// then by pressure, and never forces a scale-down.
+func TestBudget(t *testing.T) {
+	spec := chain()
+	spec.Services[2].Behavior.ScaleUp.Policies = nil // let worker jump
+	snap := chainSnapshot(load{mainLatency: 2.4, procLatency: 1.5, mainCPU: 500, procCPU: 1000, backlog: 900})
+	spec.Budget.MaxTotalReplicas = 12
+	plan, _ := Decide(spec, snap, State{}, anyTime)
+	got := map[string]int32{}
+	for _, d := range plan.Decisions {
+		got[d.Service] = d.Desired
+	}
+	// worker wants 9 and processor 3 (CPU 142%); base is 8 (2 each), room 4:
+	// the bottleneck with more pressure, worker, takes it all.
+	want := map[string]int32{"main": 2, "processor": 2, "worker": 6, "auth": 2}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("desired with budget 12 (-want,+got):\n%s", diff)
+	}
+	if w, _ := plan.Decision("worker"); w.LimitedBy != LimitBudget {
+		t.Errorf("worker limited by %q, want budget", w.LimitedBy)
+	}
+	if plan.TotalDesired > 12 {
+		t.Errorf("total %d exceeds the budget", plan.TotalDesired)
+	}
+
+	// A budget smaller than what already runs trims nothing that runs.
+	spec.Budget.MaxTotalReplicas = 3
+	plan, _ = Decide(spec, snap, State{}, anyTime)
+	for _, d := range plan.Decisions {
+		if d.Desired != 2 {
+			t.Errorf("%s: desired %d, want 2 (budget never forces a scale-down)", d.Service, d.Desired)
+		}
+	}
+}
+
+// Verifies the safety rules: bad data never scales down; all bad holds or
+// falls back upwards; a missing target holds.
+func TestSafety(t *testing.T) {
+	two := service("api", 1, 10, cpuSignal("cpu", 70), latencySignal("latency", time.Second))
+	low := podsObs(runningPods(5, 50, 1000))
+	cases := []struct {
+		name  string
+		spec  ServiceSpec
+		obs   ServiceObservation
+		want  int32
+		limit Limit
+	}{
+		{"NaN latency blocks a CPU scale-down", two, observed(5, map[string]Observation{"cpu": low, "latency": ok(math.NaN())}), 5, LimitHold},
+		{"stale latency blocks a CPU scale-down", two, observed(5, map[string]Observation{"cpu": low, "latency": {Status: StatusOK, Time: anyTime.Add(-time.Hour), Value: 0.1}}), 5, LimitHold},
+		{"failed source allows a scale-up from a good one", two, observed(2, map[string]Observation{"cpu": podsObs(runningPods(2, 990, 1000)), "latency": {Status: StatusFailed}}), 3, LimitNone},
+		{"everything missing holds", two, observed(5, nil), 5, LimitHold},
+		{"everything missing falls back upwards", func() ServiceSpec { s := two; s.FallbackReplicas = 7; return s }(), observed(5, nil), 7, LimitFallback},
+		{"fallback never lowers", func() ServiceSpec { s := two; s.FallbackReplicas = 3; return s }(), observed(5, nil), 5, LimitHold},
+		{"target not found holds", two, ServiceObservation{Found: false, CurrentReplicas: 4}, 4, LimitHold},
+		{"bounds still apply when current is out of range", two, observed(14, nil), 10, LimitMax},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			d := decideOne(t, tc.spec, tc.obs)
+			if d.Desired != tc.want || d.LimitedBy != tc.limit {
+				t.Fatalf("desired %d limited by %q, want %d by %q (%s)", d.Desired, d.LimitedBy, tc.want, tc.limit, d.Reason)
+			}
+			if d.Reason == "" {
+				t.Error("no reason")
+			}
+		})
+	}
+}
+
+// Verifies Decide leaves the state it was given untouched.
+func TestDecideDoesNotModifyPreviousState(t *testing.T) {
+	spec := chain()
+	_, s1 := Decide(spec, chainSnapshot(load{mainLatency: 0.1, procLatency: 0.1, mainCPU: 100, procCPU: 100}), State{}, anyTime)
+	before := cloneState(s1)
+	Decide(spec, chainSnapshot(load{mainLatency: 3, procLatency: 3, mainCPU: 990, procCPU: 990, backlog: 5000}), s1, anyTime.Add(15*time.Second))
+	if diff := cmp.Diff(before, s1); diff != "" {
+		t.Errorf("state changed by Decide (-before,+after):\n%s", diff)
+	}
+}
+
+func cloneState(s State) State {
+	out := State{Services: map[string]ServiceState{}}
+	for k, v := range s.Services {
+		c := v
+		c.Recommendations = append([]Recommendation(nil), v.Recommendations...)
+		c.Events = append([]ScaleEvent(nil), v.Events...)
+		if v.Pending != nil {
+			p := *v.Pending
+			c.Pending = &p
+		}
+		out.Services[k] = c
+	}
+	return out
+}

@@ -1,0 +1,219 @@
+package policy
+
+import (
+	"math"
+	"strings"
+	"testing"
+	"time"
+)
+
+func signalProposal(t *testing.T, sig SignalSpec, obs Observation, current int32) SignalResult {
+	t.Helper()
+	return evaluateSignal(sig, obs, true, current, current, 0.1, time.Minute, anyTime, anyTime)
+}
+
+// Verifies the HPA replica calculator semantics for resource utilization.
+func TestUtilizationFollowsHPA(t *testing.T) {
+	young := func(p PodSample) PodSample {
+		p.StartTime = anyTime.Add(-time.Minute)
+		p.ReadyTransition = anyTime.Add(-30 * time.Second)
+		p.MetricTime = anyTime.Add(-20 * time.Second) // before readiness + window
+		return p
+	}
+	missing := func(p PodSample) PodSample { p.HasMetric = false; p.Usage = 0; return p }
+	pending := func(p PodSample) PodSample { p.Phase = PodPending; p.HasMetric = false; return p }
+	cases := []struct {
+		name    string
+		pods    []PodSample
+		current int32
+		want    int32
+		invalid bool
+	}{
+		{name: "scales up on ready pods", pods: runningPods(3, 800, 1000), current: 3, want: 5},
+		{name: "within tolerance keeps current", pods: runningPods(3, 530, 1000), current: 3, want: 3},
+		{name: "scales down on ready pods", pods: runningPods(4, 100, 1000), current: 4, want: 1},
+		{
+			// Naively ceil(0.2*3)=1; the missing pod is assumed at 100% of its request.
+			name:    "missing pod counts as full request on scale-down",
+			pods:    append(runningPods(3, 100, 1000), missing(runningPods(1, 0, 1000)[0])),
+			current: 4, want: 3,
+		},
+		{
+			// 180% on the measured pods, but counting the two missing pods as idle
+			// gives 45%: the direction would flip, so HPA keeps current.
+			name:    "missing pods counted as idle may not flip a scale-up",
+			pods:    append(runningPods(2, 900, 1000), missing(runningPods(1, 0, 1000)[0]), missing(runningPods(1, 0, 1000)[0])),
+			current: 4, want: 4,
+		},
+		{
+			// Naively ceil(1.2*2)=3, a scale-down while load is above target.
+			name:    "pending pods count as idle on scale-up and a flip is refused",
+			pods:    append(runningPods(2, 600, 1000), pending(runningPods(1, 0, 1000)[0]), pending(runningPods(1, 0, 1000)[0])),
+			current: 4, want: 4,
+		},
+		{
+			// The young pod's sample predates its readiness: only the old pod counts.
+			name:    "initialising pod's CPU is ignored",
+			pods:    append(runningPods(1, 300, 1000), young(runningPods(1, 1000, 1000)[0])),
+			current: 2, want: 1,
+		},
+		{
+			name: "failed and deleting pods are ignored",
+			pods: func() []PodSample {
+				p := runningPods(4, 800, 1000)
+				p[2].Phase = PodFailed
+				p[3].Deleting = true
+				return p
+			}(),
+			current: 4, want: 4, // 2 pods at 160% → ceil(3.2)=4
+		},
+		{name: "pod without request is invalid", pods: runningPods(2, 500, 0), current: 2, invalid: true},
+		{name: "no pods is invalid", pods: nil, current: 2, invalid: true},
+		{name: "negative usage is invalid", pods: runningPods(2, -5, 1000), current: 2, invalid: true},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			r := signalProposal(t, cpuSignal("cpu", 50), podsObs(tc.pods), tc.current)
+			if tc.invalid {
+				if r.Status != StatusInvalid {
+					t.Fatalf("status = %s, want invalid (note %q)", r.Status, r.Note)
+				}
+				return
+			}
+			if r.Status != StatusOK || r.Proposal != tc.want {
+				t.Fatalf("proposal = %d (%s: %s), want %d", r.Proposal, r.Status, r.Note, tc.want)
+			}
+		})
+	}
+}
+
+// Verifies that queue sizing keeps up with arrivals and drains the backlog
+// using measured throughput.
+func TestQueueDrainsBacklogWithMeasuredThroughput(t *testing.T) {
+	cases := []struct {
+		name    string
+		q       QueueObservation
+		cfg     float64 // configured per-replica throughput
+		current int32
+		want    int32
+		invalid bool
+	}{
+		{
+			// Saturated: 4/s over 2 replicas = 2/s each; need 2 + 600/60 = 12/s at 80% of 2/s → 7.5.
+			name: "saturated queue uses completions per replica",
+			q:    QueueObservation{Backlog: 600, ArrivalRate: 2, CompletionRate: 4},
+			cfg:  10, current: 2, want: 8,
+		},
+		{
+			// Idle: completions understate capacity, so the configured 5/s wins: 1/(0.8*5) → 1.
+			name: "idle queue trusts the configured estimate",
+			q:    QueueObservation{Backlog: 0, ArrivalRate: 1, CompletionRate: 1},
+			cfg:  5, current: 2, want: 1,
+		},
+		{
+			name: "source-measured capacity wins",
+			q:    QueueObservation{ArrivalRate: 40, CompletionRate: 40, ThroughputPerReplica: 10},
+			cfg:  1, current: 2, want: 5,
+		},
+		{
+			name: "within tolerance keeps current",
+			q:    QueueObservation{ArrivalRate: 12.5, CompletionRate: 12.5, ThroughputPerReplica: 4},
+			cfg:  0, current: 4, want: 4, // 12.5/3.2 = 3.9
+		},
+		{
+			name:    "backlog with nothing completing is unknown, not zero",
+			q:       QueueObservation{Backlog: 50, ArrivalRate: 1},
+			current: 2, invalid: true,
+		},
+		{name: "backlog with no replicas starts one", q: QueueObservation{Backlog: 10}, current: 0, want: 1},
+		{name: "NaN backlog is invalid", q: QueueObservation{Backlog: math.NaN()}, cfg: 1, current: 2, invalid: true},
+		{name: "negative rate is invalid", q: QueueObservation{ArrivalRate: -1}, cfg: 1, current: 2, invalid: true},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			r := signalProposal(t, queueSignal("q", time.Minute, tc.cfg), queueObs(tc.q), tc.current)
+			if tc.invalid {
+				if r.Status != StatusInvalid {
+					t.Fatalf("status = %s, proposal %d, want invalid", r.Status, r.Proposal)
+				}
+				return
+			}
+			if r.Status != StatusOK || r.Proposal != tc.want {
+				t.Fatalf("proposal = %d (%s: %s), want %d", r.Proposal, r.Status, r.Note, tc.want)
+			}
+		})
+	}
+}
+
+// Verifies latency scales up in proportion and down one replica at a time.
+func TestLatencyProposals(t *testing.T) {
+	cases := []struct {
+		name    string
+		seconds float64
+		want    int32
+	}{
+		{"twice the SLO doubles", 1.0, 8},
+		{"just over the SLO adds at least one", 0.58, 5},
+		{"within tolerance holds", 0.52, 4},
+		{"well below lets go of one replica", 0.05, 3},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			r := signalProposal(t, latencySignal("p95", 500*time.Millisecond), ok(tc.seconds), 4)
+			if r.Proposal != tc.want {
+				t.Fatalf("proposal = %d (%s), want %d", r.Proposal, r.Note, tc.want)
+			}
+		})
+	}
+	for _, bad := range []float64{math.NaN(), math.Inf(1), math.Inf(-1), -0.2} {
+		r := signalProposal(t, latencySignal("p95", time.Second), ok(bad), 4)
+		if r.Status != StatusInvalid {
+			t.Errorf("latency %v: status %s, want invalid", bad, r.Status)
+		}
+	}
+}
+
+// Verifies KEDA AverageValue and HPA Object Value arithmetic.
+func TestPerReplicaAndObject(t *testing.T) {
+	pr := SignalSpec{Name: "inflight", Kind: KindPerReplica, PerReplica: &PerReplicaSpec{TargetPerReplica: 100}}
+	if r := signalProposal(t, pr, ok(450), 2); r.Proposal != 5 || r.Value != 225 {
+		t.Errorf("perReplica 450/100: proposal %d value %v, want 5 and 225", r.Proposal, r.Value)
+	}
+	if r := signalProposal(t, pr, ok(210), 2); r.Proposal != 2 {
+		t.Errorf("perReplica within tolerance: proposal %d, want 2", r.Proposal)
+	}
+	obj := SignalSpec{Name: "lag", Kind: KindObject, Object: &ObjectSpec{Target: 100}}
+	if r := signalProposal(t, obj, ok(150), 4); r.Proposal != 6 {
+		t.Errorf("object 150/100 on 4: proposal %d, want 6", r.Proposal)
+	}
+}
+
+// Verifies that observations that cannot be trusted are never used.
+func TestUnusableObservations(t *testing.T) {
+	sig := latencySignal("p95", time.Second)
+	stale := ok(5)
+	stale.Time = anyTime.Add(-2 * time.Minute)
+	cases := []struct {
+		name string
+		obs  Observation
+		seen bool
+		want ObservationStatus
+	}{
+		{"absent", Observation{}, false, StatusMissing},
+		{"failed source", Observation{Status: StatusFailed, Error: "breaker open"}, true, StatusFailed},
+		{"stale sample", stale, true, StatusStale},
+		{"NaN", ok(math.NaN()), true, StatusInvalid},
+	}
+	for _, tc := range cases {
+		r := evaluateSignal(sig, tc.obs, tc.seen, 3, 3, 0.1, time.Minute, anyTime, anyTime)
+		if r.Status != tc.want || r.Proposal != 0 {
+			t.Errorf("%s: status %s proposal %d, want %s and no proposal", tc.name, r.Status, r.Proposal, tc.want)
+		}
+		if r.Note == "" {
+			t.Errorf("%s: no note explains it", tc.name)
+		}
+	}
+	if r := evaluateSignal(sig, Observation{Status: StatusFailed, Error: "prometheus: timeout"}, true, 3, 3, 0.1, 0, anyTime, anyTime); !strings.Contains(r.Note, "timeout") {
+		t.Errorf("failed note %q should carry the source's error", r.Note)
+	}
+}
