@@ -112,11 +112,21 @@ func LoadFile(path string) (*Config, error) {
 // Parse decodes YAML strictly and validates it. Every problem found is
 // reported in the returned error, one per line, each naming its path.
 func Parse(data []byte) (*Config, error) {
-	f, err := decode(data)
+	f, decodeErrs, err := decode(data)
 	if err != nil {
 		return nil, err
 	}
-	return Compile(f)
+	// Keep going after unknown fields and type errors so one run reports
+	// every problem, not the first.
+	c, err := Compile(f)
+	if len(decodeErrs) == 0 {
+		return c, err
+	}
+	var compileErrs Errors
+	if err != nil && !errors.As(err, &compileErrs) {
+		compileErrs = Errors{err}
+	}
+	return nil, append(decodeErrs, compileErrs...)
 }
 
 // Errors is a list of configuration problems.
@@ -133,36 +143,35 @@ func (e Errors) Error() string {
 // Unwrap lets errors.Is and errors.As see each problem.
 func (e Errors) Unwrap() []error { return e }
 
-func decode(data []byte) (*File, error) {
+// decode reads one YAML document into a File. It fails only when the text
+// is not YAML at all; unknown fields and type errors come back as a list
+// beside the (partly filled) File.
+func decode(data []byte) (*File, Errors, error) {
 	var root yaml.Node
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	if err := dec.Decode(&root); err != nil {
 		if errors.Is(err, io.EOF) {
-			return nil, fmt.Errorf("config is empty")
+			return nil, nil, fmt.Errorf("config is empty")
 		}
-		return nil, fmt.Errorf("config is not valid YAML: %w", err)
+		return nil, nil, fmt.Errorf("config is not valid YAML: %w", err)
 	}
 	var extra yaml.Node
 	if err := dec.Decode(&extra); err == nil {
-		return nil, fmt.Errorf("config holds more than one YAML document")
+		return nil, nil, fmt.Errorf("config holds more than one YAML document")
 	}
 	var errs Errors
 	unknownFields(&root, reflect.TypeOf(File{}), "", &errs)
 	var f File
 	if err := root.Decode(&f); err != nil {
 		var te *yaml.TypeError
-		if errors.As(err, &te) {
-			for _, m := range te.Errors {
-				errs = append(errs, errors.New(m))
-			}
-		} else {
-			errs = append(errs, err)
+		if !errors.As(err, &te) {
+			return nil, nil, fmt.Errorf("config: %w", err)
+		}
+		for _, m := range te.Errors {
+			errs = append(errs, errors.New(m))
 		}
 	}
-	if len(errs) > 0 {
-		return nil, errs
-	}
-	return &f, nil
+	return &f, errs, nil
 }
 
 // unknownFields walks the YAML tree beside the Go type and reports every key
