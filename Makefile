@@ -7,7 +7,7 @@ GO ?= go
 BIN := $(CURDIR)/bin
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X github.com/elmascale/elmascale/internal/version.Version=$(VERSION)
-UNIT_PKGS := ./policy/... ./config/... ./cmd/...
+UNIT_PKGS := ./policy/... ./config/... ./cmd/... ./internal/archtest/...
 
 .PHONY: all build test test-unit test-integration lint bench demo setup clean
 all: build
@@ -27,9 +27,12 @@ test: setup
 	$(GO) vet ./...
 	$(GO) test -count=1 -timeout 40m ./...
 
+# lint: vet, gofmt, and the architecture tests that keep policy pure (stdlib
+# only, no clock, no randomness) and imports pointing towards policy.
 lint:
 	$(GO) vet ./...
-	$(GO) test -count=1 -run 'TestPolicyImports' ./policy/
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) test -count=1 ./internal/archtest/
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./policy/
