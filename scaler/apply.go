@@ -1,0 +1,145 @@
+package scaler
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strconv"
+
+	"go.uber.org/zap"
+	autoscalingv1 "k8s.io/api/autoscaling/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/util/retry"
+
+	"github.com/elmascale/elmascale/config"
+	"github.com/elmascale/elmascale/daemon"
+	"github.com/elmascale/elmascale/policy"
+)
+
+// Reasons an Outcome was skipped.
+const (
+	SkipNotFound  = "target not found"
+	SkipNoChange  = "no change"
+	SkipNotLeader = "not leader"
+)
+
+// Apply acts on every decision of plan. In apply mode the leader writes each
+// change through the scale subresource; in dry-run every decision becomes a
+// recommendation and spec.replicas is never written. Targets handed off at
+// the last Observe are skipped.
+func (s *Scaler) Apply(ctx context.Context, cfg *config.Config, plan policy.Plan) []daemon.Outcome {
+	s.mu.Lock()
+	targets := s.targets
+	s.mu.Unlock()
+	leader := s.isLeader()
+	out := make([]daemon.Outcome, 0, len(plan.Decisions))
+	for _, d := range plan.Decisions {
+		o := daemon.Outcome{Service: d.Service}
+		t, ok := targets[d.Service]
+		switch {
+		case !ok || !t.status.Found:
+			o.Skipped = SkipNotFound
+		case t.status.HandedOff != "":
+			o.Skipped = "handed off: " + describeOwner(t.status.HandedOff)
+		case s.opts.Mode == ModeDryRun:
+			o.Recommended = true
+			if s.opts.AnnotateRecommendations && leader {
+				o.Err = s.annotate(ctx, t, d.Desired)
+			}
+		case d.Desired == t.status.Current:
+			o.Skipped = SkipNoChange
+		case !leader:
+			o.Skipped = SkipNotLeader
+		default:
+			o.Err = s.write(ctx, t, d)
+			o.Applied = o.Err == nil
+		}
+		out = append(out, o)
+	}
+	return out
+}
+
+// write sets the target's replicas to d.Desired. The first attempt carries
+// the cached resourceVersion, so no GET is spent when the cache is current;
+// a conflict (the object changed since: a status update, a concurrent
+// edit) re-reads the scale subresource and tries again.
+func (s *Scaler) write(ctx context.Context, t target, d policy.Decision) error {
+	gr, err := s.resource(t.kind)
+	if err != nil {
+		return err
+	}
+	scales := s.opts.Scales.Scales(s.opts.Namespace)
+	attempts := 0
+	err = retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		attempts++
+		sc := &autoscalingv1.Scale{
+			ObjectMeta: metav1.ObjectMeta{Name: t.name, Namespace: s.opts.Namespace, ResourceVersion: t.rv},
+			Spec:       autoscalingv1.ScaleSpec{Replicas: d.Desired},
+		}
+		if attempts > 1 || t.rv == "" {
+			cur, err := scales.Get(ctx, gr, t.name, metav1.GetOptions{})
+			if err != nil {
+				return err
+			}
+			if cur.Spec.Replicas == d.Desired {
+				return nil // someone else already set it
+			}
+			sc = cur
+			sc.Spec.Replicas = d.Desired
+		}
+		_, err := scales.Update(ctx, gr, sc, metav1.UpdateOptions{})
+		return err
+	})
+	log := s.log.With(zap.String("service", d.Service), zap.String("target", t.kind+"/"+t.name),
+		zap.Int32("from", d.Current), zap.Int32("to", d.Desired), zap.Int("attempts", attempts))
+	if err != nil {
+		log.Error("scale failed", zap.Error(err))
+		s.events.Eventf(t.obj, corev1.EventTypeWarning, ReasonScaleFailed, "scale %d → %d failed: %v", d.Current, d.Desired, err)
+		return fmt.Errorf("scale %s %s/%s to %d: %w", d.Service, t.kind, t.name, d.Desired, err)
+	}
+	log.Info("scaled", zap.String("limitedBy", string(d.LimitedBy)), zap.String("reason", d.Reason))
+	switch {
+	case d.LimitedBy == policy.LimitPinned && d.Current > 1:
+		s.events.Eventf(t.obj, corev1.EventTypeWarning, ReasonPinnedScaledTo1,
+			"replicas %d → %d: this service cannot run as more than one instance; %s", d.Current, d.Desired, d.Reason)
+	case d.Desired > d.Current:
+		s.events.Eventf(t.obj, corev1.EventTypeNormal, ReasonScaledUp, "replicas %d → %d: %s", d.Current, d.Desired, d.Reason)
+	default:
+		s.events.Eventf(t.obj, corev1.EventTypeNormal, ReasonScaledDown, "replicas %d → %d: %s", d.Current, d.Desired, d.Reason)
+	}
+	return nil
+}
+
+// resource maps a target kind in the apps group to its resource, through
+// the RESTMapper so the scale client addresses the right subresource.
+func (s *Scaler) resource(kind string) (schema.GroupResource, error) {
+	m, err := s.opts.Mapper.RESTMapping(schema.GroupKind{Group: "apps", Kind: kind}, "v1")
+	if err != nil {
+		return schema.GroupResource{}, fmt.Errorf("map kind %s: %w", kind, err)
+	}
+	return m.Resource.GroupResource(), nil
+}
+
+// annotate records a recommendation on the target, only when it changed so
+// a steady recommendation costs no write per tick.
+func (s *Scaler) annotate(ctx context.Context, t target, desired int32) error {
+	v := strconv.Itoa(int(desired))
+	if t.recorded == v {
+		return nil
+	}
+	patch, _ := json.Marshal(map[string]any{"metadata": map[string]any{"annotations": map[string]string{AnnotationRecommended: v}}})
+	var err error
+	switch t.kind {
+	case "Deployment":
+		_, err = s.opts.Client.AppsV1().Deployments(s.opts.Namespace).Patch(ctx, t.name, types.MergePatchType, patch, metav1.PatchOptions{})
+	case "StatefulSet":
+		_, err = s.opts.Client.AppsV1().StatefulSets(s.opts.Namespace).Patch(ctx, t.name, types.MergePatchType, patch, metav1.PatchOptions{})
+	}
+	if err != nil {
+		return fmt.Errorf("annotate %s/%s with recommendation: %w", t.kind, t.name, err)
+	}
+	return nil
+}

@@ -1,0 +1,206 @@
+package scaler
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"go.uber.org/zap"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime"
+
+	"github.com/elmascale/elmascale/config"
+	"github.com/elmascale/elmascale/daemon"
+)
+
+// errNotSynced is returned by Observe before the caches are filled: reading
+// an empty cache would look like every target is gone.
+var errNotSynced = errors.New("scaler: informer caches not synced yet")
+
+// target is one resolved scale target: its object from the cache plus what
+// Observe made of it.
+type target struct {
+	obj      runtime.Object
+	kind     string
+	name     string
+	rv       string
+	status   daemon.TargetStatus
+	recorded string // AnnotationRecommended as cached
+}
+
+// Observe reads every configured target's replicas from the informer
+// caches; it makes no API request. It also notes which targets are handed
+// off and records an Event when a target's hand-off state changes.
+func (s *Scaler) Observe(ctx context.Context, cfg *config.Config) (map[string]daemon.TargetStatus, error) {
+	for _, ok := range s.synced {
+		if !ok() {
+			return nil, errNotSynced
+		}
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.started {
+		s.ensureScaledObjects(s.runCtx)
+	}
+	owners, err := s.owners()
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string]daemon.TargetStatus, len(cfg.Services))
+	seen := make(map[string]target, len(cfg.Services))
+	for _, svc := range cfg.Services {
+		t, err := s.lookup(svc.Target)
+		if err != nil {
+			s.log.Warn("scale target unreadable", zap.String("service", svc.Name), zap.Error(err))
+		}
+		if t.status.Found {
+			t.status.HandedOff = handedOff(t.obj, owners[svc.Target.Kind+"/"+svc.Target.Name])
+			s.noteHandoff(svc.Name, t)
+		}
+		out[svc.Name] = t.status
+		seen[svc.Name] = t
+	}
+	s.targets = seen
+	return out, nil
+}
+
+// lookup reads one target from the caches.
+func (s *Scaler) lookup(tg config.Target) (target, error) {
+	t := target{kind: tg.Kind, name: tg.Name}
+	switch tg.Kind {
+	case "Deployment":
+		d, err := s.deploys.Deployments(s.opts.Namespace).Get(tg.Name)
+		if err != nil {
+			return t, ignoreNotFound(err)
+		}
+		t.obj, t.rv, t.recorded = d, d.ResourceVersion, d.Annotations[AnnotationRecommended]
+		t.status = daemon.TargetStatus{Found: true, Current: replicas(d.Spec.Replicas), Ready: d.Status.ReadyReplicas}
+	case "StatefulSet":
+		st, err := s.sets.StatefulSets(s.opts.Namespace).Get(tg.Name)
+		if err != nil {
+			return t, ignoreNotFound(err)
+		}
+		t.obj, t.rv, t.recorded = st, st.ResourceVersion, st.Annotations[AnnotationRecommended]
+		t.status = daemon.TargetStatus{Found: true, Current: replicas(st.Spec.Replicas), Ready: st.Status.ReadyReplicas}
+	default:
+		return t, fmt.Errorf("unsupported target kind %q", tg.Kind)
+	}
+	return t, nil
+}
+
+// replicas reads spec.replicas, which the API server defaults to 1.
+func replicas(p *int32) int32 {
+	if p == nil {
+		return 1
+	}
+	return *p
+}
+
+func ignoreNotFound(err error) error {
+	if apierrors.IsNotFound(err) {
+		return nil
+	}
+	return err
+}
+
+// owners maps "Kind/name" of every workload an HPA or a ScaledObject scales
+// to that scaler, as "HorizontalPodAutoscaler/x" or "ScaledObject/y". A
+// ScaledObject wins over the HPA KEDA creates for it, since the
+// ScaledObject is what a user would edit.
+func (s *Scaler) owners() (map[string]string, error) {
+	m := map[string]string{}
+	hpas, err := s.hpas.HorizontalPodAutoscalers(s.opts.Namespace).List(labels.Everything())
+	if err != nil {
+		return nil, fmt.Errorf("list HPAs from cache: %w", err)
+	}
+	for _, h := range hpas {
+		ref := h.Spec.ScaleTargetRef
+		if !appsGroup(ref.APIVersion) {
+			continue
+		}
+		key := ref.Kind + "/" + ref.Name
+		if _, ok := m[key]; !ok {
+			m[key] = OwnerHPA + "/" + h.Name
+		}
+	}
+	if s.soLister == nil || !s.soSynced() {
+		return m, nil
+	}
+	sos, err := s.soLister.ByNamespace(s.opts.Namespace).List(labels.Everything())
+	if err != nil {
+		return nil, fmt.Errorf("list ScaledObjects from cache: %w", err)
+	}
+	for _, o := range sos {
+		u, ok := o.(*unstructured.Unstructured)
+		if !ok {
+			continue
+		}
+		name, _, _ := unstructured.NestedString(u.Object, "spec", "scaleTargetRef", "name")
+		kind, _, _ := unstructured.NestedString(u.Object, "spec", "scaleTargetRef", "kind")
+		apiVersion, _, _ := unstructured.NestedString(u.Object, "spec", "scaleTargetRef", "apiVersion")
+		if kind == "" {
+			kind = "Deployment" // KEDA's default
+		}
+		if name == "" || !appsGroup(apiVersion) {
+			continue
+		}
+		m[kind+"/"+name] = OwnerScaledObject + "/" + u.GetName()
+	}
+	return m, nil
+}
+
+func appsGroup(apiVersion string) bool {
+	return apiVersion == "" || apiVersion == "apps/v1" || strings.HasPrefix(apiVersion, "apps/")
+}
+
+// handedOff says who else controls a target: the pause annotation first
+// (a human asked), then an HPA or ScaledObject.
+func handedOff(obj runtime.Object, owner string) string {
+	var ann map[string]string
+	switch o := obj.(type) {
+	case *appsv1.Deployment:
+		ann = o.Annotations
+	case *appsv1.StatefulSet:
+		ann = o.Annotations
+	}
+	if strings.EqualFold(strings.TrimSpace(ann[AnnotationPaused]), "true") {
+		return OwnerPaused
+	}
+	return owner
+}
+
+// noteHandoff logs and records an Event when a target's hand-off state
+// changes. The state is tracked on every replica so a new leader does not
+// repeat Events the old one already recorded; only the leader records them.
+func (s *Scaler) noteHandoff(service string, t target) {
+	prev, seen := s.handoffs[service]
+	now := t.status.HandedOff
+	s.handoffs[service] = now
+	if prev == now || (!seen && now == "") {
+		return
+	}
+	if now != "" {
+		msg := "elmascale leaves this " + t.kind + " alone: " + describeOwner(now)
+		s.log.Info("target handed off", zap.String("service", service), zap.String("owner", now))
+		if s.isLeader() {
+			s.events.Event(t.obj, corev1.EventTypeNormal, ReasonHandedOff, msg)
+		}
+		return
+	}
+	s.log.Info("hand-off ended; elmascale scales the target again", zap.String("service", service), zap.String("previousOwner", prev))
+	if s.isLeader() {
+		s.events.Event(t.obj, corev1.EventTypeNormal, ReasonHandOffEnded, "elmascale scales this "+t.kind+" again ("+describeOwner(prev)+" no longer applies)")
+	}
+}
+
+func describeOwner(h string) string {
+	if h == OwnerPaused {
+		return "annotation " + AnnotationPaused + "=true"
+	}
+	return h + " scales it"
+}

@@ -1,0 +1,262 @@
+package scaler
+
+import (
+	"context"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	appsv1 "k8s.io/api/apps/v1"
+	autoscalingv1 "k8s.io/api/autoscaling/v1"
+	autoscalingv2 "k8s.io/api/autoscaling/v2"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/kubernetes/fake"
+	scalefake "k8s.io/client-go/scale/fake"
+	k8stesting "k8s.io/client-go/testing"
+	"k8s.io/client-go/tools/record"
+
+	"github.com/elmascale/elmascale/config"
+	"github.com/elmascale/elmascale/daemon"
+	"github.com/elmascale/elmascale/policy"
+)
+
+const ns = "elma365"
+
+func deployment(name string, replicas, ready int32, ann map[string]string) *appsv1.Deployment {
+	return &appsv1.Deployment{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns, Annotations: ann, ResourceVersion: "7"},
+		Spec:       appsv1.DeploymentSpec{Replicas: &replicas},
+		Status:     appsv1.DeploymentStatus{ReadyReplicas: ready},
+	}
+}
+
+func hpaFor(name, target string) *autoscalingv2.HorizontalPodAutoscaler {
+	return &autoscalingv2.HorizontalPodAutoscaler{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},
+		Spec: autoscalingv2.HorizontalPodAutoscalerSpec{
+			ScaleTargetRef: autoscalingv2.CrossVersionObjectReference{APIVersion: "apps/v1", Kind: "Deployment", Name: target},
+			MaxReplicas:    5,
+		},
+	}
+}
+
+func testMapper() meta.RESTMapper {
+	m := meta.NewDefaultRESTMapper(nil)
+	m.Add(schema.GroupVersionKind{Group: "apps", Version: "v1", Kind: "Deployment"}, meta.RESTScopeNamespace)
+	m.Add(schema.GroupVersionKind{Group: "apps", Version: "v1", Kind: "StatefulSet"}, meta.RESTScopeNamespace)
+	return m
+}
+
+func testConfig(t *testing.T, services ...string) *config.Config {
+	t.Helper()
+	var b strings.Builder
+	b.WriteString("apiVersion: elmascale.io/v1alpha1\nkind: Config\nnamespace: " + ns + "\nservices:\n")
+	for _, s := range services {
+		b.WriteString("  " + s + ": {}\n")
+	}
+	cfg, err := config.Parse([]byte(b.String()))
+	if err != nil {
+		t.Fatalf("config: %v", err)
+	}
+	return cfg
+}
+
+type harness struct {
+	s      *Scaler
+	scales *scalefake.FakeScaleClient
+	events *record.FakeRecorder
+	leader bool
+}
+
+func newHarness(t *testing.T, mode Mode, objs ...runtime.Object) *harness {
+	t.Helper()
+	h := &harness{scales: &scalefake.FakeScaleClient{}, events: record.NewFakeRecorder(100), leader: true}
+	s, err := New(Options{
+		Client:    fake.NewClientset(objs...),
+		Scales:    h.scales,
+		Mapper:    testMapper(),
+		Namespace: ns,
+		Mode:      mode,
+		IsLeader:  func() bool { return h.leader },
+		Events:    h.events,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	if err := s.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	h.s = s
+	return h
+}
+
+func (h *harness) drainEvents() []string {
+	var out []string
+	for {
+		select {
+		case e := <-h.events.Events:
+			out = append(out, e)
+		default:
+			return out
+		}
+	}
+}
+
+// Verifies that Observe reads replicas from the cache and names who else
+// owns a target, recording one Event per change of hand-off state.
+func TestObserveHandoffs(t *testing.T) {
+	h := newHarness(t, ModeApply,
+		deployment("worker", 3, 2, nil),
+		deployment("main", 2, 2, nil),
+		deployment("chat", 2, 1, map[string]string{AnnotationPaused: "true"}),
+		hpaFor("main-hpa", "main"),
+	)
+	cfg := testConfig(t, "worker", "main", "chat", "absent")
+	got, err := h.s.Observe(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]daemon.TargetStatus{
+		"worker": {Found: true, Current: 3, Ready: 2},
+		"main":   {Found: true, Current: 2, Ready: 2, HandedOff: "HorizontalPodAutoscaler/main-hpa"},
+		"chat":   {Found: true, Current: 2, Ready: 1, HandedOff: OwnerPaused},
+		"absent": {},
+	}
+	if d := cmp.Diff(want, got); d != "" {
+		t.Errorf("Observe (-want,+got):\n%s", d)
+	}
+	ev := h.drainEvents()
+	if len(ev) != 2 {
+		t.Fatalf("want 2 hand-off events, got %q", ev)
+	}
+	for _, e := range ev {
+		if !strings.Contains(e, ReasonHandedOff) {
+			t.Errorf("event %q lacks reason %s", e, ReasonHandedOff)
+		}
+	}
+	if _, err := h.s.Observe(context.Background(), cfg); err != nil {
+		t.Fatal(err)
+	}
+	if ev := h.drainEvents(); len(ev) != 0 {
+		t.Errorf("second Observe with no change recorded events %q", ev)
+	}
+}
+
+func plan(ds ...policy.Decision) policy.Plan { return policy.Plan{Decisions: ds} }
+
+// Verifies that the leader writes a change through the scale subresource
+// with the cached resourceVersion, and retries a conflict with a fresh read.
+func TestApplyRetriesConflict(t *testing.T) {
+	h := newHarness(t, ModeApply, deployment("worker", 2, 2, nil))
+	cfg := testConfig(t, "worker")
+	if _, err := h.s.Observe(context.Background(), cfg); err != nil {
+		t.Fatal(err)
+	}
+	updates := 0
+	var sentRV []string
+	h.scales.AddReactor("update", "deployments", func(a k8stesting.Action) (bool, runtime.Object, error) {
+		sc := a.(k8stesting.UpdateAction).GetObject().(*autoscalingv1.Scale)
+		updates++
+		sentRV = append(sentRV, sc.ResourceVersion)
+		if updates == 1 {
+			return true, nil, apierrors.NewConflict(schema.GroupResource{Group: "apps", Resource: "deployments"}, "worker", nil)
+		}
+		return true, sc, nil
+	})
+	h.scales.AddReactor("get", "deployments", func(a k8stesting.Action) (bool, runtime.Object, error) {
+		return true, &autoscalingv1.Scale{ObjectMeta: metav1.ObjectMeta{Name: "worker", Namespace: ns, ResourceVersion: "8"}, Spec: autoscalingv1.ScaleSpec{Replicas: 2}}, nil
+	})
+	out := h.s.Apply(context.Background(), cfg, plan(policy.Decision{Service: "worker", Current: 2, Desired: 5, Reason: "queue backlog"}))
+	if d := cmp.Diff([]daemon.Outcome{{Service: "worker", Applied: true}}, out); d != "" {
+		t.Errorf("outcomes (-want,+got):\n%s", d)
+	}
+	if d := cmp.Diff([]string{"7", "8"}, sentRV); d != "" {
+		t.Errorf("resourceVersions sent (-want,+got):\n%s", d)
+	}
+	ev := h.drainEvents()
+	if len(ev) != 1 || !strings.Contains(ev[0], ReasonScaledUp) || !strings.Contains(ev[0], "queue backlog") {
+		t.Errorf("events = %q, want one %s carrying the reason", ev, ReasonScaledUp)
+	}
+}
+
+// Verifies that nothing is written in dry-run, by a non-leader, for a
+// handed-off target or when nothing changes.
+func TestApplyWritesNothing(t *testing.T) {
+	objs := []runtime.Object{deployment("worker", 2, 2, nil), deployment("main", 2, 2, nil), hpaFor("h", "main")}
+	up := plan(policy.Decision{Service: "worker", Current: 2, Desired: 4}, policy.Decision{Service: "main", Current: 2, Desired: 4})
+	cases := []struct {
+		name   string
+		mode   Mode
+		leader bool
+		plan   policy.Plan
+		want   []daemon.Outcome
+	}{
+		{"dry-run", ModeDryRun, true, up, []daemon.Outcome{
+			{Service: "worker", Recommended: true},
+			{Service: "main", Skipped: "handed off: HorizontalPodAutoscaler/h scales it"}}},
+		{"not leader", ModeApply, false, up, []daemon.Outcome{
+			{Service: "worker", Skipped: SkipNotLeader},
+			{Service: "main", Skipped: "handed off: HorizontalPodAutoscaler/h scales it"}}},
+		{"no change", ModeApply, true, plan(policy.Decision{Service: "worker", Current: 2, Desired: 2}), []daemon.Outcome{
+			{Service: "worker", Skipped: SkipNoChange}}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newHarness(t, tc.mode, objs...)
+			h.leader = tc.leader
+			cfg := testConfig(t, "worker", "main")
+			if _, err := h.s.Observe(context.Background(), cfg); err != nil {
+				t.Fatal(err)
+			}
+			out := h.s.Apply(context.Background(), cfg, tc.plan)
+			if d := cmp.Diff(tc.want, out); d != "" {
+				t.Errorf("outcomes (-want,+got):\n%s", d)
+			}
+			for _, a := range h.scales.Actions() {
+				t.Errorf("unexpected scale request %s", a.GetVerb())
+			}
+		})
+	}
+}
+
+// Verifies that a pinned service found above one is brought back with a
+// Warning Event.
+func TestApplyPinnedWarns(t *testing.T) {
+	h := newHarness(t, ModeApply, deployment("scheduler", 3, 3, nil))
+	cfg := testConfig(t, "scheduler")
+	if _, err := h.s.Observe(context.Background(), cfg); err != nil {
+		t.Fatal(err)
+	}
+	h.scales.AddReactor("update", "deployments", func(a k8stesting.Action) (bool, runtime.Object, error) {
+		return true, a.(k8stesting.UpdateAction).GetObject(), nil
+	})
+	out := h.s.Apply(context.Background(), cfg, plan(policy.Decision{Service: "scheduler", Current: 3, Desired: 1, LimitedBy: policy.LimitPinned}))
+	if !out[0].Applied {
+		t.Fatalf("outcome %+v, want applied", out[0])
+	}
+	ev := h.drainEvents()
+	if len(ev) != 1 || !strings.HasPrefix(ev[0], "Warning "+ReasonPinnedScaledTo1) {
+		t.Errorf("events = %q, want one Warning %s", ev, ReasonPinnedScaledTo1)
+	}
+}
+
+// Verifies that the slimming transform keeps what Observe reads.
+func TestSlimKeepsReplicas(t *testing.T) {
+	d := deployment("w", 4, 3, map[string]string{"kubectl.kubernetes.io/last-applied-configuration": strings.Repeat("x", 1000), AnnotationPaused: "true"})
+	d.ManagedFields = []metav1.ManagedFieldsEntry{{Manager: "kubectl"}}
+	d.Spec.Template.Labels = map[string]string{"app": "w"}
+	o, _ := slim(d)
+	got := o.(*appsv1.Deployment)
+	if *got.Spec.Replicas != 4 || got.Status.ReadyReplicas != 3 || got.Annotations[AnnotationPaused] != "true" {
+		t.Errorf("slim lost replicas or annotations: %+v", got)
+	}
+	if len(got.Annotations) != 1 || got.ManagedFields != nil || got.Spec.Template.Labels != nil {
+		t.Errorf("slim kept bulk: %+v", got.ObjectMeta)
+	}
+}
