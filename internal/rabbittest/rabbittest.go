@@ -1,0 +1,370 @@
+package rabbittest
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// InstallHint is what to run when the broker is missing.
+const InstallHint = "make setup-prometheus-rabbitmq (or: sudo apt-get install -y --no-install-recommends rabbitmq-server)"
+
+// Default locations of the Debian package. The wrapper in /usr/sbin would
+// switch to the rabbitmq user; the scripts here run as the current user.
+const (
+	defaultServer = "/usr/lib/rabbitmq/bin/rabbitmq-server"
+	defaultEPMD   = "epmd"
+)
+
+// Broker is a running RabbitMQ node.
+type Broker struct {
+	// URL is the management API's base URL, http://127.0.0.1:port.
+	URL string
+	// AMQPAddr is the AMQP listener, 127.0.0.1:port.
+	AMQPAddr string
+	// AdminUser and AdminPassword are the administrator created at boot.
+	AdminUser, AdminPassword string
+	// StartupTime is how long the node took until the management API
+	// answered.
+	StartupTime time.Duration
+
+	dir    string
+	cmd    *exec.Cmd
+	done   chan struct{}
+	epmd   *exec.Cmd
+	client *http.Client
+}
+
+var seq atomic.Int64
+
+// Start boots a node with the management plugin and waits for its API.
+// The caller must Stop it.
+func Start() (*Broker, error) {
+	server := os.Getenv("ELMASCALE_RABBITMQ_SERVER")
+	if server == "" {
+		server = defaultServer
+	}
+	if _, err := os.Stat(server); err != nil {
+		return nil, fmt.Errorf("rabbitmq-server not found at %s; install it with: %s", server, InstallHint)
+	}
+	epmdBin, err := exec.LookPath(defaultEPMD)
+	if err != nil {
+		return nil, fmt.Errorf("epmd not found on PATH (comes with rabbitmq-server's Erlang); install with: %s", InstallHint)
+	}
+	dir, err := os.MkdirTemp("", "rabbittest-")
+	if err != nil {
+		return nil, err
+	}
+	ports, err := freePorts(4)
+	if err != nil {
+		os.RemoveAll(dir)
+		return nil, err
+	}
+	amqp, mgmt, dist, epmdPort := ports[0], ports[1], ports[2], ports[3]
+	b := &Broker{
+		URL:           fmt.Sprintf("http://127.0.0.1:%d", mgmt),
+		AMQPAddr:      fmt.Sprintf("127.0.0.1:%d", amqp),
+		AdminUser:     "admin",
+		AdminPassword: "admin-secret",
+		dir:           dir,
+		client:        &http.Client{Timeout: 10 * time.Second},
+	}
+	conf := fmt.Sprintf(`listeners.tcp.1 = 127.0.0.1:%d
+management.tcp.ip = 127.0.0.1
+management.tcp.port = %d
+default_user = %s
+default_pass = %s
+default_user_tags.administrator = true
+loopback_users = none
+# Rates are computed from statistics sampled this often (default 5s);
+# 1s lets a test read a steady rate within seconds.
+collect_statistics_interval = 1000
+`, amqp, mgmt, b.AdminUser, b.AdminPassword)
+	if err := os.WriteFile(filepath.Join(dir, "rabbitmq.conf"), []byte(conf), 0o600); err != nil {
+		b.cleanup()
+		return nil, err
+	}
+	if err := os.WriteFile(filepath.Join(dir, "enabled_plugins"), []byte("[rabbitmq_management].\n"), 0o644); err != nil {
+		b.cleanup()
+		return nil, err
+	}
+	env := append(os.Environ(),
+		"HOME="+dir, // the Erlang cookie is written here, not in the user's home
+		"RABBITMQ_CONFIG_FILE="+filepath.Join(dir, "rabbitmq.conf"),
+		"RABBITMQ_ADVANCED_CONFIG_FILE="+filepath.Join(dir, "advanced.config"),
+		"RABBITMQ_CONF_ENV_FILE="+filepath.Join(dir, "rabbitmq-env.conf"),
+		"RABBITMQ_ENABLED_PLUGINS_FILE="+filepath.Join(dir, "enabled_plugins"),
+		"RABBITMQ_MNESIA_BASE="+filepath.Join(dir, "mnesia"),
+		"RABBITMQ_LOG_BASE="+filepath.Join(dir, "log"),
+		fmt.Sprintf("RABBITMQ_NODENAME=elmascale-test-%d-%d@localhost", os.Getpid(), seq.Add(1)),
+		fmt.Sprintf("RABBITMQ_NODE_PORT=%d", amqp),
+		fmt.Sprintf("RABBITMQ_DIST_PORT=%d", dist),
+		fmt.Sprintf("ERL_EPMD_PORT=%d", epmdPort),
+	)
+
+	// Our own epmd in the foreground: one the node started would daemonize
+	// and outlive the test.
+	b.epmd = exec.Command(epmdBin, "-port", fmt.Sprint(epmdPort), "-address", "127.0.0.1")
+	b.epmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := b.epmd.Start(); err != nil {
+		b.cleanup()
+		return nil, fmt.Errorf("start epmd: %w", err)
+	}
+
+	logf, err := os.Create(filepath.Join(dir, "server.out"))
+	if err != nil {
+		b.cleanup()
+		return nil, err
+	}
+	start := time.Now()
+	b.cmd = exec.Command(server)
+	b.cmd.Dir = dir
+	b.cmd.Env = env
+	b.cmd.Stdout, b.cmd.Stderr = logf, logf
+	b.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := b.cmd.Start(); err != nil {
+		logf.Close()
+		b.cleanup()
+		return nil, fmt.Errorf("start %s: %w", server, err)
+	}
+	b.done = make(chan struct{})
+	go func() { b.cmd.Wait(); logf.Close(); close(b.done) }()
+
+	deadline := time.Now().Add(90 * time.Second)
+	for {
+		select {
+		case <-b.done:
+			out := b.logTail()
+			b.cmd = nil
+			b.cleanup()
+			return nil, fmt.Errorf("rabbitmq-server exited during start-up:\n%s", out)
+		default:
+		}
+		if err := b.do(http.MethodGet, "/api/overview", nil, nil); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			out := b.logTail()
+			b.Stop()
+			return nil, fmt.Errorf("rabbitmq management API not answering after 90s:\n%s", out)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	b.StartupTime = time.Since(start)
+	return b, nil
+}
+
+// Stop shuts the node down (SIGTERM, SIGKILL after 30s), ends epmd and
+// removes the temp dir.
+func (b *Broker) Stop() {
+	if b.cmd != nil {
+		pgid := b.cmd.Process.Pid
+		_ = syscall.Kill(-pgid, syscall.SIGTERM)
+		select {
+		case <-b.done:
+		case <-time.After(30 * time.Second):
+			_ = syscall.Kill(-pgid, syscall.SIGKILL)
+			<-b.done
+		}
+		b.cmd = nil
+	}
+	b.cleanup()
+}
+
+func (b *Broker) cleanup() {
+	if b.epmd != nil && b.epmd.Process != nil {
+		_ = syscall.Kill(-b.epmd.Process.Pid, syscall.SIGKILL)
+		_ = b.epmd.Wait()
+		b.epmd = nil
+	}
+	if b.dir != "" {
+		os.RemoveAll(b.dir)
+		b.dir = ""
+	}
+}
+
+func (b *Broker) logTail() string {
+	var out []byte
+	for _, p := range []string{filepath.Join(b.dir, "server.out")} {
+		data, _ := os.ReadFile(p)
+		out = append(out, data...)
+	}
+	if logs, _ := filepath.Glob(filepath.Join(b.dir, "log", "*.log")); len(logs) > 0 {
+		data, _ := os.ReadFile(logs[0])
+		out = append(out, data...)
+	}
+	if len(out) > 6000 {
+		out = out[len(out)-6000:]
+	}
+	return string(out)
+}
+
+var (
+	shared     *Broker
+	sharedErr  error
+	sharedOnce sync.Once
+)
+
+// Shared returns the one broker of this test binary, starting it on first
+// use; a node takes seconds to boot, so tests share it and keep apart by
+// queue names. Main stops it. A missing broker fails the test.
+func Shared(t testing.TB) *Broker {
+	t.Helper()
+	sharedOnce.Do(func() {
+		shared, sharedErr = Start()
+		if sharedErr == nil {
+			fmt.Fprintf(os.Stderr, "rabbittest: broker at %s ready in %s\n", shared.URL, shared.StartupTime.Round(time.Millisecond))
+		}
+	})
+	if sharedErr != nil {
+		t.Fatalf("rabbittest: %v", sharedErr)
+	}
+	return shared
+}
+
+// Main runs the tests and then stops the shared broker, if one started:
+//
+//	func TestMain(m *testing.M) { os.Exit(rabbittest.Main(m)) }
+func Main(m *testing.M) int {
+	code := m.Run()
+	if shared != nil {
+		shared.Stop()
+	}
+	return code
+}
+
+// CreateUser adds a user with the given tags (e.g. "monitoring") and full
+// permissions on vhost.
+func (b *Broker) CreateUser(name, password, tags, vhost string) error {
+	if err := b.do(http.MethodPut, "/api/users/"+url.PathEscape(name), map[string]any{"password": password, "tags": tags}, nil); err != nil {
+		return err
+	}
+	perm := map[string]string{"configure": ".*", "write": ".*", "read": ".*"}
+	return b.do(http.MethodPut, "/api/permissions/"+url.PathEscape(vhost)+"/"+url.PathEscape(name), perm, nil)
+}
+
+// DeclareQueue creates a non-durable queue.
+func (b *Broker) DeclareQueue(vhost, name string) error {
+	return b.do(http.MethodPut, queuePath(vhost, name), map[string]any{"durable": false, "auto_delete": false}, nil)
+}
+
+// DeleteQueue removes a queue.
+func (b *Broker) DeleteQueue(vhost, name string) error {
+	return b.do(http.MethodDelete, queuePath(vhost, name), nil, nil)
+}
+
+// Publish sends n messages to queue through the default exchange, one
+// management API call each.
+func (b *Broker) Publish(vhost, queue string, n int) error {
+	msg := map[string]any{"properties": map[string]any{}, "routing_key": queue, "payload": "job", "payload_encoding": "string"}
+	for i := 0; i < n; i++ {
+		var res struct {
+			Routed bool `json:"routed"`
+		}
+		if err := b.do(http.MethodPost, "/api/exchanges/"+url.PathEscape(vhost)+"/amq.default/publish", msg, &res); err != nil {
+			return err
+		}
+		if !res.Routed {
+			return fmt.Errorf("message to %q was not routed (does the queue exist?)", queue)
+		}
+	}
+	return nil
+}
+
+// Consume takes up to n messages off queue and completes them
+// (ack_requeue_false), returning how many it got.
+func (b *Broker) Consume(vhost, queue string, n int) (int, error) {
+	var msgs []json.RawMessage
+	req := map[string]any{"count": n, "ackmode": "ack_requeue_false", "encoding": "auto"}
+	if err := b.do(http.MethodPost, queuePath(vhost, queue)+"/get", req, &msgs); err != nil {
+		return 0, err
+	}
+	return len(msgs), nil
+}
+
+// QueueInfo is what the management API says of a queue.
+type QueueInfo struct {
+	MessagesReady          *float64 `json:"messages_ready"`
+	MessagesUnacknowledged *float64 `json:"messages_unacknowledged"`
+}
+
+// Queue reads a queue's counters.
+func (b *Broker) Queue(vhost, name string) (QueueInfo, error) {
+	var qi QueueInfo
+	err := b.do(http.MethodGet, queuePath(vhost, name), nil, &qi)
+	return qi, err
+}
+
+func queuePath(vhost, name string) string {
+	return "/api/queues/" + url.PathEscape(vhost) + "/" + url.PathEscape(name)
+}
+
+// do calls the management API as the administrator.
+func (b *Broker) do(method, path string, body, into any) error {
+	var rd io.Reader
+	if body != nil {
+		data, err := json.Marshal(body)
+		if err != nil {
+			return err
+		}
+		rd = bytes.NewReader(data)
+	}
+	req, err := http.NewRequest(method, b.URL+path, rd)
+	if err != nil {
+		return err
+	}
+	req.SetBasicAuth(b.AdminUser, b.AdminPassword)
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := b.client.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	data, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode/100 != 2 {
+		return fmt.Errorf("%s %s: HTTP %d: %s", method, path, resp.StatusCode, strings.TrimSpace(string(data)))
+	}
+	if into != nil {
+		if err := json.Unmarshal(data, into); err != nil {
+			return fmt.Errorf("%s %s: %w", method, path, err)
+		}
+	}
+	return nil
+}
+
+// freePorts reserves n distinct loopback ports and releases them; the
+// broker binds them right after.
+func freePorts(n int) ([]int, error) {
+	var ls []net.Listener
+	defer func() {
+		for _, l := range ls {
+			l.Close()
+		}
+	}()
+	var ports []int
+	for i := 0; i < n; i++ {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, errors.Join(errors.New("reserve port"), err)
+		}
+		ls = append(ls, l)
+		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
+	}
+	return ports, nil
+}
