@@ -1,0 +1,389 @@
+package simulations
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"strconv"
+	"time"
+
+	"github.com/elmascale/elmascale/config"
+	"github.com/elmascale/elmascale/daemon"
+	"github.com/elmascale/elmascale/policy"
+)
+
+// Cluster is a simulated ELMA365 cluster advancing in virtual time. It is
+// the collector and the scaler the control loop talks to, so the loop and
+// the policy run against it exactly as against a real cluster; it is also
+// what `elmascale run` drives when no cluster is configured.
+type Cluster struct {
+	sc  *Scenario
+	sim *sim
+	// podNames[service][pod] are generated once per pod.
+	podNames [][]string
+}
+
+var (
+	_ daemon.Collector = (*Cluster)(nil)
+	_ daemon.Scaler    = (*Cluster)(nil)
+)
+
+// NewCluster builds the scenario's cluster at virtual time zero, every
+// service at its initial replicas and all of them ready.
+func NewCluster(sc *Scenario, seed uint64) *Cluster {
+	var longest time.Duration
+	for _, b := range sc.Bindings {
+		longest = max(longest, b.Window)
+	}
+	promKeep := int(longest/sc.Observation.ScrapeInterval) + 2
+	statsKeep := int(sc.Observation.QueueRateWindow/sc.Observation.QueueStatsInterval) + 2
+	c := &Cluster{sc: sc, sim: newSim(sc, seed, promKeep, statsKeep)}
+	c.podNames = make([][]string, len(sc.Services))
+	return c
+}
+
+// Scenario returns the scenario the cluster simulates.
+func (c *Cluster) Scenario() *Scenario { return c.sc }
+
+// Elapsed is the virtual time simulated so far.
+func (c *Cluster) Elapsed() time.Duration { return time.Duration(c.sim.step) * time.Second }
+
+// Now is the virtual wall-clock time: the scenario's start plus Elapsed.
+func (c *Cluster) Now() time.Time { return c.sc.Start.Add(c.Elapsed()) }
+
+// Events is the number of discrete events processed so far.
+func (c *Cluster) Events() uint64 { return c.sim.events }
+
+// AdvanceTo simulates up to virtual time t, in whole seconds (a fraction
+// of a second is left for the next call). Going backwards does nothing.
+func (c *Cluster) AdvanceTo(t time.Time) { c.sim.advanceTo(t.Sub(c.sc.Start).Seconds()) }
+
+// Advance simulates d more virtual time.
+func (c *Cluster) Advance(d time.Duration) { c.AdvanceTo(c.Now().Add(d)) }
+
+func (c *Cluster) at(x float64) time.Time { return c.sc.Start.Add(secondsToDuration(x)) }
+
+// SetReplicas scales a service directly, as `kubectl scale` would. A
+// single-instance service refuses more than one replica.
+func (c *Cluster) SetReplicas(service string, n int32) error {
+	si := c.sc.ServiceIndex(service)
+	if si < 0 {
+		return fmt.Errorf("no service %q in the simulated cluster", service)
+	}
+	if n < 0 {
+		return fmt.Errorf("replicas must be >= 0")
+	}
+	if c.sc.Services[si].SingleInstance && n > 1 {
+		return fmt.Errorf("%s cannot run as more than one instance", service)
+	}
+	c.sim.setReplicas(int32(si), n)
+	return nil
+}
+
+// Replicas returns a service's desired and ready replicas.
+func (c *Cluster) Replicas(service string) (desired, ready int32, ok bool) {
+	si := c.sc.ServiceIndex(service)
+	if si < 0 {
+		return 0, 0, false
+	}
+	v := &c.sim.svcs[si]
+	return v.desired, v.readyCount(), true
+}
+
+// QueueBacklog returns a queue's ready plus unacknowledged messages now.
+func (c *Cluster) QueueBacklog(queue string) (int64, bool) {
+	qi := c.sc.QueueIndex(queue)
+	if qi < 0 {
+		return 0, false
+	}
+	q := &c.sim.qs[qi]
+	return int64(q.ready.size) + q.unacked, true
+}
+
+func (c *Cluster) target(s config.Service) int {
+	if i := c.sc.ServiceIndex(s.Target.Name); i >= 0 {
+		return i
+	}
+	return c.sc.ServiceIndex(s.Name)
+}
+
+// Observe implements daemon.Scaler: spec and ready replicas per service.
+func (c *Cluster) Observe(_ context.Context, cfg *config.Config) (map[string]daemon.TargetStatus, error) {
+	out := make(map[string]daemon.TargetStatus, len(cfg.Services))
+	for _, s := range cfg.Services {
+		si := c.target(s)
+		if si < 0 {
+			out[s.Name] = daemon.TargetStatus{}
+			continue
+		}
+		v := &c.sim.svcs[si]
+		out[s.Name] = daemon.TargetStatus{Found: true, Current: v.desired, Ready: v.readyCount()}
+	}
+	return out, nil
+}
+
+// Apply implements daemon.Scaler: it changes replicas at once; new pods
+// become ready after their start-up delay.
+func (c *Cluster) Apply(_ context.Context, cfg *config.Config, plan policy.Plan) []daemon.Outcome {
+	out := make([]daemon.Outcome, 0, len(plan.Decisions))
+	for _, d := range plan.Decisions {
+		o := daemon.Outcome{Service: d.Service}
+		s, ok := cfg.Service(d.Service)
+		si := -1
+		if ok {
+			si = c.target(s)
+		}
+		switch {
+		case si < 0:
+			o.Err = fmt.Errorf("no workload for %s in the simulated cluster", d.Service)
+		case d.Desired == c.sim.svcs[si].desired:
+			o.Skipped = "no change"
+		default:
+			if err := c.SetReplicas(c.sc.Services[si].Name, d.Desired); err != nil {
+				o.Err = err
+			} else {
+				o.Applied = true
+				c.sim.svcs[si].actions++
+			}
+		}
+		out = append(out, o)
+	}
+	return out
+}
+
+// Collect implements daemon.Collector. It answers each configured signal
+// from the simulated sources as they stood at their last refresh: pod CPU
+// from metrics-server, latency and in-flight from Prometheus scrapes, queue
+// depth and rates from the RabbitMQ management statistics.
+func (c *Cluster) Collect(_ context.Context, cfg *config.Config, now time.Time) (daemon.Signals, error) {
+	out := make(daemon.Signals, len(cfg.Services))
+	for _, s := range cfg.Services {
+		si := c.target(s)
+		obs := make(map[string]policy.Observation, len(s.Signals))
+		for _, src := range s.Signals {
+			obs[src.Name] = c.observe(si, src, now)
+		}
+		out[s.Name] = obs
+	}
+	return out, nil
+}
+
+func failed(format string, args ...any) policy.Observation {
+	return policy.Observation{Status: policy.StatusFailed, Error: fmt.Sprintf(format, args...)}
+}
+
+func missing(why string) policy.Observation {
+	return policy.Observation{Status: policy.StatusMissing, Error: why}
+}
+
+func (c *Cluster) observe(si int, src config.SignalSource, now time.Time) policy.Observation {
+	switch src.Kind {
+	case policy.KindUtilization:
+		if si < 0 {
+			return failed("no such workload")
+		}
+		if src.Resource != policy.ResourceCPU {
+			return failed("the simulator models CPU only, not %s", src.Resource)
+		}
+		return policy.Observation{Status: policy.StatusOK, Time: now, Pods: c.podSamples(si)}
+	case policy.KindQueue:
+		return c.observeQueue(src.Queue, now)
+	default:
+		v, o := c.metric(src.Metric, src.Key)
+		if o.Status != policy.StatusOK {
+			return o
+		}
+		return policy.Observation{Status: policy.StatusOK, Time: now, Value: v}
+	}
+}
+
+func (c *Cluster) podSamples(si int) []policy.PodSample {
+	v := &c.sim.svcs[si]
+	names := c.podNames[si]
+	for len(names) < len(v.pods) {
+		names = append(names, v.m.Name+"-"+strconv.Itoa(len(names)))
+	}
+	c.podNames[si] = names
+	res := c.sc.Observation.MetricsResolution
+	now := c.sim.now
+	samples := make([]policy.PodSample, 0, v.live)
+	for pi := range v.pods {
+		p := &v.pods[pi]
+		if p.gone {
+			continue
+		}
+		ps := policy.PodSample{Name: names[pi], Phase: policy.PodPending, Deleting: p.terminating, Request: v.m.CPURequestMilli}
+		if p.started <= now {
+			ps.Phase = policy.PodRunning
+			ps.StartTime = c.at(p.started)
+			ps.ReadyKnown = true
+			ps.Ready = p.ready
+			ps.ReadyTransition = ps.StartTime
+			if p.ready {
+				ps.ReadyTransition = c.at(p.readyAt)
+			}
+		}
+		if p.hasSample {
+			ps.HasMetric = true
+			ps.MetricTime = c.at(p.sampleAt)
+			ps.MetricWindow = res
+			ps.Usage = p.usageMilli
+		}
+		samples = append(samples, ps)
+	}
+	return samples
+}
+
+// metric evaluates a bound metric for a key (a service or a queue name).
+func (c *Cluster) metric(name, key string) (float64, policy.Observation) {
+	b, ok := c.sc.Bindings[name]
+	if !ok {
+		return 0, failed("metric %q has no simulator binding", name)
+	}
+	switch b.Series {
+	case SeriesQueueMessages, SeriesQueueReady, SeriesQueuePublishRate, SeriesQueueAckRate:
+		qi := c.sc.QueueIndex(key)
+		if qi < 0 {
+			return 0, missing("no series for queue " + key)
+		}
+		q := &c.sim.qs[qi]
+		if q.nStats == 0 {
+			return 0, missing("no queue statistics yet")
+		}
+		last := &q.stats[(q.nStats-1)%len(q.stats)]
+		switch b.Series {
+		case SeriesQueueMessages:
+			return float64(last.ready + last.unacked), ok200()
+		case SeriesQueueReady:
+			return float64(last.ready), ok200()
+		}
+		first := c.queueSampleBefore(q, last.t-b.Window.Seconds())
+		if first.t >= last.t {
+			return 0, missing("one sample in the rate window")
+		}
+		dt := last.t - first.t
+		if b.Series == SeriesQueuePublishRate {
+			return float64(last.published-first.published) / dt, ok200()
+		}
+		return float64(last.acked-first.acked) / dt, ok200()
+	}
+	si := c.sc.ServiceIndex(key)
+	if si < 0 {
+		return 0, missing("no series for service " + key)
+	}
+	v := &c.sim.svcs[si]
+	if v.nScrapes == 0 {
+		return 0, missing("not scraped yet")
+	}
+	last := &v.scrapes[(v.nScrapes-1)%len(v.scrapes)]
+	if b.Series == SeriesInFlight {
+		return float64(last.inFlight), ok200()
+	}
+	// Range vectors hold the samples within (last−window, last].
+	k := v.nScrapes - 1
+	for k-1 >= 0 && k-1 >= v.nScrapes-len(v.scrapes) && v.scrapes[(k-1)%len(v.scrapes)].t > last.t-b.Window.Seconds()+1e-9 {
+		k--
+	}
+	first := &v.scrapes[k%len(v.scrapes)]
+	if first.t >= last.t {
+		return 0, missing("one sample in the rate window")
+	}
+	if b.Series == SeriesRequestRate {
+		return float64(last.requests-first.requests) / (last.t - first.t), ok200()
+	}
+	q := histogramQuantile(b.Quantile, c.sim.bounds, first.buckets, last.buckets)
+	if math.IsNaN(q) {
+		return 0, missing("no requests in the rate window")
+	}
+	return q, ok200()
+}
+
+func ok200() policy.Observation { return policy.Observation{Status: policy.StatusOK} }
+
+// queueSampleBefore is the oldest kept sample taken after t (or the oldest
+// kept one).
+func (c *Cluster) queueSampleBefore(q *queueState, t float64) *queueSample {
+	k := q.nStats - 1
+	for k-1 >= 0 && k-1 >= q.nStats-len(q.stats) && q.stats[(k-1)%len(q.stats)].t >= t-1e-9 {
+		k--
+	}
+	return &q.stats[k%len(q.stats)]
+}
+
+// histogramQuantile is Prometheus's histogram_quantile over the bucket
+// increases between two scrapes: linear interpolation within the bucket
+// holding the rank, the lowest bucket starting at zero, and the upper
+// bound of the highest finite bucket when the rank falls in +Inf.
+func histogramQuantile(q float64, bounds []float64, first, last []uint64) float64 {
+	var total uint64
+	for i := range last {
+		total += last[i] - first[i]
+	}
+	if total == 0 {
+		return math.NaN()
+	}
+	rank := q * float64(total)
+	var cum float64
+	for i := range last {
+		n := float64(last[i] - first[i])
+		if cum+n >= rank && n > 0 {
+			if i == len(bounds) {
+				return bounds[len(bounds)-1]
+			}
+			lo := 0.0
+			if i > 0 {
+				lo = bounds[i-1]
+			}
+			return lo + (bounds[i]-lo)*(rank-cum)/n
+		}
+		cum += n
+	}
+	return bounds[len(bounds)-1]
+}
+
+func (c *Cluster) observeQueue(src *config.QueueSource, now time.Time) policy.Observation {
+	if src == nil {
+		return failed("queue signal without source")
+	}
+	qo := &policy.QueueObservation{}
+	var sampleAt float64
+	if len(src.Queues) > 0 {
+		// The RabbitMQ management API: queues add up.
+		for _, name := range src.Queues {
+			qi := c.sc.QueueIndex(name)
+			if qi < 0 {
+				return failed("queue %s not found (404)", name)
+			}
+			q := &c.sim.qs[qi]
+			if q.nStats == 0 {
+				return missing("no queue statistics yet")
+			}
+			last := &q.stats[(q.nStats-1)%len(q.stats)]
+			first := c.queueSampleBefore(q, last.t-c.sc.Observation.QueueRateWindow.Seconds())
+			qo.Backlog += float64(last.ready + last.unacked)
+			if dt := last.t - first.t; dt > 0 {
+				qo.ArrivalRate += float64(last.published-first.published) / dt
+				qo.CompletionRate += float64(last.acked-first.acked) / dt
+			}
+			qo.Consumers += last.consumers
+			sampleAt = last.t
+		}
+		return policy.Observation{Status: policy.StatusOK, Time: c.at(sampleAt), Queue: qo}
+	}
+	v, o := c.metric(src.Backlog, src.Key)
+	if o.Status != policy.StatusOK {
+		return o
+	}
+	qo.Backlog = v
+	if src.ArrivalRate != "" {
+		if qo.ArrivalRate, o = c.metric(src.ArrivalRate, src.Key); o.Status != policy.StatusOK {
+			return o
+		}
+	}
+	if src.CompletionRate != "" {
+		if qo.CompletionRate, o = c.metric(src.CompletionRate, src.Key); o.Status != policy.StatusOK {
+			return o
+		}
+	}
+	return policy.Observation{Status: policy.StatusOK, Time: now, Queue: qo}
+}

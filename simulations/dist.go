@@ -1,0 +1,81 @@
+package simulations
+
+import (
+	"errors"
+	"math"
+	"math/rand/v2"
+	"time"
+)
+
+// DistKind names a service-time distribution.
+type DistKind string
+
+// The distributions.
+const (
+	DistExponential DistKind = "exponential"
+	DistLognormal   DistKind = "lognormal"
+	DistConstant    DistKind = "constant"
+)
+
+// Dist is a service-time distribution given by its mean and coefficient of
+// variation (lognormal), or its mean alone (exponential, constant).
+type Dist struct {
+	Kind DistKind
+	Mean time.Duration
+	CV   float64
+
+	mean, mu, sigma float64 // seconds; lognormal parameters
+}
+
+func compileDist(f distFile) (Dist, error) {
+	d := Dist{Kind: DistKind(f.Kind), Mean: f.Mean.D(), CV: 1}
+	if d.Kind == "" {
+		d.Kind = DistLognormal
+	}
+	if f.CV != nil {
+		d.CV = *f.CV
+	}
+	if d.Mean <= 0 {
+		return d, errors.New("mean: must be > 0")
+	}
+	switch d.Kind {
+	case DistExponential:
+		d.CV = 1
+	case DistConstant:
+		d.CV = 0
+	case DistLognormal:
+		if d.CV <= 0 || d.CV > 10 {
+			return d, errors.New("cv: must be in (0, 10]")
+		}
+	default:
+		return d, errors.New("dist: must be lognormal, exponential or constant")
+	}
+	d.init()
+	return d, nil
+}
+
+func (d *Dist) init() {
+	d.mean = d.Mean.Seconds()
+	if d.Kind == DistLognormal {
+		s2 := math.Log1p(d.CV * d.CV)
+		d.sigma = math.Sqrt(s2)
+		d.mu = math.Log(d.mean) - s2/2
+	}
+}
+
+// MeanSeconds is the mean in seconds.
+func (d *Dist) MeanSeconds() float64 { return d.Mean.Seconds() }
+
+// draw returns a service time in seconds, never below a microsecond.
+func (d *Dist) draw(r *rand.Rand) float64 {
+	var x float64
+	switch d.Kind {
+	case DistExponential:
+		x = r.ExpFloat64() * d.mean
+	case DistConstant:
+		x = d.mean
+	default:
+		x = math.Exp(d.mu + d.sigma*r.NormFloat64())
+	}
+	return math.Max(x, 1e-6)
+}

@@ -1,0 +1,180 @@
+package simulations
+
+import (
+	"fmt"
+	"sort"
+	"time"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/elmascale/elmascale/config"
+	"github.com/elmascale/elmascale/policy"
+)
+
+// The policies a scenario can be run with.
+const (
+	PolicyElmascale  = "elmascale"
+	PolicyHPA        = "hpa"
+	PolicyKEDA       = "keda"
+	PolicyStatic     = "static"
+	PolicyLatencyHPA = "latency-hpa"
+	PolicyOracle     = "oracle"
+)
+
+// PolicyNames lists every policy in report order.
+func PolicyNames() []string {
+	return []string{PolicyElmascale, PolicyHPA, PolicyKEDA, PolicyLatencyHPA, PolicyStatic, PolicyOracle}
+}
+
+// Policy is how replicas are decided in a run: a configuration run through
+// daemon.Loop and policy.Decide, or the offline oracle.
+type Policy struct {
+	Name string
+	// Config and YAML for every policy but the oracle.
+	Config *config.Config
+	YAML   []byte
+	// Oracle is set for the oracle only.
+	Oracle *Oracle
+}
+
+// BuildPolicy returns the named policy for a scenario. The baselines are
+// configurations generated the way their users would write them, over the
+// same services, bounds and metrics as the scenario's elmascale config:
+//
+//   - static: every service at the ELMA365 Enterprise default of two
+//     replicas (single-instance services at one), no signals.
+//   - hpa: CPU utilization against HPACPUTargetPercent of requests on every
+//     scalable service, autoscaling/v2 default behavior, synced every
+//     HPASyncPeriod; no call graph.
+//   - keda: like hpa, except that each queue consumer scales on its
+//     queues' message counts per replica (KEDA's RabbitMQ QueueLength
+//     trigger, an AverageValue of KEDAQueueLengthPerReplica), polled every
+//     KEDAPollingInterval.
+//   - latency-hpa: CPU as hpa plus a latency signal on every service that
+//     has one in the elmascale config or an SLO in the scenario, with no
+//     dependsOn: every service whose latency breaches is scaled.
+func BuildPolicy(sc *Scenario, name string, seed uint64) (Policy, error) {
+	switch name {
+	case PolicyElmascale:
+		return Policy{Name: name, Config: sc.Elmascale, YAML: sc.ElmascaleYAML}, nil
+	case PolicyOracle:
+		return Policy{Name: name, Oracle: NewOracle(sc, seed)}, nil
+	case PolicyStatic, PolicyHPA, PolicyKEDA, PolicyLatencyHPA:
+		f := baselineFile(sc, name)
+		text, err := yaml.Marshal(f)
+		if err != nil {
+			return Policy{}, err
+		}
+		cfg, err := config.Parse(text)
+		if err != nil {
+			return Policy{}, fmt.Errorf("%s baseline config: %w", name, err)
+		}
+		return Policy{Name: name, Config: cfg, YAML: text}, nil
+	}
+	return Policy{}, fmt.Errorf("unknown policy %q (want one of %v)", name, PolicyNames())
+}
+
+func dur(d time.Duration) config.Duration { return config.Duration(d) }
+
+func i32(v int32) *int32 { return &v }
+
+// baselineFile writes a baseline's configuration file.
+func baselineFile(sc *Scenario, name string) *config.File {
+	el := sc.Elmascale
+	b := sc.Baselines
+	f := &config.File{
+		APIVersion: config.APIVersion, Kind: config.Kind,
+		Platform: config.PlatformELMA365, Edition: "enterprise",
+		Namespace: el.Namespace, Interval: dur(b.HPASyncPeriod),
+		Metrics:  map[string]config.MetricFile{},
+		Services: map[string]config.ServiceFile{},
+	}
+	if name == PolicyKEDA {
+		f.Interval = dur(b.KEDAPollingInterval)
+		f.Metrics[KEDAQueueMetric] = config.MetricFile{Prometheus: &config.PrometheusMetricFile{
+			Query:    `sum by (queue) (rabbitmq_queue_messages{namespace="` + el.Namespace + `"})`,
+			KeyLabel: "queue",
+		}}
+	}
+	latencySLO := map[string]time.Duration{}
+	for _, l := range sc.SLO.EndToEnd {
+		latencySLO[l.Name] = l.P95
+	}
+	for _, l := range sc.SLO.Services {
+		latencySLO[l.Name] = l.P95
+	}
+	metricOf := map[string]string{}
+	for i, ps := range el.Policy.Services {
+		for j, sg := range ps.Signals {
+			if sg.Kind == policy.KindLatency {
+				latencySLO[ps.Name] = sg.Latency.SLO
+				metricOf[ps.Name] = el.Services[i].Signals[j].Metric
+			}
+		}
+	}
+	if name == PolicyLatencyHPA {
+		for _, m := range el.Metrics {
+			if _, used := f.Metrics[m.Name]; !used && m.Prometheus != nil {
+				f.Metrics[m.Name] = config.MetricFile{Prometheus: &config.PrometheusMetricFile{Query: m.Prometheus.Query, KeyLabel: m.Prometheus.KeyLabel}}
+			}
+		}
+		if _, ok := f.Metrics["request_latency_p95"]; !ok {
+			f.Metrics["request_latency_p95"] = config.MetricFile{Prometheus: &config.PrometheusMetricFile{
+				Query:    `histogram_quantile(0.95, sum by (service, le) (rate(elma365_request_duration_seconds_bucket[1m])))`,
+				KeyLabel: "service",
+			}}
+		}
+	}
+	for _, ps := range el.Policy.Services {
+		sf := config.ServiceFile{MinReplicas: i32(ps.MinReplicas), MaxReplicas: i32(ps.MaxReplicas), Pinned: ps.Pinned}
+		if ps.Pinned {
+			sf.MinReplicas, sf.MaxReplicas = nil, nil
+			f.Services[ps.Name] = sf
+			continue
+		}
+		cpu := config.SignalFile{Name: "cpu", Utilization: &config.UtilizationFile{Resource: policy.ResourceCPU, TargetPercent: b.HPACPUTargetPercent}}
+		switch name {
+		case PolicyStatic:
+			sf.MinReplicas, sf.MaxReplicas = i32(2), i32(2)
+		case PolicyHPA:
+			sf.Signals = []config.SignalFile{cpu}
+		case PolicyKEDA:
+			var queues []string
+			if si := sc.ServiceIndex(ps.Name); si >= 0 {
+				queues = sc.Services[si].Consumes
+			}
+			if len(queues) == 0 {
+				sf.Signals = []config.SignalFile{cpu}
+			}
+			for _, q := range queues {
+				sf.Signals = append(sf.Signals, config.SignalFile{Name: "rabbitmq-" + q,
+					PerReplica: &config.PerReplicaFile{Metric: KEDAQueueMetric, Key: q, TargetPerReplica: b.KEDAQueueLengthPerReplica}})
+			}
+		case PolicyLatencyHPA:
+			sf.Signals = []config.SignalFile{cpu}
+			if slo, ok := latencySLO[ps.Name]; ok {
+				metric := metricOf[ps.Name]
+				if metric == "" {
+					metric = "request_latency_p95"
+				}
+				sf.Signals = append(sf.Signals, config.SignalFile{Name: "latency",
+					Latency: &config.LatencyFile{Metric: metric, Quantile: 0.95, SLO: dur(slo)}})
+			}
+		}
+		f.Services[ps.Name] = sf
+	}
+	if len(f.Metrics) == 0 {
+		f.Metrics = nil
+	}
+	return f
+}
+
+// sortedServiceNames is the config's services in name order.
+func sortedServiceNames(cfg *config.Config) []string {
+	names := make([]string, 0, len(cfg.Services))
+	for _, s := range cfg.Services {
+		names = append(names, s.Name)
+	}
+	sort.Strings(names)
+	return names
+}

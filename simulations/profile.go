@@ -1,0 +1,207 @@
+package simulations
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Profile is a load shape: the mean arrival rate (per second) at a time
+// since the start of the scenario.
+type Profile interface {
+	Rate(t time.Duration) float64
+}
+
+// Piecewise interpolates linearly between points; before the first and
+// after the last it holds their values. With Repeat > 0 it is periodic.
+// Two points at the same time make a step.
+type Piecewise struct {
+	At     []time.Duration
+	RPS    []float64
+	Repeat time.Duration
+	Scale  float64
+}
+
+// Rate implements Profile.
+func (p *Piecewise) Rate(t time.Duration) float64 {
+	if p.Repeat > 0 {
+		t %= p.Repeat
+	}
+	n := len(p.At)
+	// The last point whose time is <= t (so a step takes the later value).
+	i := sort.Search(n, func(i int) bool { return p.At[i] > t }) - 1
+	var v float64
+	switch {
+	case i < 0:
+		v = p.RPS[0]
+	case i >= n-1:
+		v = p.RPS[n-1]
+	default:
+		span := p.At[i+1] - p.At[i]
+		f := float64(t-p.At[i]) / float64(span)
+		v = p.RPS[i] + f*(p.RPS[i+1]-p.RPS[i])
+	}
+	return v * p.Scale
+}
+
+// Sine is mean + amplitude·sin(2π(t−phase)/period), never below zero.
+type Sine struct {
+	Mean, Amplitude float64
+	Period, Phase   time.Duration
+	Scale           float64
+}
+
+// Rate implements Profile.
+func (s *Sine) Rate(t time.Duration) float64 {
+	x := 2 * math.Pi * float64(t-s.Phase) / float64(s.Period)
+	return math.Max(0, s.Mean+s.Amplitude*math.Sin(x)) * s.Scale
+}
+
+func compileProfile(l loadFile, dir string) (Profile, error) {
+	scale := 1.0
+	if l.Scale != nil {
+		scale = *l.Scale
+		if scale < 0 {
+			return nil, errors.New("scale: must be >= 0")
+		}
+	}
+	kinds := 0
+	for _, set := range []bool{len(l.Points) > 0, l.Sine != nil, l.CSV != "", l.Constant != nil} {
+		if set {
+			kinds++
+		}
+	}
+	if kinds != 1 {
+		return nil, errors.New("set exactly one of points, sine, csv, constant")
+	}
+	switch {
+	case l.Constant != nil:
+		if *l.Constant < 0 {
+			return nil, errors.New("constant: must be >= 0")
+		}
+		return &Piecewise{At: []time.Duration{0}, RPS: []float64{*l.Constant}, Scale: scale}, nil
+	case l.Sine != nil:
+		if l.Sine.Period <= 0 {
+			return nil, errors.New("sine.period: must be > 0")
+		}
+		return &Sine{Mean: l.Sine.Mean, Amplitude: l.Sine.Amplitude, Period: l.Sine.Period.D(), Phase: l.Sine.Phase.D(), Scale: scale}, nil
+	case l.CSV != "":
+		p, err := readCSVTrace(filepath.Join(dir, l.CSV))
+		if err != nil {
+			return nil, fmt.Errorf("csv: %w", err)
+		}
+		p.Scale, p.Repeat = scale, l.Repeat.D()
+		return p, nil
+	}
+	p := &Piecewise{Scale: scale, Repeat: l.Repeat.D()}
+	for i, pt := range l.Points {
+		if pt.RPS < 0 {
+			return nil, fmt.Errorf("points[%d].rps: must be >= 0", i)
+		}
+		if i > 0 && pt.At.D() < l.Points[i-1].At.D() {
+			return nil, fmt.Errorf("points[%d].at: times must not decrease", i)
+		}
+		p.At = append(p.At, pt.At.D())
+		p.RPS = append(p.RPS, pt.RPS)
+	}
+	return p, nil
+}
+
+// readCSVTrace reads "seconds,rps" rows (a header line and # comments are
+// skipped) into a piecewise profile.
+func readCSVTrace(path string) (*Piecewise, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	p := &Piecewise{}
+	sc := bufio.NewScanner(f)
+	line := 0
+	for sc.Scan() {
+		line++
+		txt := strings.TrimSpace(sc.Text())
+		if txt == "" || strings.HasPrefix(txt, "#") {
+			continue
+		}
+		parts := strings.Split(txt, ",")
+		if len(parts) != 2 {
+			return nil, fmt.Errorf("line %d: want seconds,rps", line)
+		}
+		sec, err1 := strconv.ParseFloat(strings.TrimSpace(parts[0]), 64)
+		rps, err2 := strconv.ParseFloat(strings.TrimSpace(parts[1]), 64)
+		if err1 != nil || err2 != nil {
+			if len(p.At) == 0 && line == 1 {
+				continue // header
+			}
+			return nil, fmt.Errorf("line %d: not numbers", line)
+		}
+		at := time.Duration(sec * float64(time.Second))
+		if rps < 0 || (len(p.At) > 0 && at < p.At[len(p.At)-1]) {
+			return nil, fmt.Errorf("line %d: rps must be >= 0 and times must not decrease", line)
+		}
+		p.At = append(p.At, at)
+		p.RPS = append(p.RPS, rps)
+	}
+	if err := sc.Err(); err != nil {
+		return nil, err
+	}
+	if len(p.At) == 0 {
+		return nil, errors.New("no rows")
+	}
+	return p, nil
+}
+
+// Noise multiplies a profile by a mean-one lognormal factor with the given
+// coefficient of variation, drawn afresh every Period and interpolated
+// linearly in between, so load wanders rather than jumps.
+type Noise struct {
+	CV     float64
+	Period time.Duration
+}
+
+// factor is the noise multiplier at t for a seed and source. It is a pure
+// function of its arguments, so the oracle sees exactly the load the
+// simulation draws from.
+func (n Noise) factor(seed uint64, source int, t time.Duration) float64 {
+	if n.CV == 0 {
+		return 1
+	}
+	k := int64(t / n.Period)
+	frac := float64(t%n.Period) / float64(n.Period)
+	a := n.knot(seed, source, k)
+	b := n.knot(seed, source, k+1)
+	return a + frac*(b-a)
+}
+
+func (n Noise) knot(seed uint64, source int, k int64) float64 {
+	sigma2 := math.Log1p(n.CV * n.CV)
+	sigma := math.Sqrt(sigma2)
+	h := splitmix(seed ^ splitmix(uint64(source)+0x9e37) ^ splitmix(uint64(k)*0x632be59bd9b4e019))
+	u1 := (float64(h>>11) + 0.5) / (1 << 53)
+	u2 := (float64(splitmix(h)>>11) + 0.5) / (1 << 53)
+	z := math.Sqrt(-2*math.Log(u1)) * math.Cos(2*math.Pi*u2)
+	return math.Exp(sigma*z - sigma2/2)
+}
+
+func splitmix(x uint64) uint64 {
+	x += 0x9e3779b97f4a7c15
+	x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9
+	x = (x ^ (x >> 27)) * 0x94d049bb133111eb
+	return x ^ (x >> 31)
+}
+
+// SourceRate is the mean arrival rate of the scenario's load source i at t
+// for a seed, noise included: the load every policy faces, and what the
+// oracle plans with.
+func (sc *Scenario) SourceRate(seed uint64, i int, t time.Duration) float64 {
+	src := &sc.Load[i]
+	return src.Profile.Rate(t) * src.Noise.factor(seed, i, t)
+}

@@ -1,0 +1,287 @@
+package simulations
+
+import (
+	"math"
+	"time"
+)
+
+// Scores are what one run is judged on. Latencies are true per-request
+// values, not the lagged metrics the policy sees.
+type Scores struct {
+	// ViolationSeconds is the time during which at least one SLO was
+	// violated: the headline number.
+	ViolationSeconds float64 `json:"violationSeconds"`
+	// EndToEnd, Services and Queues break it down per SLO.
+	EndToEnd map[string]float64 `json:"endToEndViolationSeconds,omitempty"`
+	Services map[string]float64 `json:"serviceViolationSeconds,omitempty"`
+	Queues   map[string]float64 `json:"queueViolationSeconds,omitempty"`
+	// ReplicaSeconds is the cost: the integral of existing pods (starting,
+	// ready or terminating) over time, all services.
+	ReplicaSeconds float64 `json:"replicaSeconds"`
+	// ReplicaSecondsByService for the services whose count changed.
+	ReplicaSecondsByService map[string]float64 `json:"replicaSecondsByService,omitempty"`
+	// ScaleActions counts replica changes written (churn).
+	ScaleActions          int            `json:"scaleActions"`
+	ScaleActionsByService map[string]int `json:"scaleActionsByService,omitempty"`
+	// Recovery after each of the scenario's marks.
+	Recovery []Recovery `json:"recovery,omitempty"`
+	// QueueWaitP95 over the whole run, seconds, by queue.
+	QueueWaitP95 map[string]float64 `json:"queueWaitP95,omitempty"`
+	// EndToEndP95 over the whole run, seconds, by entry service.
+	EndToEndP95 map[string]float64 `json:"endToEndP95,omitempty"`
+}
+
+// Recovery is the time from a mark until the end of the last SLO
+// violation within its horizon (zero when none). Recovered is false when
+// the violation lasts to the horizon's end.
+type Recovery struct {
+	Mark      string  `json:"mark"`
+	Seconds   float64 `json:"seconds"`
+	Recovered bool    `json:"recovered"`
+}
+
+// Series are per-window time series of a run, for plots. Keys are
+// "load/<service|queue>" (arrivals per second), "replicas/<service>"
+// (existing pods), "p95/<service>" (end-to-end p95 of requests entering
+// there, seconds), "queueWait/<queue>" (p95, seconds) and
+// "backlog/<queue>" (messages).
+type Series struct {
+	Step   time.Duration
+	Values map[string][]float64
+}
+
+type sloRef struct {
+	name  string
+	idx   int32
+	slo   float64
+	reach []int32 // services whose stuck requests also count (end to end)
+	secs  float64
+	// recent holds the last windows' latencies, newest at recent[n%len].
+	recent [minSampleWindows]logHist
+	n      int
+}
+
+// A p95 of a handful of requests is their maximum, which would make a
+// quiet hour violate on one slow request. A window with fewer than
+// minSamples completions is therefore judged together with the windows
+// before it, up to minSampleWindows of them.
+const (
+	minSamples       = 20
+	minSampleWindows = 6
+)
+
+// p95 records the window's histogram and returns the p95 over it and as
+// many earlier windows as needed to reach minSamples.
+func (r *sloRef) p95(w *logHist, scratch *logHist) float64 {
+	r.recent[r.n%minSampleWindows].copyFrom(w)
+	r.n++
+	scratch.reset()
+	for k := 0; k < minSampleWindows && k < r.n && scratch.n < minSamples; k++ {
+		scratch.merge(&r.recent[(r.n-1-k)%minSampleWindows])
+	}
+	return scratch.quantile(0.95)
+}
+
+// scorer watches a sim window by window.
+type scorer struct {
+	sc      *Scenario
+	e2e     []sloRef
+	svc     []sloRef
+	queue   []sloRef
+	any     []bool
+	anySecs float64
+	window  float64
+	series  Series
+	lastPub []uint64
+	scratch logHist
+}
+
+func newScorer(sc *Scenario) *scorer {
+	s := &scorer{sc: sc, window: sc.SLO.Window.Seconds()}
+	for _, l := range sc.SLO.EndToEnd {
+		i := int32(sc.ServiceIndex(l.Name))
+		s.e2e = append(s.e2e, sloRef{name: l.Name, idx: i, slo: l.P95.Seconds(), reach: reachable(sc, i)})
+	}
+	for _, l := range sc.SLO.Services {
+		s.svc = append(s.svc, sloRef{name: l.Name, idx: int32(sc.ServiceIndex(l.Name)), slo: l.P95.Seconds()})
+	}
+	for _, l := range sc.SLO.Queues {
+		s.queue = append(s.queue, sloRef{name: l.Name, idx: int32(sc.QueueIndex(l.Name)), slo: l.P95.Seconds()})
+	}
+	n := int(sc.Duration/sc.SLO.Window) + 1
+	s.any = make([]bool, 0, n)
+	s.series = Series{Step: sc.SLO.Window, Values: map[string][]float64{}}
+	s.lastPub = make([]uint64, len(sc.Queues))
+	return s
+}
+
+// reachable lists the services a request entering at i may visit.
+func reachable(sc *Scenario, i int32) []int32 {
+	seen := make([]bool, len(sc.Services))
+	var out []int32
+	var walk func(j int32)
+	walk = func(j int32) {
+		if seen[j] {
+			return
+		}
+		seen[j] = true
+		out = append(out, j)
+		for _, c := range sc.Services[j].Calls {
+			walk(int32(sc.ServiceIndex(c.Service)))
+		}
+	}
+	walk(i)
+	return out
+}
+
+func (s *scorer) add(key string, v float64) {
+	s.series.Values[key] = append(s.series.Values[key], v)
+}
+
+// onWindow closes a scoring window. A window violates a latency SLO when
+// the p95 of the requests completed in it exceeds the target, or when a
+// request still waiting for a slot is already older than the target (so a
+// stalled service, which completes nothing, cannot look healthy).
+func (s *scorer) onWindow(m *sim) {
+	now := m.now
+	headAge := func(si int32) float64 {
+		v := &m.svcs[si]
+		if v.wait.size == 0 {
+			return 0
+		}
+		return now - m.reqs[v.wait.front()].arrive
+	}
+	any := false
+	for k := range s.e2e {
+		r := &s.e2e[k]
+		v := &m.svcs[r.idx]
+		p95 := r.p95(&v.winEntry, &s.scratch)
+		bad := p95 > r.slo
+		for _, j := range r.reach {
+			if headAge(j) > r.slo {
+				bad = true
+			}
+		}
+		if bad {
+			r.secs += s.window
+			any = true
+		}
+		s.add("p95/"+r.name, nanToZero(p95))
+		s.add("load/"+r.name, float64(v.entryArrivals)/s.window)
+		v.entryArrivals = 0
+	}
+	for k := range s.svc {
+		r := &s.svc[k]
+		v := &m.svcs[r.idx]
+		if r.p95(&v.win, &s.scratch) > r.slo || headAge(r.idx) > r.slo {
+			r.secs += s.window
+			any = true
+		}
+	}
+	for k := range s.queue {
+		r := &s.queue[k]
+		q := &m.qs[r.idx]
+		p95 := r.p95(&q.win, &s.scratch)
+		age := 0.0
+		if q.ready.size > 0 {
+			age = now - m.reqs[q.ready.front()].arrive
+		}
+		if p95 > r.slo || age > r.slo {
+			r.secs += s.window
+			any = true
+		}
+		s.add("queueWait/"+r.name, math.Max(nanToZero(p95), age))
+	}
+	for i := range m.qs {
+		q := &m.qs[i]
+		s.add("load/"+q.m.Name, float64(q.published-s.lastPub[i])/s.window)
+		s.lastPub[i] = q.published
+		s.add("backlog/"+q.m.Name, float64(int64(q.ready.size)+q.unacked))
+		q.win.reset()
+	}
+	for i := range m.svcs {
+		v := &m.svcs[i]
+		s.add("replicas/"+v.m.Name, float64(v.live))
+		v.win.reset()
+		v.winEntry.reset()
+	}
+	if any {
+		s.anySecs += s.window
+	}
+	s.any = append(s.any, any)
+}
+
+func nanToZero(x float64) float64 {
+	if math.IsNaN(x) {
+		return 0
+	}
+	return x
+}
+
+// scores sums up a finished run.
+func (s *scorer) scores(m *sim) Scores {
+	sc := Scores{ViolationSeconds: s.anySecs}
+	if len(s.e2e) > 0 {
+		sc.EndToEnd = map[string]float64{}
+		sc.EndToEndP95 = map[string]float64{}
+		for _, r := range s.e2e {
+			sc.EndToEnd[r.name] = r.secs
+			sc.EndToEndP95[r.name] = round3(nanToZero(m.svcs[r.idx].allEntry.quantile(0.95)))
+		}
+	}
+	if len(s.svc) > 0 {
+		sc.Services = map[string]float64{}
+		for _, r := range s.svc {
+			sc.Services[r.name] = r.secs
+		}
+	}
+	if len(s.queue) > 0 {
+		sc.Queues = map[string]float64{}
+	}
+	for _, r := range s.queue {
+		sc.Queues[r.name] = r.secs
+	}
+	if len(m.qs) > 0 {
+		sc.QueueWaitP95 = map[string]float64{}
+		for i := range m.qs {
+			sc.QueueWaitP95[m.qs[i].m.Name] = round3(nanToZero(m.qs[i].all.quantile(0.95)))
+		}
+	}
+	sc.ReplicaSecondsByService = map[string]float64{}
+	sc.ScaleActionsByService = map[string]int{}
+	for i := range m.svcs {
+		v := &m.svcs[i]
+		sc.ReplicaSeconds += v.replicaSeconds
+		if v.actions > 0 {
+			sc.ReplicaSecondsByService[v.m.Name] = v.replicaSeconds
+			sc.ScaleActionsByService[v.m.Name] = v.actions
+		}
+		sc.ScaleActions += v.actions
+	}
+	for _, mk := range s.sc.Marks {
+		sc.Recovery = append(sc.Recovery, s.recovery(mk))
+	}
+	return sc
+}
+
+func (s *scorer) recovery(mk Mark) Recovery {
+	w := s.sc.SLO.Window
+	// Window k covers (k·w, (k+1)·w]; the first one after the mark:
+	from := int(mk.At / w)
+	to := min(int((mk.At+mk.Horizon)/w), len(s.any))
+	last := -1
+	for k := from; k < to; k++ {
+		if s.any[k] {
+			last = k
+		}
+	}
+	r := Recovery{Mark: mk.Name, Recovered: true}
+	if last < 0 {
+		return r
+	}
+	r.Seconds = (time.Duration(last+1)*w - mk.At).Seconds()
+	r.Recovered = last < to-1
+	return r
+}
+
+func round3(x float64) float64 { return math.Round(x*1000) / 1000 }
