@@ -3,6 +3,7 @@ package daemon
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/elmascale/elmascale/config"
@@ -65,7 +66,33 @@ type Tick struct {
 	HandedOff map[string]string
 	// Steps are the durations of collect, observe, decide and apply.
 	Steps map[string]time.Duration
-	Err   error
+	// Err is the first step error; StepErrors has each failed step's error
+	// by step name (observe, collect).
+	Err        error
+	StepErrors map[string]error
+}
+
+// Loop step names, as used in Tick.Steps and Tick.StepErrors.
+const (
+	StepObserve = "observe"
+	StepCollect = "collect"
+	StepDecide  = "decide"
+	StepApply   = "apply"
+)
+
+// HandoffOwner is the kind of owner in a TargetStatus.HandedOff value
+// ("HorizontalPodAutoscaler/name" gives "HorizontalPodAutoscaler"), a
+// bounded value fit for a metric label.
+func HandoffOwner(handedOff string) string {
+	owner, _, _ := strings.Cut(handedOff, "/")
+	return owner
+}
+
+func handoffReason(who string) string {
+	if !strings.Contains(who, "/") {
+		return "handed off: " + who + " (elmascale leaves this target alone)"
+	}
+	return "handed off: " + who + " scales this target"
 }
 
 // Loop is the control loop shared by the in-cluster daemon and the simulator:
@@ -93,22 +120,31 @@ func (l *Loop) RunOnce(ctx context.Context, now time.Time) Tick {
 		clock = time.Now
 	}
 	t := Tick{Time: now, Steps: make(map[string]time.Duration, 4)}
+	fail := func(step string, err error) {
+		if t.StepErrors == nil {
+			t.StepErrors = map[string]error{}
+		}
+		t.StepErrors[step] = err
+		if t.Err == nil {
+			t.Err = err
+		}
+	}
 	step := func(name string, start time.Time) { t.Steps[name] = clock().Sub(start) }
 
 	start := clock()
 	targets, err := l.Scaler.Observe(ctx, cfg)
-	step("observe", start)
+	step(StepObserve, start)
 	if err != nil {
 		// Without replica counts nothing can be decided safely: hold all.
-		t.Err = fmt.Errorf("observe targets: %w", err)
+		fail(StepObserve, fmt.Errorf("observe targets: %w", err))
 		targets = nil
 	}
 
 	start = clock()
 	signals, err := l.Collector.Collect(ctx, cfg, now)
-	step("collect", start)
-	if err != nil && t.Err == nil {
-		t.Err = fmt.Errorf("collect signals: %w", err)
+	step(StepCollect, start)
+	if err != nil {
+		fail(StepCollect, fmt.Errorf("collect signals: %w", err))
 	}
 
 	snap := policy.Snapshot{Time: now, Services: make(map[string]policy.ServiceObservation, len(cfg.Services))}
@@ -136,17 +172,17 @@ func (l *Loop) RunOnce(ctx context.Context, now time.Time) Tick {
 	for i := range plan.Decisions {
 		d := &plan.Decisions[i]
 		if who, ok := t.HandedOff[d.Service]; ok {
-			d.Reason = "handed off: " + who + " scales this target"
+			d.Reason = handoffReason(who)
 		}
 	}
 	t.Plan = plan
-	step("decide", start)
+	step(StepDecide, start)
 
 	start = clock()
 	if t.Err == nil || targets != nil {
 		t.Outcomes = l.Scaler.Apply(ctx, cfg, plan)
 	}
-	step("apply", start)
+	step(StepApply, start)
 
 	if l.Recorder != nil {
 		l.Recorder.Record(t)

@@ -26,6 +26,7 @@ var commands = map[string]command{
 	"validate":  {"check a configuration file and print every problem", runValidate},
 	"recommend": {"compute decisions once from a snapshot file or live sources, change nothing", runRecommend},
 	"version":   {"print the version", runVersion},
+	"run":       {"run the autoscaling daemon against a cluster (apply or dry-run)", runRun},
 	"dashboard": {"print the Grafana dashboard of scaling decisions (JSON)", runDashboard},
 }
 

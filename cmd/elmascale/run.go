@@ -1,0 +1,130 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+	"golang.org/x/term"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/elmascale/elmascale/daemon/incluster"
+	"github.com/elmascale/elmascale/internal/version"
+	"github.com/elmascale/elmascale/scaler"
+)
+
+// errNoCluster is returned when neither a kubeconfig nor an in-cluster
+// service account is available.
+var errNoCluster = errors.New("no Kubernetes cluster: pass --kubeconfig (or set KUBECONFIG), or run elmascale in a pod; " +
+	"driving the embedded simulated ELMA365 cluster without one is not available yet")
+
+func runRun(ctx context.Context, args []string, _, stderr io.Writer) int {
+	fs := flag.NewFlagSet("run", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var o incluster.Options
+	kubeconfig := fs.String("kubeconfig", "", "kubeconfig file (default: $KUBECONFIG, then the in-cluster service account)")
+	fs.StringVar(&o.ConfigPath, "config", "", "elmascale config file, reloaded when it changes (required)")
+	mode := fs.String("mode", string(scaler.ModeDryRun), "apply: write replicas; dry-run: only publish recommendations")
+	fs.StringVar(&o.Namespace, "namespace", "", "namespace of the scale targets (overrides the config)")
+	fs.DurationVar(&o.Interval, "interval", 0, "loop interval (overrides the config)")
+	fs.BoolVar(&o.AnnotateRecommendations, "annotate-recommendations", false,
+		"in dry-run, write the "+scaler.AnnotationRecommended+" annotation on targets (needs patch on deployments)")
+	fs.BoolVar(&o.LeaderElect, "leader-elect", false, "elect a leader through a Lease; only the leader writes")
+	fs.DurationVar(&o.LeaseDuration, "leader-elect-lease-duration", 15*time.Second, "how long a lease is valid without renewal")
+	fs.DurationVar(&o.RenewDeadline, "leader-elect-renew-deadline", 10*time.Second, "how long the leader retries renewing before it stops leading")
+	fs.DurationVar(&o.RetryPeriod, "leader-elect-retry-period", 2*time.Second, "how often candidates try to acquire or renew")
+	fs.StringVar(&o.LeaseNamespace, "leader-elect-namespace", "", "namespace of the Lease (default: the pod's namespace, then the config's)")
+	fs.StringVar(&o.LeaseName, "leader-elect-name", "elmascale", "name of the Lease")
+	fs.StringVar(&o.Identity, "leader-elect-identity", "", "this replica's identity in the Lease (default: hostname plus a random suffix)")
+	fs.StringVar(&o.MetricsAddr, "metrics-bind-address", ":8080", "address for /metrics and /api/v1/* (empty: off)")
+	fs.StringVar(&o.HealthAddr, "health-probe-bind-address", ":8081", "address for /healthz and /readyz (empty: off)")
+	fs.DurationVar(&o.ReloadEvery, "config-poll-interval", 5*time.Second, "how often the config file is checked for changes")
+	logFormat := fs.String("log-format", "auto", "json, console, or auto (console on a terminal, JSON otherwise)")
+	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "run: unexpected arguments %q\n", fs.Args())
+		return 2
+	}
+	o.Mode = scaler.Mode(*mode)
+	if o.Mode != scaler.ModeApply && o.Mode != scaler.ModeDryRun {
+		fmt.Fprintf(stderr, "run: --mode must be %s or %s\n", scaler.ModeApply, scaler.ModeDryRun)
+		return 2
+	}
+	if o.ConfigPath == "" {
+		fmt.Fprintln(stderr, "run: --config is required")
+		return 2
+	}
+	log, err := newLogger(*logFormat, *logLevel, stderr)
+	if err != nil {
+		fmt.Fprintf(stderr, "run: %v\n", err)
+		return 2
+	}
+	defer func() { _ = log.Sync() }()
+
+	o.RESTConfig, err = restConfig(*kubeconfig)
+	if err != nil {
+		log.Error("cannot start", zap.Error(err))
+		return 1
+	}
+	o.RESTConfig.UserAgent = "elmascale/" + version.Version
+	o.Logger, o.Version = log, version.Version
+	if err := incluster.Run(ctx, o); err != nil {
+		log.Error("cannot start", zap.Error(err))
+		return 1
+	}
+	return 0
+}
+
+// restConfig finds the cluster: --kubeconfig, then $KUBECONFIG, then the
+// pod's service account.
+func restConfig(path string) (*rest.Config, error) {
+	if path == "" {
+		path = os.Getenv("KUBECONFIG")
+	}
+	if path != "" {
+		return clientcmd.BuildConfigFromFlags("", path)
+	}
+	cfg, err := rest.InClusterConfig()
+	if errors.Is(err, rest.ErrNotInCluster) {
+		return nil, errNoCluster
+	}
+	return cfg, err
+}
+
+// newLogger logs JSON (for a log pipeline in a cluster) unless asked for
+// console or, in auto, writing to a terminal.
+func newLogger(format, level string, w io.Writer) (*zap.Logger, error) {
+	lvl, err := zapcore.ParseLevel(level)
+	if err != nil {
+		return nil, fmt.Errorf("--log-level: %w", err)
+	}
+	if format == "auto" {
+		format = "json"
+		if f, ok := w.(*os.File); ok && term.IsTerminal(int(f.Fd())) && os.Getenv("KUBERNETES_SERVICE_HOST") == "" {
+			format = "console"
+		}
+	}
+	encCfg := zap.NewProductionEncoderConfig()
+	encCfg.EncodeTime = zapcore.ISO8601TimeEncoder
+	var enc zapcore.Encoder
+	switch format {
+	case "json":
+		enc = zapcore.NewJSONEncoder(encCfg)
+	case "console":
+		encCfg.EncodeLevel = zapcore.CapitalColorLevelEncoder
+		enc = zapcore.NewConsoleEncoder(encCfg)
+	default:
+		return nil, fmt.Errorf("--log-format must be json, console or auto")
+	}
+	return zap.New(zapcore.NewCore(enc, zapcore.AddSync(w), lvl)), nil
+}

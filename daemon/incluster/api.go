@@ -1,0 +1,218 @@
+package incluster
+
+import (
+	"encoding/json"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/elmascale/elmascale/daemon"
+	"github.com/elmascale/elmascale/policy"
+)
+
+// DecisionRecord is one decision as served by /api/v1/decisions.
+type DecisionRecord struct {
+	Time time.Time `json:"time"`
+	policy.Decision
+	// Mode is apply or dry-run.
+	Mode string `json:"mode"`
+	// Outcome of acting on it: applied, recommended, skipped or failed.
+	Outcome string `json:"outcome"`
+	// Detail says why it was skipped or how it failed.
+	Detail    string `json:"detail,omitempty"`
+	HandedOff string `json:"handedOff,omitempty"`
+}
+
+// Recommendation is the latest recommendation for one service, as served by
+// /api/v1/recommendations.
+type Recommendation struct {
+	Service     string       `json:"service"`
+	Time        time.Time    `json:"time"`
+	Current     int32        `json:"current"`
+	Ready       int32        `json:"ready"`
+	Recommended int32        `json:"recommended"`
+	LimitedBy   policy.Limit `json:"limitedBy,omitempty"`
+	Bottleneck  bool         `json:"bottleneck,omitempty"`
+	HandedOff   string       `json:"handedOff,omitempty"`
+	Reason      string       `json:"reason"`
+}
+
+// History keeps the decisions of the last ticks in a ring buffer and the
+// latest recommendation per service, and serves both as JSON.
+type History struct {
+	mode string
+
+	mu    sync.RWMutex
+	ring  [][]DecisionRecord // one entry per tick
+	next  int
+	full  bool
+	recs  []Recommendation
+	ticks int
+}
+
+// NewHistory keeps the decisions of the last `ticks` ticks (at least 1).
+func NewHistory(mode string, ticks int) *History {
+	if ticks < 1 {
+		ticks = 1
+	}
+	return &History{mode: mode, ring: make([][]DecisionRecord, ticks)}
+}
+
+// Record stores one tick's decisions.
+func (h *History) Record(t daemon.Tick) {
+	outcomes := make(map[string]daemon.Outcome, len(t.Outcomes))
+	for _, o := range t.Outcomes {
+		outcomes[o.Service] = o
+	}
+	recs := make([]DecisionRecord, 0, len(t.Plan.Decisions))
+	latest := make([]Recommendation, 0, len(t.Plan.Decisions))
+	for _, d := range t.Plan.Decisions {
+		r := DecisionRecord{Time: t.Time, Decision: d, Mode: h.mode, HandedOff: t.HandedOff[d.Service]}
+		o, ok := outcomes[d.Service]
+		switch {
+		case !ok:
+			r.Outcome, r.Detail = "skipped", "not acted on this tick"
+			if t.Err != nil {
+				r.Detail = t.Err.Error()
+			}
+		case o.Err != nil:
+			r.Outcome, r.Detail = "failed", o.Err.Error()
+		case o.Applied:
+			r.Outcome = "applied"
+		case o.Recommended:
+			r.Outcome = "recommended"
+		default:
+			r.Outcome, r.Detail = "skipped", o.Skipped
+		}
+		recs = append(recs, r)
+		latest = append(latest, Recommendation{Service: d.Service, Time: t.Time, Current: d.Current, Ready: d.Ready,
+			Recommended: d.Desired, LimitedBy: d.LimitedBy, Bottleneck: d.Bottleneck, HandedOff: r.HandedOff, Reason: d.Reason})
+	}
+	h.mu.Lock()
+	h.ring[h.next] = recs
+	h.next = (h.next + 1) % len(h.ring)
+	h.full = h.full || h.next == 0
+	h.recs = latest
+	h.ticks++
+	h.mu.Unlock()
+}
+
+// Decisions returns the stored decisions, oldest tick first, optionally of
+// one service only.
+func (h *History) Decisions(service string) []DecisionRecord {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	var out []DecisionRecord
+	n := len(h.ring)
+	start := 0
+	if h.full {
+		start = h.next
+	}
+	for i := 0; i < n; i++ {
+		for _, r := range h.ring[(start+i)%n] {
+			if service == "" || r.Service == service {
+				out = append(out, r)
+			}
+		}
+	}
+	return out
+}
+
+// Recommendations returns the latest recommendation of every service.
+func (h *History) Recommendations() []Recommendation {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	return append([]Recommendation(nil), h.recs...)
+}
+
+// ServeDecisions serves GET /api/v1/decisions[?service=NAME].
+func (h *History) ServeDecisions(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, map[string]any{"mode": h.mode, "decisions": nonNil(h.Decisions(r.URL.Query().Get("service")))})
+}
+
+// ServeRecommendations serves GET /api/v1/recommendations.
+func (h *History) ServeRecommendations(w http.ResponseWriter, _ *http.Request) {
+	writeJSON(w, map[string]any{"mode": h.mode, "recommendations": nonNil(h.Recommendations())})
+}
+
+func nonNil[T any](s []T) []T {
+	if s == nil {
+		return []T{}
+	}
+	return s
+}
+
+func writeJSON(w http.ResponseWriter, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(v)
+}
+
+// Health ties liveness to loop progress: /healthz fails when no tick has
+// completed within Factor intervals, so a wedged loop gets the pod
+// restarted. /readyz passes once the caches are synced and a tick ran.
+type Health struct {
+	// Factor × interval is how long the loop may go without a tick.
+	Factor   int
+	now      func() time.Time
+	interval func() time.Duration
+
+	mu       sync.Mutex
+	last     time.Time
+	ticked   bool
+	notReady string
+}
+
+// NewHealth starts the progress clock at now().
+func NewHealth(now func() time.Time, interval func() time.Duration) *Health {
+	return &Health{Factor: 5, now: now, interval: interval, last: now(), notReady: "waiting for the first tick"}
+}
+
+// Record notes a completed tick.
+func (h *Health) Record(daemon.Tick) {
+	h.mu.Lock()
+	h.last, h.ticked, h.notReady = h.now(), true, ""
+	h.mu.Unlock()
+}
+
+// Live reports whether the loop made progress recently, and if not why.
+func (h *Health) Live() (bool, string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	limit := time.Duration(h.Factor) * h.interval()
+	if age := h.now().Sub(h.last); age > limit {
+		return false, "no loop tick completed for " + age.Round(time.Second).String() + " (limit " + limit.String() + ")"
+	}
+	return true, "ok"
+}
+
+// Ready reports whether the daemon serves decisions.
+func (h *Health) Ready() (bool, string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if !h.ticked {
+		return false, h.notReady
+	}
+	return true, "ok"
+}
+
+// SetNotReady explains why the daemon is not ready yet (before the first tick).
+func (h *Health) SetNotReady(why string) {
+	h.mu.Lock()
+	if !h.ticked {
+		h.notReady = why
+	}
+	h.mu.Unlock()
+}
+
+func probe(check func() (bool, string)) http.HandlerFunc {
+	return func(w http.ResponseWriter, _ *http.Request) {
+		ok, msg := check()
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		if !ok {
+			w.WriteHeader(http.StatusServiceUnavailable)
+		}
+		_, _ = w.Write([]byte(msg + "\n"))
+	}
+}

@@ -1,0 +1,82 @@
+package incluster
+
+import (
+	"context"
+	"sync/atomic"
+	"time"
+
+	"go.uber.org/zap"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/leaderelection"
+	"k8s.io/client-go/tools/leaderelection/resourcelock"
+)
+
+// Leadership is whether this process may write. Every replica runs the
+// loop, so a follower keeps its policy history warm and takes over with
+// its stabilization windows intact; only the leader writes.
+type Leadership struct{ v atomic.Bool }
+
+// IsLeader reports whether this process holds the lease.
+func (l *Leadership) IsLeader() bool { return l.v.Load() }
+
+func (l *Leadership) set(v bool) { l.v.Store(v) }
+
+// LeaderElection configures the Lease-based election.
+type LeaderElection struct {
+	Client    kubernetes.Interface
+	Namespace string
+	Name      string
+	Identity  string
+	// LeaseDuration, RenewDeadline and RetryPeriod as in client-go.
+	LeaseDuration, RenewDeadline, RetryPeriod time.Duration
+	// KeepLeaseOnExit skips releasing the lease on shutdown; tests use it to
+	// play a leader that crashed.
+	KeepLeaseOnExit bool
+}
+
+// elect campaigns for the lease until ctx ends, flipping l and calling
+// onChange as leadership comes and goes. A leader that loses the lease
+// becomes a candidate again rather than exiting.
+func elect(ctx context.Context, le LeaderElection, l *Leadership, onChange func(bool), log *zap.Logger) error {
+	lock := &resourcelock.LeaseLock{
+		LeaseMeta:  metav1.ObjectMeta{Namespace: le.Namespace, Name: le.Name},
+		Client:     le.Client.CoordinationV1(),
+		LockConfig: resourcelock.ResourceLockConfig{Identity: le.Identity},
+	}
+	el, err := leaderelection.NewLeaderElector(leaderelection.LeaderElectionConfig{
+		Lock:            lock,
+		LeaseDuration:   le.LeaseDuration,
+		RenewDeadline:   le.RenewDeadline,
+		RetryPeriod:     le.RetryPeriod,
+		ReleaseOnCancel: !le.KeepLeaseOnExit,
+		Name:            le.Name,
+		Callbacks: leaderelection.LeaderCallbacks{
+			OnStartedLeading: func(context.Context) {
+				l.set(true)
+				onChange(true)
+				log.Info("became leader", zap.String("identity", le.Identity))
+			},
+			OnStoppedLeading: func() {
+				// client-go calls this whenever Run returns, led or not.
+				if !l.v.Swap(false) {
+					return
+				}
+				onChange(false)
+				log.Info("stopped leading", zap.String("identity", le.Identity))
+			},
+			OnNewLeader: func(id string) {
+				if id != le.Identity {
+					log.Info("leader is another replica", zap.String("leader", id))
+				}
+			},
+		},
+	})
+	if err != nil {
+		return err
+	}
+	for ctx.Err() == nil {
+		el.Run(ctx)
+	}
+	return nil
+}

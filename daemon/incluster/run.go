@@ -1,0 +1,335 @@
+package incluster
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"go.uber.org/zap"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"k8s.io/utils/clock"
+
+	"github.com/elmascale/elmascale/config"
+	"github.com/elmascale/elmascale/daemon"
+	"github.com/elmascale/elmascale/scaler"
+)
+
+// Options configure Run. RESTConfig and ConfigPath are required.
+type Options struct {
+	RESTConfig *rest.Config
+	// ConfigPath is the elmascale config file, reloaded when it changes.
+	ConfigPath string
+	// Mode is scaler.ModeApply or scaler.ModeDryRun (the default).
+	Mode scaler.Mode
+	// Namespace and Interval override the config's when set.
+	Namespace string
+	Interval  time.Duration
+	// AnnotateRecommendations writes the recommended-replicas annotation in
+	// dry-run.
+	AnnotateRecommendations bool
+
+	// LeaderElect turns on Lease-based leader election; without it this
+	// process always writes.
+	LeaderElect    bool
+	LeaseName      string // default "elmascale"
+	LeaseNamespace string // default: the pod's namespace, then the config's
+	Identity       string // default: hostname plus a random suffix
+	LeaseDuration  time.Duration
+	RenewDeadline  time.Duration
+	RetryPeriod    time.Duration
+	// KeepLeaseOnExit: see LeaderElection.
+	KeepLeaseOnExit bool
+
+	// MetricsAddr serves /metrics and /api/v1/*; HealthAddr serves /healthz
+	// and /readyz. Empty disables the server; ":0" picks a free port.
+	MetricsAddr, HealthAddr string
+	// OnListen, if set, is told the bound addresses.
+	OnListen func(metrics, health string)
+
+	// Collector samples signals; nil means MissingCollector.
+	Collector daemon.Collector
+	Logger    *zap.Logger
+	// Registry for the metrics; nil means a new one with the Go and process
+	// collectors.
+	Registry *prometheus.Registry
+	Version  string
+	// ReloadEvery is the config file poll period (default 5s).
+	ReloadEvery time.Duration
+	// DecisionHistory is how many ticks /api/v1/decisions keeps (default 20).
+	DecisionHistory int
+	Clock           clock.Clock
+}
+
+func (o *Options) defaults() error {
+	if o.RESTConfig == nil {
+		return errors.New("no cluster connection (RESTConfig)")
+	}
+	if o.ConfigPath == "" {
+		return errors.New("no config file given")
+	}
+	switch o.Mode {
+	case "":
+		o.Mode = scaler.ModeDryRun
+	case scaler.ModeApply, scaler.ModeDryRun:
+	default:
+		return fmt.Errorf("mode %q: want %s or %s", o.Mode, scaler.ModeApply, scaler.ModeDryRun)
+	}
+	if o.Logger == nil {
+		o.Logger = zap.NewNop()
+	}
+	if o.Registry == nil {
+		o.Registry = prometheus.NewRegistry()
+		o.Registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	}
+	if o.Collector == nil {
+		o.Collector = MissingCollector{Reason: "no signal collector configured"}
+	}
+	if o.ReloadEvery == 0 {
+		o.ReloadEvery = 5 * time.Second
+	}
+	if o.DecisionHistory == 0 {
+		o.DecisionHistory = 20
+	}
+	if o.Clock == nil {
+		o.Clock = clock.RealClock{}
+	}
+	if o.LeaseName == "" {
+		o.LeaseName = "elmascale"
+	}
+	if o.LeaseDuration == 0 {
+		o.LeaseDuration = 15 * time.Second
+	}
+	if o.RenewDeadline == 0 {
+		o.RenewDeadline = 10 * time.Second
+	}
+	if o.RetryPeriod == 0 {
+		o.RetryPeriod = 2 * time.Second
+	}
+	if o.Identity == "" {
+		host, _ := os.Hostname()
+		b := make([]byte, 4)
+		_, _ = rand.Read(b)
+		o.Identity = host + "_" + hex.EncodeToString(b)
+	}
+	return nil
+}
+
+// Run runs the daemon until ctx ends, then shuts down in order: the loop
+// stops, the leader releases its lease, pending Events are flushed and the
+// HTTP servers close. It returns an error only when it cannot start.
+func Run(ctx context.Context, o Options) error {
+	if err := o.defaults(); err != nil {
+		return err
+	}
+	log := o.Logger
+	metrics := NewMetrics(o.Registry, o.Mode == scaler.ModeDryRun, o.Version)
+
+	var firstNS string
+	adjust := func(c *config.Config) error {
+		if o.Namespace != "" {
+			c.Namespace = o.Namespace
+		}
+		if o.Interval > 0 {
+			c.Interval = o.Interval
+		}
+		if c.Namespace == "" {
+			return errors.New("no namespace: set it in the config or with --namespace")
+		}
+		// The informers watch one namespace, fixed at start-up.
+		if firstNS != "" && c.Namespace != firstNS {
+			return rejectError{fmt.Sprintf("namespace changed from %q to %q: restart elmascale to watch another namespace", firstNS, c.Namespace)}
+		}
+		return nil
+	}
+	src, err := NewConfigSource(o.ConfigPath, adjust, log, metrics.Reload)
+	if err != nil {
+		return err
+	}
+	cfg := src.Current()
+	firstNS = cfg.Namespace
+
+	client, err := kubernetes.NewForConfig(o.RESTConfig)
+	if err != nil {
+		return err
+	}
+	leading := &Leadership{}
+	sc, err := scaler.NewForConfig(o.RESTConfig, scaler.Options{
+		Client:                  client,
+		Namespace:               cfg.Namespace,
+		Mode:                    o.Mode,
+		IsLeader:                leading.IsLeader,
+		AnnotateRecommendations: o.AnnotateRecommendations,
+		Logger:                  log.Named("scaler"),
+	})
+	if err != nil {
+		return err
+	}
+
+	history := NewHistory(string(o.Mode), o.DecisionHistory)
+	health := NewHealth(o.Clock.Now, func() time.Duration { return src.Current().Interval })
+	health.SetNotReady("waiting for informer caches")
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	servers, err := serve(o, metrics, history, health)
+	if err != nil {
+		return err
+	}
+
+	wg.Add(1)
+	go func() { defer wg.Done(); src.Watch(ctx, o.ReloadEvery) }()
+
+	var electDone chan struct{}
+	if o.LeaderElect {
+		ns := o.LeaseNamespace
+		if ns == "" {
+			ns = podNamespace(cfg.Namespace)
+		}
+		le := LeaderElection{Client: client, Namespace: ns, Name: o.LeaseName, Identity: o.Identity,
+			LeaseDuration: o.LeaseDuration, RenewDeadline: o.RenewDeadline, RetryPeriod: o.RetryPeriod, KeepLeaseOnExit: o.KeepLeaseOnExit}
+		electDone = make(chan struct{})
+		go func() {
+			defer close(electDone)
+			if err := elect(ctx, le, leading, metrics.SetLeader, log.Named("leader")); err != nil {
+				log.Error("leader election failed to start; this replica never writes", zap.Error(err))
+			}
+		}()
+	} else {
+		leading.set(true)
+		metrics.SetLeader(true)
+	}
+
+	log.Info("elmascale running", zap.String("mode", string(o.Mode)), zap.String("namespace", cfg.Namespace),
+		zap.Int("services", len(cfg.Services)), zap.Duration("interval", cfg.Interval),
+		zap.Bool("leaderElect", o.LeaderElect), zap.String("identity", o.Identity), zap.String("version", o.Version))
+
+	if err := sc.Start(ctx); err != nil {
+		log.Error("informers did not sync", zap.Error(err))
+	} else {
+		loop := &daemon.Loop{
+			Config:    src.Current,
+			Collector: o.Collector,
+			Scaler:    sc,
+			Recorder:  recorders{metrics, history, health, tickLogger{log}},
+		}
+		runLoop(ctx, loop, src, o.Clock)
+	}
+
+	// Shutdown: the lease goes first so a standby takes over at once.
+	cancel()
+	if electDone != nil {
+		<-electDone
+	}
+	sc.Close()
+	wg.Wait()
+	shutdownCtx, done := context.WithTimeout(context.Background(), 5*time.Second)
+	defer done()
+	for _, s := range servers {
+		_ = s.Shutdown(shutdownCtx)
+	}
+	log.Info("elmascale stopped")
+	return nil
+}
+
+// runLoop ticks until ctx ends. The interval is read from the config after
+// each tick, so a reload can change it.
+func runLoop(ctx context.Context, loop *daemon.Loop, src *ConfigSource, clk clock.Clock) {
+	for ctx.Err() == nil {
+		loop.RunOnce(ctx, clk.Now())
+		select {
+		case <-ctx.Done():
+		case <-clk.After(src.Current().Interval):
+		}
+	}
+}
+
+func serve(o Options, metrics *Metrics, history *History, health *Health) ([]*http.Server, error) {
+	var servers []*http.Server
+	var addrs [2]string
+	start := func(i int, addr string, mux *http.ServeMux) error {
+		if addr == "" {
+			return nil
+		}
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			return fmt.Errorf("listen %s: %w", addr, err)
+		}
+		addrs[i] = ln.Addr().String()
+		srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+		servers = append(servers, srv)
+		go func() {
+			if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				o.Logger.Error("HTTP server stopped", zap.String("addr", addr), zap.Error(err))
+			}
+		}()
+		return nil
+	}
+	m := http.NewServeMux()
+	m.Handle("GET /metrics", promhttp.HandlerFor(o.Registry, promhttp.HandlerOpts{Registry: o.Registry}))
+	m.HandleFunc("GET /api/v1/decisions", history.ServeDecisions)
+	m.HandleFunc("GET /api/v1/recommendations", history.ServeRecommendations)
+	h := http.NewServeMux()
+	h.HandleFunc("GET /healthz", probe(health.Live))
+	h.HandleFunc("GET /readyz", probe(health.Ready))
+	if err := start(0, o.MetricsAddr, m); err != nil {
+		return nil, err
+	}
+	if err := start(1, o.HealthAddr, h); err != nil {
+		for _, s := range servers {
+			_ = s.Close()
+		}
+		return nil, err
+	}
+	if o.OnListen != nil {
+		o.OnListen(addrs[0], addrs[1])
+	}
+	return servers, nil
+}
+
+// podNamespace is the namespace this pod runs in, or fallback outside a pod.
+func podNamespace(fallback string) string {
+	b, err := os.ReadFile("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
+	if err == nil && strings.TrimSpace(string(b)) != "" {
+		return strings.TrimSpace(string(b))
+	}
+	return fallback
+}
+
+// recorders fans a tick out to several recorders.
+type recorders []daemon.Recorder
+
+func (rs recorders) Record(t daemon.Tick) {
+	for _, r := range rs {
+		r.Record(t)
+	}
+}
+
+// tickLogger logs each tick: failures at warn, the rest at debug. Writes
+// are logged by the scaler where they happen.
+type tickLogger struct{ log *zap.Logger }
+
+func (l tickLogger) Record(t daemon.Tick) {
+	if t.Err != nil {
+		l.log.Warn("tick incomplete; affected services held", zap.Error(t.Err))
+	}
+	if ce := l.log.Check(zap.DebugLevel, "tick"); ce != nil {
+		var total time.Duration
+		for _, d := range t.Steps {
+			total += d
+		}
+		ce.Write(zap.Int("decisions", len(t.Plan.Decisions)), zap.Int("handedOff", len(t.HandedOff)), zap.Duration("took", total))
+	}
+}
