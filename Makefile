@@ -9,11 +9,18 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X github.com/elmascale/elmascale/internal/version.Version=$(VERSION)
 UNIT_PKGS := ./policy/... ./config/... ./cmd/... ./internal/archtest/...
 
-.PHONY: all build test test-unit test-integration lint bench demo setup clean
+.PHONY: all build build-static image test test-unit test-integration lint bench demo setup clean
 all: build
 
 build:
 	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN)/elmascale ./cmd/elmascale
+
+# build-static is what the image ships: no cgo, no libc.
+build-static:
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/elmascale-static ./cmd/elmascale
+
+image:
+	docker build --build-arg VERSION=$(VERSION) -t elmascale:$(VERSION) .
 
 test-unit:
 	$(GO) vet ./...
