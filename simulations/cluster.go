@@ -143,7 +143,7 @@ func (c *Cluster) Apply(_ context.Context, cfg *config.Config, plan policy.Plan)
 				o.Err = err
 			} else {
 				o.Applied = true
-				c.sim.svcs[si].actions++
+				c.sim.countAction(int32(si))
 			}
 		}
 		out = append(out, o)

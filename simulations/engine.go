@@ -120,6 +120,18 @@ type sim struct {
 	onWindow func(s *sim)
 
 	scrapeEvery, resEvery, statsEvery, windowEvery int64
+	// warmup is the whole seconds before scoring starts.
+	warmup int64
+}
+
+// scoring reports whether the warm-up is over.
+func (s *sim) scoring() bool { return s.step >= s.warmup }
+
+// countAction notes a replica change written, once scoring has begun.
+func (s *sim) countAction(si int32) {
+	if s.scoring() {
+		s.svcs[si].actions++
+	}
 }
 
 func newSim(sc *Scenario, seed uint64, promKeep, statsKeep int) *sim {
@@ -133,6 +145,7 @@ func newSim(sc *Scenario, seed uint64, promKeep, statsKeep int) *sim {
 	s.resEvery = int64(sc.Observation.MetricsResolution.Seconds())
 	s.statsEvery = int64(sc.Observation.QueueStatsInterval.Seconds())
 	s.windowEvery = int64(sc.SLO.Window.Seconds())
+	s.warmup = int64(sc.Warmup.Seconds())
 	s.heap.ev = make([]event, 0, 1<<14)
 	s.reqs = make([]request, 0, 1<<14)
 	s.free = make([]int32, 0, 1<<14)
@@ -535,8 +548,10 @@ func (v *svcState) readyCount() int32 { return int32(len(v.active)) }
 // scrapes, and the scoring window.
 func (s *sim) endOfStep() {
 	t := s.step
-	for i := range s.svcs {
-		s.svcs[i].replicaSeconds += float64(s.svcs[i].live)
+	if t > s.warmup {
+		for i := range s.svcs {
+			s.svcs[i].replicaSeconds += float64(s.svcs[i].live)
+		}
 	}
 	if t%s.scrapeEvery == 0 {
 		s.scrapeProm()

@@ -19,11 +19,14 @@ const (
 	PolicyStatic     = "static"
 	PolicyLatencyHPA = "latency-hpa"
 	PolicyOracle     = "oracle"
+	// PolicyPreset is the ELMA365 preset exactly as shipped, for comparison
+	// with the scenario's tuned elmascale configuration.
+	PolicyPreset = "preset"
 )
 
 // PolicyNames lists every policy in report order.
 func PolicyNames() []string {
-	return []string{PolicyElmascale, PolicyHPA, PolicyKEDA, PolicyLatencyHPA, PolicyStatic, PolicyOracle}
+	return []string{PolicyElmascale, PolicyPreset, PolicyHPA, PolicyKEDA, PolicyLatencyHPA, PolicyStatic, PolicyOracle}
 }
 
 // Policy is how replicas are decided in a run: a configuration run through
@@ -57,6 +60,12 @@ func BuildPolicy(sc *Scenario, name string, seed uint64) (Policy, error) {
 	switch name {
 	case PolicyElmascale:
 		return Policy{Name: name, Config: sc.Elmascale, YAML: sc.ElmascaleYAML}, nil
+	case PolicyPreset:
+		cfg, err := config.ELMA365Preset()
+		if err != nil {
+			return Policy{}, err
+		}
+		return Policy{Name: name, Config: cfg, YAML: config.ELMA365PresetYAML()}, nil
 	case PolicyOracle:
 		return Policy{Name: name, Oracle: NewOracle(sc, seed)}, nil
 	case PolicyStatic, PolicyHPA, PolicyKEDA, PolicyLatencyHPA:

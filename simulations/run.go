@@ -91,7 +91,7 @@ func Run(ctx context.Context, sc *Scenario, p Policy, seed uint64) (*Result, err
 			for i := range sc.Services {
 				if n, ok := p.Oracle.at(sc.Services[i].Name, t); ok && n != cl.sim.svcs[i].desired {
 					cl.sim.setReplicas(int32(i), n)
-					cl.sim.svcs[i].actions++
+					cl.sim.countAction(int32(i))
 				}
 			}
 		}

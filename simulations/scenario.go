@@ -25,6 +25,9 @@ type Scenario struct {
 	// timestamps; nothing reads the real clock).
 	Start    time.Time
 	Duration time.Duration
+	// Warmup is the time at the start that is simulated but not scored:
+	// every policy settles from the initial replicas to its steady state.
+	Warmup time.Duration
 	// Seed is the default seed of the scenario's runs.
 	Seed uint64
 
@@ -212,6 +215,12 @@ func defaultBindings() map[string]MetricBinding {
 		"requests_in_flight":  {Series: SeriesInFlight},
 		// What KEDA's RabbitMQ scaler reads in QueueLength mode.
 		KEDAQueueMetric: {Series: SeriesQueueMessages},
+		// Requests per second by service over the last 30s.
+		"request_rate": {Series: SeriesRequestRate, Window: 30 * time.Second},
+		// The RabbitMQ Prometheus plugin's per-queue series.
+		"rabbitmq_queue_messages_ready": {Series: SeriesQueueReady},
+		"rabbitmq_queue_publish_rate":   {Series: SeriesQueuePublishRate, Window: 30 * time.Second},
+		"rabbitmq_queue_ack_rate":       {Series: SeriesQueueAckRate, Window: 30 * time.Second},
 	}
 }
 
@@ -222,6 +231,7 @@ type scenarioFile struct {
 	Description string              `yaml:"description"`
 	Start       string              `yaml:"start"`
 	Duration    config.Duration     `yaml:"duration"`
+	Warmup      config.Duration     `yaml:"warmup"`
 	Seed        uint64              `yaml:"seed"`
 	Cluster     clusterFile         `yaml:"cluster"`
 	Load        []loadFile          `yaml:"load"`
@@ -360,8 +370,9 @@ func (m *Millicores) UnmarshalYAML(n *yaml.Node) error {
 
 // LoadScenario reads a scenario file. A file may take its cluster from
 // another file (cluster.base, relative to the scenario) and its elmascale
-// configuration from the embedded preset or a file, each with overrides
-// merged key by key (a null value deletes a key; lists are replaced whole).
+// configuration from the embedded preset or a file, then overlay files,
+// then inline overrides, each merged key by key (a null value deletes a
+// key; lists are replaced whole).
 func LoadScenario(path string) (*Scenario, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
@@ -426,8 +437,22 @@ func ParseScenario(data []byte, dir string) (*Scenario, error) {
 			base = map[string]any{}
 		}
 		for k := range e {
-			if k != "preset" && k != "file" && k != "overrides" {
-				return nil, fmt.Errorf("elmascale.%s: unknown field (want preset, file, overrides)", k)
+			if k != "preset" && k != "file" && k != "overlays" && k != "overrides" {
+				return nil, fmt.Errorf("elmascale.%s: unknown field (want preset, file, overlays, overrides)", k)
+			}
+		}
+		if list, ok := e["overlays"].([]any); ok {
+			for _, item := range list {
+				name, _ := item.(string)
+				b, err := os.ReadFile(filepath.Join(dir, name))
+				if err != nil {
+					return nil, fmt.Errorf("elmascale.overlays: %w", err)
+				}
+				var o map[string]any
+				if err := yaml.Unmarshal(b, &o); err != nil {
+					return nil, fmt.Errorf("elmascale.overlays %s: %w", name, err)
+				}
+				base = mergeYAML(base, o)
 			}
 		}
 		if o, ok := e["overrides"].(map[string]any); ok {
@@ -491,7 +516,7 @@ func (p *problems) add(format string, args ...any) { *p = append(*p, fmt.Sprintf
 
 func compileScenario(f *scenarioFile, dir string) (*Scenario, error) {
 	var errs problems
-	sc := &Scenario{Name: f.Name, Description: f.Description, Duration: f.Duration.D(), Seed: f.Seed}
+	sc := &Scenario{Name: f.Name, Description: f.Description, Duration: f.Duration.D(), Warmup: f.Warmup.D(), Seed: f.Seed}
 	if sc.Seed == 0 {
 		sc.Seed = 1
 	}
@@ -508,6 +533,9 @@ func compileScenario(f *scenarioFile, dir string) (*Scenario, error) {
 	}
 	if sc.Duration%time.Second != 0 {
 		errs.add("duration: must be whole seconds")
+	}
+	if sc.Warmup < 0 || sc.Warmup >= sc.Duration || sc.Warmup%time.Second != 0 {
+		errs.add("warmup: must be whole seconds, shorter than the duration")
 	}
 
 	// Services, in name order so that runs never depend on map order.

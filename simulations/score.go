@@ -61,14 +61,23 @@ type sloRef struct {
 	n      int
 }
 
-// A p95 of a handful of requests is their maximum, which would make a
-// quiet hour violate on one slow request. A window with fewer than
-// minSamples completions is therefore judged together with the windows
-// before it, up to minSampleWindows of them.
+// A p95 of a few dozen requests is decided by their two or three slowest,
+// which would make a quiet night hour violate on ordinary tail latency
+// that no amount of capacity removes (the oracle would "violate" too). A
+// window with fewer than minSamples completions is therefore judged
+// together with the windows before it, up to minSampleWindows of them (a
+// minute at the default 10s window), like a longer rate window would.
 const (
-	minSamples       = 20
+	minSamples       = 200
 	minSampleWindows = 6
 )
+
+// violate counts a violating window once the warm-up is over.
+func (r *sloRef) violate(m *sim, window float64) {
+	if m.now > float64(m.warmup) {
+		r.secs += window
+	}
+}
 
 // p95 records the window's histogram and returns the p95 over it and as
 // many earlier windows as needed to reach minSamples.
@@ -163,7 +172,7 @@ func (s *scorer) onWindow(m *sim) {
 			}
 		}
 		if bad {
-			r.secs += s.window
+			r.violate(m, s.window)
 			any = true
 		}
 		s.add("p95/"+r.name, nanToZero(p95))
@@ -174,7 +183,7 @@ func (s *scorer) onWindow(m *sim) {
 		r := &s.svc[k]
 		v := &m.svcs[r.idx]
 		if r.p95(&v.win, &s.scratch) > r.slo || headAge(r.idx) > r.slo {
-			r.secs += s.window
+			r.violate(m, s.window)
 			any = true
 		}
 	}
@@ -187,7 +196,7 @@ func (s *scorer) onWindow(m *sim) {
 			age = now - m.reqs[q.ready.front()].arrive
 		}
 		if p95 > r.slo || age > r.slo {
-			r.secs += s.window
+			r.violate(m, s.window)
 			any = true
 		}
 		s.add("queueWait/"+r.name, math.Max(nanToZero(p95), age))

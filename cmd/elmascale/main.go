@@ -27,6 +27,7 @@ var commands = map[string]command{
 	"recommend": {"compute decisions once from a snapshot file or live sources, change nothing", runRecommend},
 	"version":   {"print the version", runVersion},
 	"run":       {"run the autoscaling daemon against a cluster (apply or dry-run)", runRun},
+	"import":    {"write an elmascale config equivalent to a namespace's HPAs and KEDA ScaledObjects", runImport},
 	"dashboard": {"print the Grafana dashboard of scaling decisions (JSON)", runDashboard},
 }
 
