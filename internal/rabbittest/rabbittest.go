@@ -90,9 +90,13 @@ default_user = %s
 default_pass = %s
 default_user_tags.administrator = true
 loopback_users = none
-# Rates are computed from statistics sampled this often (default 5s);
-# 1s lets a test read a steady rate within seconds.
+# Queues report statistics this often (default 5s), and the management
+# plugin keeps samples at this granularity (default 5s): 1s each lets a
+# test read counters and steady rates within seconds.
 collect_statistics_interval = 1000
+management.sample_retention_policies.global.minute = 1
+management.sample_retention_policies.basic.minute = 1
+management.sample_retention_policies.detailed.10 = 1
 `, amqp, mgmt, b.AdminUser, b.AdminPassword)
 	if err := os.WriteFile(filepath.Join(dir, "rabbitmq.conf"), []byte(conf), 0o600); err != nil {
 		b.cleanup()
