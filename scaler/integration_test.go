@@ -1,0 +1,319 @@
+package scaler_test
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	autoscalingv1 "k8s.io/api/autoscaling/v1"
+	autoscalingv2 "k8s.io/api/autoscaling/v2"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/discovery/cached/memory"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/restmapper"
+	"k8s.io/client-go/scale"
+
+	"github.com/elmascale/elmascale/config"
+	"github.com/elmascale/elmascale/daemon"
+	"github.com/elmascale/elmascale/daemon/itest"
+	"github.com/elmascale/elmascale/internal/testcluster"
+	"github.com/elmascale/elmascale/policy"
+	"github.com/elmascale/elmascale/scaler"
+)
+
+func TestMain(m *testing.M) { testcluster.Main(m) }
+
+// load is a collector whose perReplica "load" signal reports a settable
+// total for every service, so the real policy asks for ceil(load/100).
+type load struct {
+	mu    sync.Mutex
+	total float64
+}
+
+func (l *load) set(v float64) { l.mu.Lock(); l.total = v; l.mu.Unlock() }
+
+func (l *load) Collect(_ context.Context, cfg *config.Config, now time.Time) (daemon.Signals, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	out := daemon.Signals{}
+	for _, s := range cfg.Services {
+		out[s.Name] = map[string]policy.Observation{}
+		for _, sg := range s.Signals {
+			out[s.Name][sg.Name] = policy.Observation{Status: policy.StatusOK, Time: now, Value: l.total}
+		}
+	}
+	return out, nil
+}
+
+// configFor is a config scaling each service on the "load" signal at 100
+// per replica, scaling at once in both directions.
+func configFor(t *testing.T, ns string, extra string, services ...string) *config.Config {
+	t.Helper()
+	var b strings.Builder
+	fmt.Fprintf(&b, `apiVersion: elmascale.io/v1alpha1
+kind: Config
+namespace: %s
+%s
+metrics:
+  load: {prometheus: {query: "sum by (service) (load)"}}
+defaults:
+  minReplicas: 1
+  maxReplicas: 6
+  behavior:
+    scaleDown: {stabilizationWindow: 0s}
+services:
+`, ns, extra)
+	for _, s := range services {
+		fmt.Fprintf(&b, "  %s: {signals: [{name: load, perReplica: {metric: load, targetPerReplica: 100}}]}\n", s)
+	}
+	cfg, err := config.Parse([]byte(b.String()))
+	if err != nil {
+		t.Fatalf("config: %v\n%s", err, b.String())
+	}
+	return cfg
+}
+
+type env struct {
+	admin kubernetes.Interface
+	ns    string
+	c     *testcluster.Cluster
+}
+
+func newEnv(t *testing.T, extraRBAC ...string) env {
+	c := testcluster.ForTest(t)
+	return env{admin: kubernetes.NewForConfigOrDie(c.AdminConfig), ns: itest.Namespace(t, c, extraRBAC...), c: c}
+}
+
+// newScaler builds a scaler as user elmascale, so every test also proves
+// the shipped RBAC is enough.
+func (e env) newScaler(t *testing.T, opts scaler.Options) *scaler.Scaler {
+	t.Helper()
+	opts.Namespace = e.ns
+	s, err := scaler.NewForConfig(e.c.UserConfig(testcluster.UserElmascale), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(func() { cancel(); s.Close() })
+	if err := s.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// tickUntil runs the loop until cond holds, at most 30 ticks 300ms apart.
+func tickUntil(t *testing.T, l *daemon.Loop, what string, cond func(daemon.Tick) bool) daemon.Tick {
+	t.Helper()
+	var last daemon.Tick
+	for i := 0; i < 30; i++ {
+		last = l.RunOnce(context.Background(), time.Now())
+		if cond(last) {
+			return last
+		}
+		time.Sleep(300 * time.Millisecond)
+	}
+	t.Fatalf("after 30 ticks, still not %s; last tick: err %v, outcomes %+v, plan %+v", what, last.Err, last.Outcomes, last.Plan.Decisions)
+	return last
+}
+
+func applied(service string) func(daemon.Tick) bool {
+	return func(t daemon.Tick) bool {
+		for _, o := range t.Outcomes {
+			if o.Service == service && o.Applied {
+				return true
+			}
+		}
+		return false
+	}
+}
+
+// Verifies that in apply mode the loop scales a Deployment up and down
+// through the scale subresource, its pods become Ready (KWOK), and each
+// change is recorded as an Event carrying the decision's reason.
+func TestApplyScalesDeployment(t *testing.T) {
+	e := newEnv(t)
+	itest.CreateDeployments(t, e.admin, itest.Deployment(e.ns, "worker", 1, nil))
+	cfg := configFor(t, e.ns, "", "worker")
+	l := &load{total: 350}
+	loop := &daemon.Loop{Config: func() *config.Config { return cfg }, Collector: l,
+		Scaler: e.newScaler(t, scaler.Options{Mode: scaler.ModeApply})}
+
+	tickUntil(t, loop, "scaled up", applied("worker"))
+	itest.WaitReplicas(t, e.admin, e.ns, "worker", 4, 30*time.Second)
+	itest.WaitEvent(t, e.admin, e.ns, "worker", "Normal ScaledUp", "replicas 1 → 4")
+
+	l.set(150)
+	tickUntil(t, loop, "scaled down", applied("worker"))
+	itest.WaitReplicas(t, e.admin, e.ns, "worker", 2, 30*time.Second)
+	itest.WaitEvent(t, e.admin, e.ns, "worker", "Normal ScaledDown", "replicas 4 → 2")
+}
+
+// Verifies that dry-run publishes the same decision as a recommendation,
+// optionally as an annotation, and never writes spec.replicas.
+func TestDryRunLeavesReplicas(t *testing.T) {
+	e := newEnv(t, filepath.Join(itest.RepoRoot(), "deploy", "rbac", "annotate-recommendations.yaml"))
+	itest.CreateDeployments(t, e.admin, itest.Deployment(e.ns, "worker", 1, nil))
+	cfg := configFor(t, e.ns, "", "worker")
+	loop := &daemon.Loop{Config: func() *config.Config { return cfg }, Collector: &load{total: 350},
+		Scaler: e.newScaler(t, scaler.Options{Mode: scaler.ModeDryRun, AnnotateRecommendations: true})}
+
+	var tk daemon.Tick
+	for i := 0; i < 5; i++ {
+		tk = loop.RunOnce(context.Background(), time.Now())
+		time.Sleep(200 * time.Millisecond)
+	}
+	if d, _ := tk.Plan.Decision("worker"); d.Desired != 4 || !tk.Outcomes[0].Recommended || tk.Outcomes[0].Err != nil {
+		t.Fatalf("decision %+v outcome %+v, want a recommendation of 4", d, tk.Outcomes[0])
+	}
+	if spec, _ := itest.Replicas(t, e.admin, e.ns, "worker"); spec != 1 {
+		t.Errorf("dry-run changed spec.replicas to %d", spec)
+	}
+	d, err := e.admin.AppsV1().Deployments(e.ns).Get(context.Background(), "worker", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := d.Annotations[scaler.AnnotationRecommended]; got != "4" {
+		t.Errorf("annotation %s = %q, want 4", scaler.AnnotationRecommended, got)
+	}
+}
+
+// Verifies that a Deployment an HPA scales and a paused one are left
+// alone, each with one HandedOff Event however many ticks pass, and that
+// lifting the pause hands the target back with an Event.
+func TestHandOff(t *testing.T) {
+	e := newEnv(t)
+	itest.CreateDeployments(t, e.admin,
+		itest.Deployment(e.ns, "main", 1, nil),
+		itest.Deployment(e.ns, "chat", 1, map[string]string{scaler.AnnotationPaused: "true"}))
+	hpa := &autoscalingv2.HorizontalPodAutoscaler{
+		ObjectMeta: metav1.ObjectMeta{Name: "main-hpa", Namespace: e.ns},
+		Spec: autoscalingv2.HorizontalPodAutoscalerSpec{
+			ScaleTargetRef: autoscalingv2.CrossVersionObjectReference{APIVersion: "apps/v1", Kind: "Deployment", Name: "main"},
+			MaxReplicas:    3,
+		},
+	}
+	if _, err := e.admin.AutoscalingV2().HorizontalPodAutoscalers(e.ns).Create(context.Background(), hpa, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	cfg := configFor(t, e.ns, "", "main", "chat")
+	loop := &daemon.Loop{Config: func() *config.Config { return cfg }, Collector: &load{total: 350},
+		Scaler: e.newScaler(t, scaler.Options{Mode: scaler.ModeApply})}
+
+	tk := tickUntil(t, loop, "both handed off", func(tk daemon.Tick) bool { return len(tk.HandedOff) == 2 })
+	if tk.HandedOff["main"] != "HorizontalPodAutoscaler/main-hpa" || tk.HandedOff["chat"] != scaler.OwnerPaused {
+		t.Errorf("HandedOff = %v", tk.HandedOff)
+	}
+	for i := 0; i < 4; i++ {
+		loop.RunOnce(context.Background(), time.Now())
+	}
+	for _, o := range tk.Outcomes {
+		if o.Applied || !strings.HasPrefix(o.Skipped, "handed off") {
+			t.Errorf("outcome %+v, want skipped as handed off", o)
+		}
+	}
+	for _, name := range []string{"main", "chat"} {
+		if spec, _ := itest.Replicas(t, e.admin, e.ns, name); spec != 1 {
+			t.Errorf("%s scaled to %d while handed off", name, spec)
+		}
+		evs := itest.WaitEvent(t, e.admin, e.ns, name, "Normal HandedOff")
+		time.Sleep(time.Second) // let any duplicate arrive
+		if evs = itest.Events(t, e.admin, e.ns, name); len(evs) != 1 {
+			t.Errorf("%s events = %q, want exactly one HandedOff", name, evs)
+		}
+	}
+
+	patch := []byte(`{"metadata":{"annotations":{"` + scaler.AnnotationPaused + `":null}}}`)
+	if _, err := e.admin.AppsV1().Deployments(e.ns).Patch(context.Background(), "chat", types.MergePatchType, patch, metav1.PatchOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	tickUntil(t, loop, "chat scaled after the pause is lifted", applied("chat"))
+	itest.WaitEvent(t, e.admin, e.ns, "chat", "Normal HandOffEnded")
+	itest.WaitReplicas(t, e.admin, e.ns, "chat", 4, 30*time.Second)
+}
+
+// Verifies that an ELMA365 single-instance service found at 3 replicas is
+// brought back to 1 with a Warning Event, whatever its signals say.
+func TestPinnedBackToOne(t *testing.T) {
+	e := newEnv(t)
+	itest.CreateDeployments(t, e.admin, itest.Deployment(e.ns, "scheduler", 3, nil))
+	cfg, err := config.Parse([]byte("apiVersion: elmascale.io/v1alpha1\nkind: Config\nplatform: elma365\nnamespace: " + e.ns +
+		"\nservices:\n  scheduler: {}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	loop := &daemon.Loop{Config: func() *config.Config { return cfg }, Collector: &load{},
+		Scaler: e.newScaler(t, scaler.Options{Mode: scaler.ModeApply})}
+	tickUntil(t, loop, "scheduler scaled", applied("scheduler"))
+	itest.WaitReplicas(t, e.admin, e.ns, "scheduler", 1, 30*time.Second)
+	itest.WaitEvent(t, e.admin, e.ns, "scheduler", "Warning PinnedServiceScaledDown", "replicas 3 → 1")
+}
+
+// bumpingScales changes the Deployment behind the scaler's back right
+// before its first scale update, so that update carries a stale
+// resourceVersion and must conflict.
+type bumpingScales struct {
+	scale.ScalesGetter
+	bump    func()
+	mu      sync.Mutex
+	updates []string // resourceVersion sent with each update
+}
+
+func (b *bumpingScales) Scales(ns string) scale.ScaleInterface {
+	return &bumpingScale{ScaleInterface: b.ScalesGetter.Scales(ns), b: b}
+}
+
+type bumpingScale struct {
+	scale.ScaleInterface
+	b *bumpingScales
+}
+
+func (s *bumpingScale) Update(ctx context.Context, gr schema.GroupResource, sc *autoscalingv1.Scale, opts metav1.UpdateOptions) (*autoscalingv1.Scale, error) {
+	s.b.mu.Lock()
+	first := len(s.b.updates) == 0
+	s.b.updates = append(s.b.updates, sc.ResourceVersion)
+	s.b.mu.Unlock()
+	if first {
+		s.b.bump()
+	}
+	return s.ScaleInterface.Update(ctx, gr, sc, opts)
+}
+
+// Verifies that a write that conflicts with a concurrent change of the
+// Deployment is retried with a fresh resourceVersion and lands.
+func TestConflictRetried(t *testing.T) {
+	e := newEnv(t)
+	itest.CreateDeployments(t, e.admin, itest.Deployment(e.ns, "worker", 1, nil))
+	rc := e.c.UserConfig(testcluster.UserElmascale)
+	client := kubernetes.NewForConfigOrDie(rc)
+	mapper := restmapper.NewDeferredDiscoveryRESTMapper(memory.NewMemCacheClient(client.Discovery()))
+	real, err := scale.NewForConfig(rc, mapper, dynamic.LegacyAPIPathResolverFunc, scale.NewDiscoveryScaleKindResolver(client.Discovery()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	bs := &bumpingScales{ScalesGetter: real, bump: func() {
+		patch := []byte(`{"metadata":{"annotations":{"test/bumped":"` + time.Now().Format(time.RFC3339Nano) + `"}}}`)
+		if _, err := e.admin.AppsV1().Deployments(e.ns).Patch(context.Background(), "worker", types.MergePatchType, patch, metav1.PatchOptions{}); err != nil {
+			t.Errorf("bump: %v", err)
+		}
+	}}
+	cfg := configFor(t, e.ns, "", "worker")
+	loop := &daemon.Loop{Config: func() *config.Config { return cfg }, Collector: &load{total: 300},
+		Scaler: e.newScaler(t, scaler.Options{Mode: scaler.ModeApply, Client: client, Scales: bs, Mapper: mapper})}
+	tk := tickUntil(t, loop, "applied", applied("worker"))
+	if tk.Outcomes[0].Err != nil {
+		t.Fatal(tk.Outcomes[0].Err)
+	}
+	if len(bs.updates) != 2 || bs.updates[0] == bs.updates[1] {
+		t.Errorf("updates sent with resourceVersions %q, want a conflict then a retry with a fresh one", bs.updates)
+	}
+	if spec, _ := itest.Replicas(t, e.admin, e.ns, "worker"); spec != 3 {
+		t.Errorf("spec.replicas = %d, want 3", spec)
+	}
+}
