@@ -53,16 +53,21 @@ type svcState struct {
 	consumes []int32
 	calls    []edge
 	pubs     []edge
-	rng      *rand.Rand
 	// cpuPerSec is CPU seconds burnt per second of own work.
 	cpuPerSec float64
 	slots     int32
 
 	inFlight int32
 	requests uint64
-	buckets  []uint64 // Prometheus histogram, last bucket is +Inf
-	scrapes  []promSample
-	nScrapes int
+	// Exact totals for checking the engine against queueing theory: the
+	// integral of in-flight requests over time (up to areaT) and the sum
+	// and count of completed latencies.
+	area, areaT float64
+	latSum      float64
+	latCount    uint64
+	buckets     []uint64 // Prometheus histogram, last bucket is +Inf
+	scrapes     []promSample
+	nScrapes    int
 
 	// Scoring.
 	win, winEntry, all, allEntry logHist
@@ -78,7 +83,6 @@ type queueState struct {
 	unacked   int64
 	published uint64
 	acked     uint64
-	rng       *rand.Rand
 	cpuPerSec float64
 	stats     []queueSample
 	nStats    int
@@ -86,6 +90,7 @@ type queueState struct {
 }
 
 type request struct {
+	key    uint64  // identity for the request's random draws
 	arrive float64 // at this service; publish time for a message
 	parent int32   // request waiting for this one, -1 for none
 	svc    int32
@@ -111,6 +116,15 @@ type sim struct {
 	cum   []float64 // cumulative source rates this step
 	total float64
 	arrRN *rand.Rand
+	// Every request carries a key derived from the seed and its place in
+	// the call tree (root arrival number, edge, repetition); its service
+	// time, calls and publishes are drawn from the key alone. Requests are
+	// thus the same objects under every policy, which compares policies on
+	// common random numbers and keeps the load on internal services and
+	// queues identical too.
+	keySrc   keySource
+	keyRN    *rand.Rand
+	nArrived uint64
 	// startRN draws pod start-up times; it is separate so that a policy's
 	// scaling never shifts another stream.
 	startRN *rand.Rand
@@ -139,6 +153,7 @@ func newSim(sc *Scenario, seed uint64, promKeep, statsKeep int) *sim {
 		sc: sc, seed: seed,
 		arrRN:   rand.New(rand.NewPCG(seed, 0xa5a5_0001)),
 		startRN: rand.New(rand.NewPCG(seed, 0xa5a5_0002)),
+		keySrc:  keySource{},
 		bounds:  sc.Observation.LatencyBuckets,
 	}
 	s.scrapeEvery = int64(sc.Observation.ScrapeInterval.Seconds())
@@ -146,6 +161,7 @@ func newSim(sc *Scenario, seed uint64, promKeep, statsKeep int) *sim {
 	s.statsEvery = int64(sc.Observation.QueueStatsInterval.Seconds())
 	s.windowEvery = int64(sc.SLO.Window.Seconds())
 	s.warmup = int64(sc.Warmup.Seconds())
+	s.keyRN = rand.New(&s.keySrc)
 	s.heap.ev = make([]event, 0, 1<<14)
 	s.reqs = make([]request, 0, 1<<14)
 	s.free = make([]int32, 0, 1<<14)
@@ -155,7 +171,6 @@ func newSim(sc *Scenario, seed uint64, promKeep, statsKeep int) *sim {
 		q := &s.qs[i]
 		q.m = &sc.Queues[i]
 		q.consumer = int32(sc.ServiceIndex(q.m.Consumer))
-		q.rng = rand.New(rand.NewPCG(seed, 0x0b00_0000+uint64(i)))
 		q.cpuPerSec = q.m.CPUPerMessage.Seconds() / q.m.ServiceTime.MeanSeconds()
 		q.stats = make([]queueSample, statsKeep)
 	}
@@ -165,7 +180,6 @@ func newSim(sc *Scenario, seed uint64, promKeep, statsKeep int) *sim {
 		v := &s.svcs[i]
 		v.m = m
 		v.slots = m.Slots
-		v.rng = rand.New(rand.NewPCG(seed, 0x5e00_0000+uint64(i)))
 		v.cpuPerSec = m.CPUPerRequest.Seconds() / m.ServiceTime.MeanSeconds()
 		v.buckets = make([]uint64, len(s.bounds)+1)
 		v.scrapes = make([]promSample, promKeep)
@@ -201,13 +215,36 @@ func newSim(sc *Scenario, seed uint64, promKeep, statsKeep int) *sim {
 	return s
 }
 
-// draws returns how many times an edge fires for one request.
-func (e *edge) draws(r *rand.Rand) int32 {
+// draws returns how many times edge k fires for the request with key.
+func (e *edge) draws(key uint64, k int, salt uint64) int32 {
 	n := e.whole
-	if e.frac > 0 && r.Float64() < e.frac {
+	if e.frac > 0 && unit(splitmix(key^salt^uint64(k+1)*0x9e3779b97f4a7c15)) < e.frac {
 		n++
 	}
 	return n
+}
+
+// unit maps 64 random bits to [0, 1).
+func unit(x uint64) float64 { return float64(x>>11) / (1 << 53) }
+
+// Salts keep the draws made from one request key apart.
+const (
+	saltCall    = 0x63616c6c
+	saltPublish = 0x7075626c
+	saltTime    = 0x74696d65
+	saltRoot    = 0x726f6f74
+	saltChild   = 0x6368696c
+	saltMessage = 0x6d657373
+)
+
+// keySource is a rand.Source whose stream is reset from a request's key,
+// so that a request's service time is the same whatever order requests
+// are served in.
+type keySource struct{ x uint64 }
+
+func (k *keySource) Uint64() uint64 {
+	k.x += 0x9e3779b97f4a7c15
+	return splitmix(k.x)
 }
 
 func (s *sim) alloc() int32 {
@@ -291,20 +328,24 @@ func (s *sim) pickSource() int32 {
 }
 
 func (s *sim) arrive(src int32) {
+	s.nArrived++
+	key := splitmix(s.seed ^ saltRoot ^ s.nArrived*0xbf58476d1ce4e5b9)
 	target := s.srcs[src]
 	if target < 0 {
-		s.publish(-target - 1)
+		s.publish(-target-1, key)
 		return
 	}
 	s.svcs[target].entryArrivals++
-	s.call(target, -1, true)
+	s.call(target, -1, true, key)
 }
 
 // call makes a synchronous request to service si on behalf of parent.
-func (s *sim) call(si, parent int32, entry bool) {
+func (s *sim) call(si, parent int32, entry bool, key uint64) {
 	id := s.alloc()
-	s.reqs[id] = request{arrive: s.now, parent: parent, svc: si, pod: -1, queue: -1, entry: entry}
+	s.reqs[id] = request{key: key, arrive: s.now, parent: parent, svc: si, pod: -1, queue: -1, entry: entry}
 	v := &s.svcs[si]
+	v.area += float64(v.inFlight) * (s.now - v.areaT)
+	v.areaT = s.now
 	v.inFlight++
 	v.requests++
 	if v.free > 0 && v.wait.size == 0 {
@@ -326,11 +367,11 @@ func (v *svcState) pick() int32 {
 	return best
 }
 
-func (s *sim) publish(qi int32) {
+func (s *sim) publish(qi int32, key uint64) {
 	q := &s.qs[qi]
 	q.published++
 	id := s.alloc()
-	s.reqs[id] = request{arrive: s.now, parent: -1, svc: q.consumer, pod: -1, queue: qi}
+	s.reqs[id] = request{key: key, arrive: s.now, parent: -1, svc: q.consumer, pod: -1, queue: qi}
 	v := &s.svcs[q.consumer]
 	if v.free > 0 && v.wait.size == 0 && q.ready.size == 0 {
 		s.start(id, q.consumer, v.pick())
@@ -348,15 +389,16 @@ func (s *sim) start(id, si, pi int32) {
 	r := &s.reqs[id]
 	r.pod = pi
 	var d float64
+	s.keySrc.x = r.key ^ saltTime
 	if r.queue >= 0 {
 		q := &s.qs[r.queue]
 		q.unacked++
 		wait := math.Max(s.now-r.arrive, 1e-6)
 		q.win.add(wait)
 		q.all.add(wait)
-		d = q.m.ServiceTime.draw(q.rng)
+		d = q.m.ServiceTime.draw(s.keyRN)
 	} else {
-		d = v.m.ServiceTime.draw(v.rng)
+		d = v.m.ServiceTime.draw(s.keyRN)
 	}
 	s.heap.push(s.now+d, evDone, id, int32(math.Float32bits(float32(d))))
 }
@@ -377,10 +419,11 @@ func (s *sim) done(id int32, d float64) {
 		s.free = append(s.free, id)
 	} else {
 		p.cpu += d * v.cpuPerSec
+		key := r.key
 		for k := range v.pubs {
 			e := &v.pubs[k]
-			for n := e.draws(v.rng); n > 0; n-- {
-				s.publish(e.to)
+			for n := e.draws(key, k, saltPublish); n > 0; n-- {
+				s.publish(e.to, splitmix(key^saltMessage^uint64(k)<<32^uint64(n)))
 			}
 		}
 	}
@@ -428,21 +471,27 @@ func (s *sim) proceed(id int32) {
 		v := &s.svcs[r.svc]
 		if r.rep > 0 {
 			r.rep--
-			s.call(v.calls[r.edge-1].to, id, false)
+			s.call(v.calls[r.edge-1].to, id, false, childKey(r.key, r.edge-1, r.rep))
 			return
 		}
 		if int(r.edge) >= len(v.calls) {
 			s.finish(id)
 			return
 		}
-		e := &v.calls[r.edge]
+		k := r.edge
+		e := &v.calls[k]
 		r.edge++
-		if n := e.draws(v.rng); n > 0 {
+		if n := e.draws(r.key, int(k), saltCall); n > 0 {
 			r.rep = n - 1
-			s.call(e.to, id, false)
+			s.call(e.to, id, false, childKey(r.key, k, r.rep))
 			return
 		}
 	}
+}
+
+// childKey is the key of the call on edge k with rep calls still to come.
+func childKey(parent uint64, k, rep int32) uint64 {
+	return splitmix(parent ^ saltChild ^ uint64(k+1)<<32 ^ uint64(rep+1))
 }
 
 // finish records a completed synchronous request and resumes its caller.
@@ -450,7 +499,11 @@ func (s *sim) finish(id int32) {
 	r := s.reqs[id]
 	v := &s.svcs[r.svc]
 	lat := math.Max(s.now-r.arrive, 1e-6)
+	v.area += float64(v.inFlight) * (s.now - v.areaT)
+	v.areaT = s.now
 	v.inFlight--
+	v.latSum += lat
+	v.latCount++
 	v.buckets[bucketOf(s.bounds, lat)]++
 	v.win.add(lat)
 	v.all.add(lat)

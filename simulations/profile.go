@@ -4,9 +4,9 @@ import (
 	"bufio"
 	"errors"
 	"fmt"
+	"io/fs"
 	"math"
-	"os"
-	"path/filepath"
+	"path"
 	"sort"
 	"strconv"
 	"strings"
@@ -64,7 +64,7 @@ func (s *Sine) Rate(t time.Duration) float64 {
 	return math.Max(0, s.Mean+s.Amplitude*math.Sin(x)) * s.Scale
 }
 
-func compileProfile(l loadFile, dir string) (Profile, error) {
+func compileProfile(l loadFile, fsys fs.FS, dir string) (Profile, error) {
 	scale := 1.0
 	if l.Scale != nil {
 		scale = *l.Scale
@@ -93,7 +93,7 @@ func compileProfile(l loadFile, dir string) (Profile, error) {
 		}
 		return &Sine{Mean: l.Sine.Mean, Amplitude: l.Sine.Amplitude, Period: l.Sine.Period.D(), Phase: l.Sine.Phase.D(), Scale: scale}, nil
 	case l.CSV != "":
-		p, err := readCSVTrace(filepath.Join(dir, l.CSV))
+		p, err := readCSVTrace(fsys, path.Join(dir, l.CSV))
 		if err != nil {
 			return nil, fmt.Errorf("csv: %w", err)
 		}
@@ -116,8 +116,8 @@ func compileProfile(l loadFile, dir string) (Profile, error) {
 
 // readCSVTrace reads "seconds,rps" rows (a header line and # comments are
 // skipped) into a piecewise profile.
-func readCSVTrace(path string) (*Piecewise, error) {
-	f, err := os.Open(path)
+func readCSVTrace(fsys fs.FS, name string) (*Piecewise, error) {
+	f, err := fsys.Open(name)
 	if err != nil {
 		return nil, err
 	}

@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
+	"path"
 	"path/filepath"
 	"sort"
 	"strconv"
@@ -373,23 +375,35 @@ func (m *Millicores) UnmarshalYAML(n *yaml.Node) error {
 // configuration from the embedded preset or a file, then overlay files,
 // then inline overrides, each merged key by key (a null value deletes a
 // key; lists are replaced whole).
-func LoadScenario(path string) (*Scenario, error) {
-	data, err := os.ReadFile(path)
+func LoadScenario(file string) (*Scenario, error) {
+	abs, err := filepath.Abs(file)
 	if err != nil {
 		return nil, err
 	}
-	sc, err := ParseScenario(data, filepath.Dir(path))
+	dir, name := filepath.Split(abs)
+	return LoadScenarioFS(os.DirFS(dir), name)
+}
+
+// LoadScenarioFS reads a scenario from a file system, such as the shipped
+// scenarios in Scenarios; relative references resolve within fsys.
+func LoadScenarioFS(fsys fs.FS, file string) (*Scenario, error) {
+	data, err := fs.ReadFile(fsys, file)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
+		return nil, err
+	}
+	sc, err := ParseScenario(data, fsys, path.Dir(file))
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", file, err)
 	}
 	if sc.Name == "" {
-		sc.Name = strings.TrimSuffix(filepath.Base(path), filepath.Ext(path))
+		sc.Name = strings.TrimSuffix(path.Base(file), path.Ext(file))
 	}
 	return sc, nil
 }
 
-// ParseScenario parses a scenario; dir resolves the relative paths in it.
-func ParseScenario(data []byte, dir string) (*Scenario, error) {
+// ParseScenario parses a scenario; the relative paths in it name files of
+// fsys relative to dir.
+func ParseScenario(data []byte, fsys fs.FS, dir string) (*Scenario, error) {
 	var raw map[string]any
 	if err := yaml.Unmarshal(data, &raw); err != nil {
 		return nil, fmt.Errorf("scenario is not valid YAML: %w", err)
@@ -400,7 +414,7 @@ func ParseScenario(data []byte, dir string) (*Scenario, error) {
 	// Cluster: base file plus overrides.
 	if c, ok := raw["cluster"].(map[string]any); ok {
 		if base, ok := c["base"].(string); ok {
-			b, err := os.ReadFile(filepath.Join(dir, base))
+			b, err := fs.ReadFile(fsys, path.Join(dir, base))
 			if err != nil {
 				return nil, fmt.Errorf("cluster.base: %w", err)
 			}
@@ -426,7 +440,7 @@ func ParseScenario(data []byte, dir string) (*Scenario, error) {
 			}
 		case e["file"] != nil:
 			name, _ := e["file"].(string)
-			b, err := os.ReadFile(filepath.Join(dir, name))
+			b, err := fs.ReadFile(fsys, path.Join(dir, name))
 			if err != nil {
 				return nil, fmt.Errorf("elmascale.file: %w", err)
 			}
@@ -444,7 +458,7 @@ func ParseScenario(data []byte, dir string) (*Scenario, error) {
 		if list, ok := e["overlays"].([]any); ok {
 			for _, item := range list {
 				name, _ := item.(string)
-				b, err := os.ReadFile(filepath.Join(dir, name))
+				b, err := fs.ReadFile(fsys, path.Join(dir, name))
 				if err != nil {
 					return nil, fmt.Errorf("elmascale.overlays: %w", err)
 				}
@@ -480,7 +494,7 @@ func ParseScenario(data []byte, dir string) (*Scenario, error) {
 	if err != nil {
 		return nil, fmt.Errorf("elmascale config:\n%w", err)
 	}
-	sc, err := compileScenario(&f, dir)
+	sc, err := compileScenario(&f, fsys, dir)
 	if err != nil {
 		return nil, err
 	}
@@ -514,7 +528,7 @@ type problems []string
 
 func (p *problems) add(format string, args ...any) { *p = append(*p, fmt.Sprintf(format, args...)) }
 
-func compileScenario(f *scenarioFile, dir string) (*Scenario, error) {
+func compileScenario(f *scenarioFile, fsys fs.FS, dir string) (*Scenario, error) {
 	var errs problems
 	sc := &Scenario{Name: f.Name, Description: f.Description, Duration: f.Duration.D(), Warmup: f.Warmup.D(), Seed: f.Seed}
 	if sc.Seed == 0 {
@@ -651,7 +665,7 @@ func compileScenario(f *scenarioFile, dir string) (*Scenario, error) {
 		case l.Queue != "" && !queueIndex[l.Queue]:
 			errs.add("%s.queue: unknown queue %q", p, l.Queue)
 		}
-		prof, err := compileProfile(l, dir)
+		prof, err := compileProfile(l, fsys, dir)
 		if err != nil {
 			errs.add("%s: %v", p, err)
 		}

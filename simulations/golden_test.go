@@ -1,0 +1,90 @@
+package simulations
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"flag"
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden score files in testdata/golden")
+
+// RunAll runs a scenario under every policy with its own seed.
+func runAll(t *testing.T, sc *Scenario) []*Result {
+	t.Helper()
+	var out []*Result
+	for _, name := range PolicyNames() {
+		p, err := BuildPolicy(sc, name, sc.Seed)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		r, err := Run(context.Background(), sc, p, sc.Seed)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		out = append(out, r)
+	}
+	return out
+}
+
+// Verifies that each shipped scenario's scores for its seed are the ones
+// pinned in testdata/golden (go test ./simulations/... -update rewrites
+// them). The 24-hour day takes a while, so -short skips it.
+func TestGoldenScores(t *testing.T) {
+	for _, name := range ScenarioNames() {
+		t.Run(name, func(t *testing.T) {
+			sc, err := LoadShipped(name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if testing.Short() && sc.Duration > 4*60*60*1e9 {
+				t.Skip("long scenario in -short mode")
+			}
+			got, err := json.MarshalIndent(runAll(t, sc), "", "  ")
+			if err != nil {
+				t.Fatal(err)
+			}
+			got = append(got, '\n')
+			file := filepath.Join("testdata", "golden", name+".json")
+			if *update {
+				if err := os.MkdirAll(filepath.Dir(file), 0o755); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.WriteFile(file, got, 0o644); err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			want, err := os.ReadFile(file)
+			if err != nil {
+				t.Fatalf("%v (run with -update to create it)", err)
+			}
+			if !bytes.Equal(got, want) {
+				t.Errorf("scores of %s changed; if intended, run go test ./simulations/... -update and review the diff\n%s", name, lineDiff(want, got))
+			}
+		})
+	}
+}
+
+// lineDiff lists the lines that differ, for a readable failure.
+func lineDiff(want, got []byte) string {
+	w := bytes.Split(want, []byte("\n"))
+	g := bytes.Split(got, []byte("\n"))
+	var b bytes.Buffer
+	for i := 0; i < max(len(w), len(g)) && b.Len() < 4000; i++ {
+		var wl, gl []byte
+		if i < len(w) {
+			wl = w[i]
+		}
+		if i < len(g) {
+			gl = g[i]
+		}
+		if !bytes.Equal(wl, gl) {
+			b.WriteString("- " + string(wl) + "\n+ " + string(gl) + "\n")
+		}
+	}
+	return b.String()
+}
