@@ -113,13 +113,11 @@ type Cluster struct {
 	opts       Options
 	removeDir  bool
 	etcdURL    string
-	apiPort    int
 	admin      kubernetes.Interface
 	procs      []*process // started components, in start order
 	mu         sync.Mutex // serialises Stop and the API server restart
 	stopped    bool
 	apiserver  *process
-	startedAt  time.Time
 	readyAfter time.Duration
 }
 
@@ -155,7 +153,7 @@ func Start(ctx context.Context, opts Options) (*Cluster, error) {
 	ctx, cancel := context.WithTimeout(ctx, opts.StartTimeout)
 	defer cancel()
 
-	c := &Cluster{opts: opts, NodeName: opts.NodeName, MetricsServer: opts.MetricsServer, startedAt: started}
+	c := &Cluster{opts: opts, NodeName: opts.NodeName, MetricsServer: opts.MetricsServer}
 	if opts.Dir == "" {
 		dir, err := os.MkdirTemp("", "elmascale-testcluster-")
 		if err != nil {
@@ -182,12 +180,11 @@ func Start(ctx context.Context, opts Options) (*Cluster, error) {
 }
 
 func (c *Cluster) start(ctx context.Context, binDir string) error {
-	ports, err := freePorts(8)
+	ports, err := freePorts(7)
 	if err != nil {
 		return err
 	}
 	etcdClient, etcdPeer, apiPort, kcmPort, schedPort, kwokPort, msPort := ports[0], ports[1], ports[2], ports[3], ports[4], ports[5], ports[6]
-	c.apiPort = apiPort
 	c.APIServerURL = "https://127.0.0.1:" + strconv.Itoa(apiPort)
 	c.etcdURL = "http://127.0.0.1:" + strconv.Itoa(etcdClient)
 	c.ElmascaleToken = randomToken()
