@@ -9,12 +9,17 @@ import (
 	"os"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 	"golang.org/x/term"
+	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
+	metricsclient "k8s.io/metrics/pkg/client/clientset/versioned"
 
+	"github.com/elmascale/elmascale/collector"
 	"github.com/elmascale/elmascale/daemon/incluster"
 	"github.com/elmascale/elmascale/internal/version"
 	"github.com/elmascale/elmascale/scaler"
@@ -46,6 +51,13 @@ func runRun(ctx context.Context, args []string, _, stderr io.Writer) int {
 	fs.StringVar(&o.MetricsAddr, "metrics-bind-address", ":8080", "address for /metrics and /api/v1/* (empty: off)")
 	fs.StringVar(&o.HealthAddr, "health-probe-bind-address", ":8081", "address for /healthz and /readyz (empty: off)")
 	fs.DurationVar(&o.ReloadEvery, "config-poll-interval", 5*time.Second, "how often the config file is checked for changes")
+	var src collector.Options
+	fs.StringVar(&src.PrometheusURL, "prometheus", "", "Prometheus (or Thanos, Mimir) query API base URL for latency, perReplica, object and metric-based queue signals")
+	fs.StringVar(&src.PrometheusConfigFile, "prometheus-config", "", "file with Prometheus http_config settings: bearer token, basic auth, TLS")
+	fs.StringVar(&src.RabbitMQURL, "rabbitmq", "", "RabbitMQ management API base URL for rabbitmq queue signals")
+	fs.StringVar(&src.RabbitMQUser, "rabbitmq-user", "", "RabbitMQ user (the monitoring tag is enough)")
+	fs.StringVar(&src.RabbitMQPasswordFile, "rabbitmq-password-file", "", "file holding the RabbitMQ password, re-read every tick (default: $"+runRabbitPasswordEnv+")")
+	fs.DurationVar(&src.QueryTimeout, "source-timeout", 10*time.Second, "timeout of each request to a signal source")
 	logFormat := fs.String("log-format", "auto", "json, console, or auto (console on a terminal, JSON otherwise)")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	if err := fs.Parse(args); err != nil {
@@ -78,11 +90,40 @@ func runRun(ctx context.Context, args []string, _, stderr io.Writer) int {
 	}
 	o.RESTConfig.UserAgent = "elmascale/" + version.Version
 	o.Logger, o.Version = log, version.Version
+	o.Registry = prometheus.NewRegistry()
+	o.Registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	if o.Collector, err = newRunCollector(src, o.RESTConfig, o.Registry, log.Named("collector")); err != nil {
+		log.Error("cannot start", zap.Error(err))
+		return 1
+	}
 	if err := incluster.Run(ctx, o); err != nil {
 		log.Error("cannot start", zap.Error(err))
 		return 1
 	}
 	return 0
+}
+
+// runRabbitPasswordEnv holds the RabbitMQ password when no file is given.
+const runRabbitPasswordEnv = "ELMASCALE_RABBITMQ_PASSWORD"
+
+// newRunCollector builds the signal collector: metrics.k8s.io through the
+// cluster connection always (CPU and memory signals), Prometheus and
+// RabbitMQ when their URLs are given. A signal whose source is not
+// configured is reported missing, so the policy holds that service.
+func newRunCollector(opts collector.Options, rc *rest.Config, reg prometheus.Registerer, log *zap.Logger) (*collector.Collector, error) {
+	if opts.PrometheusConfigFile != "" && opts.PrometheusURL == "" {
+		return nil, errors.New("--prometheus-config needs --prometheus")
+	}
+	var err error
+	if opts.Kubernetes, err = kubernetes.NewForConfig(rc); err != nil {
+		return nil, err
+	}
+	if opts.PodMetrics, err = metricsclient.NewForConfig(rc); err != nil {
+		return nil, err
+	}
+	opts.RabbitMQPasswordEnv = runRabbitPasswordEnv
+	opts.Logger, opts.Registerer = log, reg
+	return collector.New(opts)
 }
 
 // restConfig finds the cluster: --kubeconfig, then $KUBECONFIG, then the
