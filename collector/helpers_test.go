@@ -158,3 +158,7 @@ func counterValue(t testing.TB, c prometheus.Collector) float64 {
 	t.Helper()
 	return testutil.ToFloat64(c)
 }
+
+// timeNow is the evaluation time of tests and benchmarks that talk to a
+// real Prometheus, which only has data near the wall clock.
+func timeNow() time.Time { return time.Now() }

@@ -72,7 +72,7 @@ func newFakeRabbit(t *testing.T, status int, body string) *fakeRabbit {
 	return f
 }
 
-func passwordFile(t *testing.T, pw string) string {
+func passwordFile(t testing.TB, pw string) string {
 	t.Helper()
 	p := filepath.Join(t.TempDir(), "password")
 	if err := os.WriteFile(p, []byte(pw+"\n"), 0o600); err != nil {

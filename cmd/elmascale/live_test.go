@@ -1,0 +1,75 @@
+package main
+
+import (
+	"flag"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"go.uber.org/zap"
+)
+
+func parseLive(t *testing.T, predefineKubeconfig bool, args ...string) *liveFlags {
+	t.Helper()
+	fs := flag.NewFlagSet("test", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	if predefineKubeconfig {
+		fs.String("kubeconfig", "", "the command's own")
+	}
+	l := addLiveFlags(fs)
+	if err := fs.Parse(args); err != nil {
+		t.Fatal(err)
+	}
+	return l
+}
+
+// Verifies when the live collector is on, and that flag mistakes are
+// errors rather than silently ignored sources.
+func TestLiveFlags(t *testing.T) {
+	pw := filepath.Join(t.TempDir(), "pw")
+	if err := os.WriteFile(pw, []byte("secret\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name    string
+		args    []string
+		enabled bool
+		errHas  string
+	}{
+		{name: "no sources", args: nil},
+		{name: "prometheus", args: []string{"--prometheus", "http://127.0.0.1:9090"}, enabled: true},
+		{name: "rabbitmq with file", args: []string{"--rabbitmq", "http://127.0.0.1:15672", "--rabbitmq-user", "mon", "--rabbitmq-password-file", pw}, enabled: true},
+		{name: "rabbitmq without user", args: []string{"--rabbitmq", "http://127.0.0.1:15672"}, errHas: "a user is required"},
+		{name: "orphan prometheus config", args: []string{"--prometheus-config", "x.yaml"}, errHas: "need --prometheus"},
+		{name: "unreadable prometheus config", args: []string{"--prometheus", "http://127.0.0.1:9090", "--prometheus-config", "/nonexistent.yaml"}, errHas: "prometheus HTTP config"},
+		{name: "bad timeout", args: []string{"--prometheus", "http://127.0.0.1:9090", "--source-timeout", "0s"}, errHas: "--source-timeout"},
+		{name: "missing kubeconfig", args: []string{"--kubeconfig", "/nonexistent/kubeconfig"}, errHas: "kubeconfig /nonexistent/kubeconfig"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c, enabled, err := parseLive(t, false, tc.args...).collector(zap.NewNop())
+			if tc.errHas != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.errHas) {
+					t.Fatalf("err %v, want one containing %q", err, tc.errHas)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if enabled != tc.enabled || (c != nil) != tc.enabled {
+				t.Errorf("enabled %v collector %v, want enabled %v", enabled, c, tc.enabled)
+			}
+		})
+	}
+}
+
+// Verifies that a command's own --kubeconfig is shared, not redefined.
+func TestLiveFlagsShareKubeconfig(t *testing.T) {
+	_, _, err := parseLive(t, true, "--kubeconfig", "/nonexistent/kc").collector(zap.NewNop())
+	if err == nil || !strings.Contains(err.Error(), "/nonexistent/kc") {
+		t.Fatalf("err %v, want the shared kubeconfig to be used", err)
+	}
+}
