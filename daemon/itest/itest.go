@@ -23,7 +23,10 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
+	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 	"sigs.k8s.io/yaml"
 
@@ -223,4 +226,60 @@ func WaitEvent(t *testing.T, admin kubernetes.Interface, ns, name string, parts 
 		return fmt.Errorf("events so far: %q", evs)
 	})
 	return evs
+}
+
+// ScaledObjectCRD is a minimal KEDA ScaledObject CRD: the real group,
+// version and names, with an open schema.
+const ScaledObjectCRD = `apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata:
+  name: scaledobjects.keda.sh
+spec:
+  group: keda.sh
+  scope: Namespaced
+  names: {kind: ScaledObject, listKind: ScaledObjectList, plural: scaledobjects, singular: scaledobject}
+  versions:
+    - name: v1alpha1
+      served: true
+      storage: true
+      schema:
+        openAPIV3Schema: {type: object, x-kubernetes-preserve-unknown-fields: true}
+`
+
+var crdGVR = schema.GroupVersionResource{Group: "apiextensions.k8s.io", Version: "v1", Resource: "customresourcedefinitions"}
+
+// InstallScaledObjectCRD installs ScaledObjectCRD (once per cluster) and
+// waits until ScaledObjects can be created.
+func InstallScaledObjectCRD(t *testing.T, c *testcluster.Cluster) {
+	t.Helper()
+	dyn := dynamic.NewForConfigOrDie(c.AdminConfig)
+	var crd unstructured.Unstructured
+	if err := yaml.Unmarshal([]byte(ScaledObjectCRD), &crd.Object); err != nil {
+		t.Fatal(err)
+	}
+	_, err := dyn.Resource(crdGVR).Create(context.Background(), &crd, metav1.CreateOptions{})
+	if err != nil && !apierrors.IsAlreadyExists(err) {
+		t.Fatal(err)
+	}
+	disc := kubernetes.NewForConfigOrDie(c.AdminConfig).Discovery()
+	WaitFor(t, 30*time.Second, "the ScaledObject CRD to be served", func() error {
+		_, err := disc.ServerResourcesForGroupVersion("keda.sh/v1alpha1")
+		return err
+	})
+}
+
+// CreateScaledObject creates a ScaledObject from YAML in ns.
+func CreateScaledObject(t *testing.T, c *testcluster.Cluster, ns, manifest string) {
+	t.Helper()
+	var so unstructured.Unstructured
+	if err := yaml.Unmarshal([]byte(manifest), &so.Object); err != nil {
+		t.Fatal(err)
+	}
+	so.SetNamespace(ns)
+	gvr := schema.GroupVersionResource{Group: "keda.sh", Version: "v1alpha1", Resource: "scaledobjects"}
+	dyn := dynamic.NewForConfigOrDie(c.AdminConfig)
+	WaitFor(t, 15*time.Second, "ScaledObject created", func() error {
+		_, err := dyn.Resource(gvr).Namespace(ns).Create(context.Background(), &so, metav1.CreateOptions{})
+		return err
+	})
 }
