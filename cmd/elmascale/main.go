@@ -29,6 +29,7 @@ var commands = map[string]command{
 	"run":       {"run the autoscaling daemon against a cluster (apply or dry-run)", runRun},
 	"import":    {"write an elmascale config equivalent to a namespace's HPAs and KEDA ScaledObjects", runImport},
 	"dashboard": {"print the Grafana dashboard of scaling decisions (JSON)", runDashboard},
+	"simulate":  {"score elmascale against HPA-, KEDA-style and static baselines and an oracle on a simulated ELMA365 cluster", runSimulate},
 }
 
 func main() {

@@ -1,0 +1,17 @@
+# Simulations: score elmascale against HPA-style, KEDA-style and static
+# baselines and the offline oracle on the simulated ELMA365 cluster.
+#   make bench-sim   run every shipped scenario under every policy for
+#                    SIM_SEEDS seeds and rewrite BENCHMARKS.md, with the
+#                    plots under docs/benchmarks/
+#   make test-sim    the simulator's tests (golden scores, properties)
+SIM_SEEDS ?= 3
+
+.PHONY: bench-sim test-sim
+
+bench-sim:
+	$(GO) run ./cmd/elmascale simulate --scenario all --policy all --seeds $(SIM_SEEDS) \
+		--out docs/benchmarks --benchmarks BENCHMARKS.md
+	$(GO) test -run '^$$' -bench BenchmarkElma365Day -benchtime 1x ./simulations/
+
+test-sim:
+	$(GO) test -count=1 -p 1 ./simulations/...
