@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -23,11 +25,14 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/restmapper"
+	"k8s.io/client-go/util/retry"
 	metricsclient "k8s.io/metrics/pkg/client/clientset/versioned"
 	"sigs.k8s.io/kustomize/api/krusty"
 	"sigs.k8s.io/kustomize/kyaml/filesys"
 
+	"github.com/elmascale/elmascale/daemon/incluster"
 	"github.com/elmascale/elmascale/internal/testcluster"
+	"github.com/elmascale/elmascale/scaler"
 )
 
 func TestMain(m *testing.M) { testcluster.Main(m) }
@@ -162,6 +167,56 @@ func TestManifestsOnRealAPIServer(t *testing.T) {
 	sa := serviceAccountConfig(ctx, t, c, admin)
 	t.Run("enough", func(t *testing.T) { rbacEnough(ctx, t, admin, sa) })
 	t.Run("no more", func(t *testing.T) { rbacNoMore(ctx, t, admin, sa) })
+	t.Run("daemon runs as the ServiceAccount", func(t *testing.T) { daemonAsServiceAccount(ctx, t, admin, sa) })
+}
+
+// daemonAsServiceAccount runs the real daemon in apply mode, with leader
+// election, under the ServiceAccount's token: it must watch, decide and
+// write the scale subresource with nothing but the shipped RBAC.
+func daemonAsServiceAccount(ctx context.Context, t *testing.T, admin kubernetes.Interface, cfg *rest.Config) {
+	path := filepath.Join(t.TempDir(), "config.yaml")
+	conf := `apiVersion: elmascale.io/v1alpha1
+kind: Config
+namespace: elma365
+interval: 1s
+services:
+  worker:
+    minReplicas: 5
+    maxReplicas: 8
+`
+	if err := os.WriteFile(path, []byte(conf), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	runCtx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() {
+		done <- incluster.Run(runCtx, incluster.Options{
+			RESTConfig: cfg, ConfigPath: path, Mode: scaler.ModeApply,
+			LeaderElect: true, LeaseNamespace: "elmascale", Identity: "rbac-test",
+			LeaseDuration: 4 * time.Second, RenewDeadline: 3 * time.Second, RetryPeriod: time.Second,
+			MetricsAddr: "127.0.0.1:0", HealthAddr: "127.0.0.1:0",
+		})
+	}()
+	defer func() {
+		stop()
+		if err := <-done; err != nil {
+			t.Errorf("daemon: %v", err)
+		}
+	}()
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		d, err := admin.AppsV1().Deployments("elma365").Get(ctx, "worker", metav1.GetOptions{})
+		if err == nil && *d.Spec.Replicas == 5 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the daemon running as the ServiceAccount never raised worker to minReplicas 5 (last: %v, %v)", d.Spec.Replicas, err)
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+	if _, err := admin.CoordinationV1().Leases("elmascale").Get(ctx, "elmascale", metav1.GetOptions{}); err != nil {
+		t.Errorf("no leader Lease: %v", err)
+	}
 }
 
 func waitCRD(ctx context.Context, t *testing.T, a *applier) {
@@ -231,13 +286,16 @@ func rbacEnough(ctx context.Context, t *testing.T, admin kubernetes.Interface, c
 	check("list pods", err)
 	_, err = metricsclient.NewForConfigOrDie(cfg).MetricsV1beta1().PodMetricses("elma365").List(ctx, metav1.ListOptions{})
 	check("list pod metrics", err)
-	scale, err := sa.AppsV1().Deployments("elma365").GetScale(ctx, "worker", metav1.GetOptions{})
-	check("read the scale subresource", err)
-	if err == nil {
+	err = retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		scale, err := sa.AppsV1().Deployments("elma365").GetScale(ctx, "worker", metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
 		scale.Spec.Replicas = 3
 		_, err = sa.AppsV1().Deployments("elma365").UpdateScale(ctx, "worker", scale, metav1.UpdateOptions{})
-		check("write the scale subresource", err)
-	}
+		return err
+	})
+	check("read and write the scale subresource", err)
 	_, err = sa.CoreV1().Events("elma365").Create(ctx, &corev1.Event{
 		ObjectMeta:     metav1.ObjectMeta{GenerateName: "worker-", Namespace: "elma365"},
 		InvolvedObject: corev1.ObjectReference{Kind: "Deployment", Namespace: "elma365", Name: "worker", APIVersion: "apps/v1"},
