@@ -304,7 +304,7 @@ func rbacEnough(ctx context.Context, t *testing.T, admin kubernetes.Interface, c
 	check("record an Event on a target", err)
 	holder := "elmascale-0"
 	_, err = sa.CoordinationV1().Leases("elmascale").Create(ctx, &coordinationv1.Lease{
-		ObjectMeta: metav1.ObjectMeta{Name: "elmascale-rbac-test", Namespace: "elmascale"},
+		ObjectMeta: metav1.ObjectMeta{GenerateName: "elmascale-rbac-test-", Namespace: "elmascale"},
 		Spec:       coordinationv1.LeaseSpec{HolderIdentity: &holder},
 	}, metav1.CreateOptions{})
 	check("take its Lease", err)
