@@ -65,11 +65,12 @@ type sloRef struct {
 // which would make a quiet night hour violate on ordinary tail latency
 // that no amount of capacity removes (the oracle would "violate" too). A
 // window with fewer than minSamples completions is therefore judged
-// together with the windows before it, up to minSampleWindows of them (a
-// minute at the default 10s window), like a longer rate window would.
+// together with the windows before it, up to minSampleWindows of them
+// (five minutes at the default 10s window), as an SLO dashboard widens
+// its window when traffic is thin. Busy windows are judged alone.
 const (
 	minSamples       = 200
-	minSampleWindows = 6
+	minSampleWindows = 30
 )
 
 // violate counts a violating window once the warm-up is over.
