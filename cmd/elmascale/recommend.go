@@ -11,15 +11,23 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"go.uber.org/zap"
+	"k8s.io/client-go/tools/clientcmd"
+	"k8s.io/client-go/tools/record"
+
+	"github.com/elmascale/elmascale/config"
+	"github.com/elmascale/elmascale/daemon"
 	"github.com/elmascale/elmascale/policy"
+	"github.com/elmascale/elmascale/scaler"
 )
 
-func runRecommend(_ context.Context, args []string, stdout, stderr io.Writer) int {
+func runRecommend(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("recommend", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	cfgPath := fs.String("config", "", "configuration file (default: the embedded ELMA365 preset)")
-	snapPath := fs.String("snapshot", "", "snapshot JSON file to decide on")
+	snapPath := fs.String("snapshot", "", "snapshot JSON file to decide on (instead of live sources)")
 	output := fs.String("o", "table", "output format: table or json")
+	live := addLiveFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -32,20 +40,49 @@ func runRecommend(_ context.Context, args []string, stdout, stderr io.Writer) in
 		fmt.Fprintf(stderr, "recommend: config %s: %v\n", displayName(*cfgPath), err)
 		return 1
 	}
-	if *snapPath == "" {
-		fmt.Fprintln(stderr, "recommend: --snapshot is required")
-		return 2
-	}
-	snap, err := readSnapshot(*snapPath)
+	col, liveOn, err := live.collector(zap.NewNop())
 	if err != nil {
 		fmt.Fprintf(stderr, "recommend: %v\n", err)
-		return 1
+		return 2
 	}
-	now := snap.Time
-	if now.IsZero() {
-		now = time.Now()
+	var plan policy.Plan
+	switch {
+	case *snapPath != "" && liveOn:
+		fmt.Fprintln(stderr, "recommend: give either --snapshot or live sources, not both")
+		return 2
+	case *snapPath != "":
+		snap, err := readSnapshot(*snapPath)
+		if err != nil {
+			fmt.Fprintf(stderr, "recommend: %v\n", err)
+			return 1
+		}
+		now := snap.Time
+		if now.IsZero() {
+			now = time.Now()
+		}
+		plan, _ = policy.Decide(cfg.Policy, snap, policy.State{}, now)
+	case liveOn:
+		// One collection: informers and queries end with this context.
+		ctx, cancel := context.WithTimeout(ctx, time.Minute)
+		defer cancel()
+		targets, note, err := liveTargets(ctx, live.kubeconfig.String(), cfg)
+		if err != nil {
+			fmt.Fprintf(stderr, "recommend: %v\n", err)
+			return 1
+		}
+		if note != "" {
+			fmt.Fprintln(stderr, note)
+		}
+		loop := &daemon.Loop{Config: func() *config.Config { return cfg }, Collector: col, Scaler: targets}
+		tick := loop.RunOnce(ctx, time.Now())
+		if tick.Err != nil {
+			fmt.Fprintf(stderr, "recommend: %v (affected services hold)\n", tick.Err)
+		}
+		plan = tick.Plan
+	default:
+		fmt.Fprintln(stderr, "recommend: --snapshot or a live source (--prometheus, --rabbitmq, --kubeconfig) is required")
+		return 2
 	}
-	plan, _ := policy.Decide(cfg.Policy, snap, policy.State{}, now)
 	if *output == "json" {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
@@ -57,6 +94,48 @@ func runRecommend(_ context.Context, args []string, stdout, stderr io.Writer) in
 	}
 	printPlan(stdout, plan)
 	return 0
+}
+
+// readOnlyTargets reads scale targets and never acts: recommend changes
+// nothing in the cluster.
+type readOnlyTargets struct {
+	observe func(context.Context, *config.Config) (map[string]daemon.TargetStatus, error)
+}
+
+func (r readOnlyTargets) Observe(ctx context.Context, cfg *config.Config) (map[string]daemon.TargetStatus, error) {
+	return r.observe(ctx, cfg)
+}
+
+func (readOnlyTargets) Apply(context.Context, *config.Config, policy.Plan) []daemon.Outcome {
+	return nil
+}
+
+// liveTargets reads current replicas from the cluster when a kubeconfig is
+// given; without one it assumes each service runs its minimum and says so.
+func liveTargets(ctx context.Context, kubeconfig string, cfg *config.Config) (daemon.Scaler, string, error) {
+	if kubeconfig == "" {
+		return readOnlyTargets{observe: func(context.Context, *config.Config) (map[string]daemon.TargetStatus, error) {
+			out := make(map[string]daemon.TargetStatus, len(cfg.Policy.Services))
+			for _, s := range cfg.Policy.Services {
+				n := max(s.MinReplicas, 1)
+				out[s.Name] = daemon.TargetStatus{Found: true, Current: n, Ready: n}
+			}
+			return out, nil
+		}}, "recommend: no --kubeconfig: current replicas assumed at each service's minReplicas", nil
+	}
+	rc, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
+	if err != nil {
+		return nil, "", fmt.Errorf("kubeconfig %s: %w", kubeconfig, err)
+	}
+	// A discarding recorder: recommend writes nothing, not even Events.
+	sc, err := scaler.NewForConfig(rc, scaler.Options{Namespace: cfg.Namespace, Mode: scaler.ModeDryRun, Events: &record.FakeRecorder{}, Logger: zap.NewNop()})
+	if err != nil {
+		return nil, "", err
+	}
+	if err := sc.Start(ctx); err != nil {
+		return nil, "", err
+	}
+	return readOnlyTargets{observe: sc.Observe}, "", nil
 }
 
 func readSnapshot(path string) (policy.Snapshot, error) {
