@@ -93,8 +93,20 @@ func newGuard(source string, s BreakerSettings, m *metrics, log *zap.Logger) *gu
 func (g *guard) run(ctx context.Context, fn func(ctx context.Context) error) error {
 	_, err := g.cb.Execute(func() (struct{}, error) {
 		err := fn(ctx)
-		if err != nil && ctx.Err() != nil {
+		switch {
+		case err == nil:
+		case ctx.Err() != nil:
 			err = fmt.Errorf("%w: %w", errCallerGone, err)
+		default:
+			// Recorded before the breaker sees the failure, so the log
+			// line of a trip names the error that caused it.
+			g.mu.Lock()
+			g.lastErr = err
+			var se *SourceError
+			if errors.As(err, &se) {
+				g.lastErr = se.Err
+			}
+			g.mu.Unlock()
 		}
 		return struct{}{}, err
 	})
@@ -123,18 +135,9 @@ func (g *guard) run(ctx context.Context, fn func(ctx context.Context) error) err
 		se = &SourceError{Source: g.source, Reason: ReasonAPI, Err: err}
 		g.m.errors.WithLabelValues(g.source, ReasonAPI).Inc()
 	}
-	if se.Reason != ReasonBreakerOpen && !errors.Is(err, errCallerGone) {
-		g.mu.Lock()
-		g.lastErr = innermost(se)
-		g.mu.Unlock()
-	}
 	g.setUp(false, se)
 	return se
 }
-
-// innermost strips the source name so a later "breaker open" message does
-// not repeat it.
-func innermost(se *SourceError) error { return se.Err }
 
 func (g *guard) setUp(up bool, err error) {
 	g.mu.Lock()

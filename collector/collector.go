@@ -349,6 +349,8 @@ func (p promView) observation(metric, key string) policy.Observation {
 		return policy.Observation{Status: policy.StatusMissing, Error: fmt.Sprintf("prometheus: metric %s has no series with %s=%q", metric, label, key)}
 	case s.series > 1:
 		return policy.Observation{Status: policy.StatusInvalid, Time: s.time, Error: fmt.Sprintf("prometheus: metric %s has %d series with %s=%q: its query must aggregate by (%s)", metric, s.series, label, key, label)}
+	case s.native:
+		return policy.Observation{Status: policy.StatusInvalid, Time: s.time, Error: fmt.Sprintf("prometheus: metric %s is a native histogram for %s=%q: wrap its query in histogram_quantile or histogram_sum", metric, label, key)}
 	case math.IsNaN(s.value) || math.IsInf(s.value, 0):
 		return policy.Observation{Status: policy.StatusInvalid, Time: s.time, Error: fmt.Sprintf("prometheus: metric %s is %v for %s=%q", metric, s.value, label, key)}
 	}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math"
 	"net"
 	"sort"
 	"strings"
@@ -31,6 +30,9 @@ type sample struct {
 	// series counts the series that carried this key; more than one means
 	// the query does not aggregate by its key label.
 	series int
+	// native is true for a native histogram sample, which has no single
+	// value.
+	native bool
 }
 
 // metricResult is what one metric definition's query gave this tick.
@@ -140,14 +142,8 @@ func vectorByKey(val model.Value, keyLabel string) (*metricResult, error) {
 		if key == "" {
 			continue
 		}
-		v := float64(smp.Value)
-		if smp.Histogram != nil {
-			// A native histogram has no single value: it needs
-			// histogram_quantile or histogram_sum first.
-			v = math.NaN()
-		}
 		prev := res.byKey[key]
-		res.byKey[key] = sample{value: v, time: smp.Timestamp.Time(), series: prev.series + 1}
+		res.byKey[key] = sample{value: float64(smp.Value), time: smp.Timestamp.Time(), series: prev.series + 1, native: smp.Histogram != nil}
 	}
 	return res, nil
 }

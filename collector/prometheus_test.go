@@ -88,6 +88,13 @@ func TestPrometheusAnswers(t *testing.T) {
 			"auth/latency": {status: policy.StatusInvalid, errHas: "must aggregate by (service)"},
 		},
 	}, {
+		name: "native histogram",
+		latency: ok(`{"status":"success","data":{"resultType":"vector","result":[{"metric":{"service":"auth"},` +
+			`"histogram":[1700000000,{"count":"10","sum":"3","buckets":[[0,"0.1","0.2","10"]]}]}]}}`),
+		want: map[string]wantObs{
+			"auth/latency": {status: policy.StatusInvalid, errHas: "native histogram"},
+		},
+	}, {
 		name:    "series without the key label are ignored",
 		latency: ok(vector("pod", anyTime, [2]string{"auth-1", "0.1"})),
 		want: map[string]wantObs{
