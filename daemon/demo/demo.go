@@ -1,0 +1,256 @@
+// Package demo runs the daemon's loop against the embedded simulated ELMA365
+// cluster in accelerated real time, so elmascale can be watched working
+// without a Kubernetes cluster.
+package demo
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"sort"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/elmascale/elmascale/config"
+	"github.com/elmascale/elmascale/daemon"
+	"github.com/elmascale/elmascale/daemon/incluster"
+	"github.com/elmascale/elmascale/simulations"
+)
+
+// Options configure a demo run.
+type Options struct {
+	// Scenario is a shipped scenario name (default "elma365-day").
+	Scenario string
+	// Seed makes the simulated load reproducible.
+	Seed uint64
+	// Speedup is simulated seconds per wall-clock second (default 600: a
+	// 24-hour day in 2.4 minutes).
+	Speedup float64
+	// Duration stops the demo after this much simulated time; zero runs the
+	// whole scenario.
+	Duration time.Duration
+	// MetricsAddr serves /metrics, /api/v1/decisions and
+	// /api/v1/recommendations; empty turns the server off.
+	MetricsAddr string
+	// OnListen is told the bound address.
+	OnListen func(addr string)
+	// Out receives the live decision table.
+	Out      io.Writer
+	Registry *prometheus.Registry
+	Version  string
+}
+
+// Summary is what a finished demo reports.
+type Summary struct {
+	Ticks        int
+	ScaleActions int
+	// PeakReplicas is the highest total of desired replicas seen.
+	PeakReplicas int32
+	// Bottlenecks counts ticks each service was a bottleneck.
+	Bottlenecks map[string]int
+}
+
+// Run drives the scenario's elmascale configuration against the simulated
+// cluster until the scenario (or Duration) ends or ctx is cancelled.
+func Run(ctx context.Context, o Options) (Summary, error) {
+	if o.Scenario == "" {
+		o.Scenario = "elma365-day"
+	}
+	if o.Speedup == 0 {
+		o.Speedup = 600
+	}
+	if o.Out == nil {
+		o.Out = io.Discard
+	}
+	if o.Registry == nil {
+		o.Registry = prometheus.NewRegistry()
+		o.Registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	}
+	sc, err := simulations.LoadShipped(o.Scenario)
+	if err != nil {
+		return Summary{}, fmt.Errorf("scenario %q (have %s): %w", o.Scenario, strings.Join(simulations.ScenarioNames(), ", "), err)
+	}
+	cfg := sc.Elmascale
+	cluster := simulations.NewCluster(sc, o.Seed)
+
+	// The simulated cluster is changed for real: this is apply mode, and
+	// this process is the only (so the leading) instance.
+	metrics := incluster.NewMetrics(o.Registry, false, o.Version)
+	metrics.SetLeader(true)
+	history := incluster.NewHistory("apply", 2000)
+	sum := Summary{Bottlenecks: map[string]int{}}
+
+	if o.MetricsAddr != "" {
+		srv, addr, err := serve(o.MetricsAddr, o.Registry, history)
+		if err != nil {
+			return Summary{}, err
+		}
+		defer srv.Close()
+		if o.OnListen != nil {
+			o.OnListen(addr)
+		}
+		fmt.Fprintf(o.Out, "serving /metrics and /api/v1/decisions on http://%s\n", addr)
+	}
+	fmt.Fprintf(o.Out, "embedded simulated ELMA365 cluster: scenario %s (%s of load, %d services) at %g× speed\n\n",
+		sc.Name, sc.Duration, len(cfg.Services), o.Speedup)
+	table := newTable(o.Out, sc.Start)
+
+	runCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var stop func(daemon.Tick)
+	if o.Duration > 0 {
+		stopAt := sc.Start.Add(o.Duration)
+		stop = func(t daemon.Tick) {
+			if !t.Time.Before(stopAt) {
+				cancel()
+			}
+		}
+	}
+	err = runDemo(runCtx, cluster, cfg, o, metrics, history, table, &sum, stop)
+	finish(o.Out, &sum)
+	// Stopped by its Duration or by the user: not a failure.
+	if errors.Is(err, context.Canceled) {
+		err = nil
+	}
+	return sum, err
+}
+
+func runDemo(ctx context.Context, cluster *simulations.Cluster, cfg *config.Config, o Options,
+	metrics *incluster.Metrics, history *incluster.History, table *table, sum *Summary, extra func(daemon.Tick)) error {
+	loop := &daemon.Loop{
+		Config:    func() *config.Config { return cfg },
+		Collector: cluster,
+		Scaler:    cluster,
+		Recorder:  recorders{metrics, history},
+	}
+	return cluster.RunAccelerated(ctx, loop, cfg.Interval, o.Speedup, func(t daemon.Tick) {
+		sum.Ticks++
+		var total int32
+		for _, d := range t.Plan.Decisions {
+			total += d.Desired
+			if d.Desired != d.Current {
+				sum.ScaleActions++
+			}
+			if d.Bottleneck {
+				sum.Bottlenecks[d.Service]++
+			}
+		}
+		sum.PeakReplicas = max(sum.PeakReplicas, total)
+		table.tick(t, total)
+		if extra != nil {
+			extra(t)
+		}
+	})
+}
+
+// finish prints what the run did.
+func finish(out io.Writer, sum *Summary) {
+	var names []string
+	for n := range sum.Bottlenecks {
+		names = append(names, n)
+	}
+	sort.Slice(names, func(i, j int) bool {
+		if sum.Bottlenecks[names[i]] != sum.Bottlenecks[names[j]] {
+			return sum.Bottlenecks[names[i]] > sum.Bottlenecks[names[j]]
+		}
+		return names[i] < names[j]
+	})
+	parts := make([]string, 0, len(names))
+	for _, n := range names {
+		parts = append(parts, fmt.Sprintf("%s (%d ticks)", n, sum.Bottlenecks[n]))
+	}
+	fmt.Fprintf(out, "\n%d ticks, %d scale actions, peak %d replicas in total; bottlenecks: %s\n",
+		sum.Ticks, sum.ScaleActions, sum.PeakReplicas, orNone(strings.Join(parts, ", ")))
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "none"
+	}
+	return s
+}
+
+type recorders []daemon.Recorder
+
+func (rs recorders) Record(t daemon.Tick) {
+	for _, r := range rs {
+		r.Record(t)
+	}
+}
+
+func serve(addr string, reg *prometheus.Registry, h *incluster.History) (*http.Server, string, error) {
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, "", fmt.Errorf("metrics address %s: %w", addr, err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	mux.HandleFunc("/api/v1/decisions", h.ServeDecisions)
+	mux.HandleFunc("/api/v1/recommendations", h.ServeRecommendations)
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	go func() { _ = srv.Serve(l) }()
+	return srv, l.Addr().String(), nil
+}
+
+// table prints every change as it happens and, each simulated half hour, a
+// status line, so a person can follow the day.
+type table struct {
+	w          *tabwriter.Writer
+	start      time.Time
+	lastStatus time.Time
+	bottleneck map[string]bool
+}
+
+func newTable(out io.Writer, start time.Time) *table {
+	t := &table{w: tabwriter.NewWriter(out, 0, 4, 2, ' ', 0), start: start, bottleneck: map[string]bool{}}
+	fmt.Fprintln(t.w, "TIME\tSERVICE\tREPLICAS\tBOTTLENECK\tLIMITED BY\tREASON")
+	t.w.Flush()
+	return t
+}
+
+func (t *table) tick(k daemon.Tick, total int32) {
+	clock := k.Time.Format("15:04:05")
+	var hot []string
+	for _, d := range k.Plan.Decisions {
+		if d.Bottleneck {
+			hot = append(hot, d.Service)
+		}
+		// A change, or a service that just became a bottleneck (a pinned
+		// one cannot change, so this is how it shows up).
+		changed := d.Desired != d.Current
+		newly := d.Bottleneck && !t.bottleneck[d.Service]
+		t.bottleneck[d.Service] = d.Bottleneck
+		if !changed && !newly {
+			continue
+		}
+		bn := ""
+		if d.Bottleneck {
+			bn = "yes"
+		}
+		limit := string(d.LimitedBy)
+		if limit == "" {
+			limit = "-"
+		}
+		fmt.Fprintf(t.w, "%s\t%s\t%d → %d\t%s\t%s\t%s\n", clock, d.Service, d.Current, d.Desired, bn, limit, shorten(d.Reason, 140))
+	}
+	if k.Time.Sub(t.lastStatus) >= 30*time.Minute {
+		t.lastStatus = k.Time
+		fmt.Fprintf(t.w, "%s\t── %d replicas in total\t\t%s\t\t\n", clock, total, orNone(strings.Join(hot, ", ")))
+	}
+	t.w.Flush()
+}
+
+func shorten(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n-1] + "…"
+}
