@@ -151,11 +151,15 @@ func panels() []panelSpec {
 	}
 }
 
-// annotations mark every scale action on the time series panels.
+// annotations mark every change of desired replicas on the time series
+// panels. They follow the desired gauge rather than the action counter: a
+// counter series is born at its first increment, which changes() cannot
+// see, while the gauge exists from the first tick. Direction and limiting
+// rule are in the Scale actions panel.
 func annotations() []target {
 	return []target{{
-		expr:   fmt.Sprintf("sum by (service, direction, limited_by) (changes(elmascale_scale_actions_total{%s}[1m])) > 0", sel),
-		legend: "{{service}} scaled {{direction}} (limited by {{limited_by}})",
+		expr:   fmt.Sprintf("max by (service) (changes(elmascale_replicas_desired{%s}[1m])) > 0", sel),
+		legend: "{{service}}: desired replicas changed",
 	}}
 }
 
@@ -200,7 +204,7 @@ func Build() ([]byte, error) {
 	for _, a := range annotations() {
 		b = b.Annotation(gdash.NewAnnotationQueryBuilder().
 			Name("Scale actions").Datasource(ds).Enable(true).IconColor("orange").
-			Expr(a.expr).TitleFormat(a.legend).TagKeys("service,direction,limited_by").Step("15s"))
+			Expr(a.expr).TitleFormat(a.legend).TagKeys("service").Step("15s"))
 	}
 	for _, p := range panels() {
 		b = b.WithPanel(panel(p, ds))

@@ -1,0 +1,243 @@
+package dashboard_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	appsv1 "k8s.io/api/apps/v1"
+	autoscalingv2 "k8s.io/api/autoscaling/v2"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	metricsclient "k8s.io/metrics/pkg/client/clientset/versioned"
+
+	"github.com/elmascale/elmascale/collector"
+	"github.com/elmascale/elmascale/daemon/incluster"
+	"github.com/elmascale/elmascale/dashboard"
+	"github.com/elmascale/elmascale/internal/promtest"
+	"github.com/elmascale/elmascale/internal/testcluster"
+	"github.com/elmascale/elmascale/scaler"
+)
+
+func TestMain(m *testing.M) { testcluster.Main(m) }
+
+const e2eConfig = `apiVersion: elmascale.io/v1alpha1
+kind: Config
+namespace: dash
+interval: 1s
+metrics:
+  inflight:
+    prometheus:
+      query: sum by (service) (app_in_flight)
+services:
+  api:
+    minReplicas: 1
+    maxReplicas: 4
+    signals:
+      - {name: in-flight, perReplica: {metric: inflight, targetPerReplica: 10}}
+  legacy:
+    minReplicas: 1
+    maxReplicas: 3
+    signals:
+      - {name: cpu, utilization: {resource: cpu, targetPercent: 50}}
+  worker:
+    minReplicas: 1
+    maxReplicas: 3
+    signals:
+      - {name: scripts, queue: {rabbitmq: {queues: [w]}, drainTime: 30s}}
+`
+
+// Verifies, end to end, that a real Prometheus scraping running daemons
+// returns data for every query of the dashboard: one daemon applies, one
+// only recommends (with its RabbitMQ source down, so source errors exist),
+// over a real API server where one target is owned by an HPA.
+func TestEveryQueryHasDataFromRunningDaemons(t *testing.T) {
+	c := testcluster.ForTest(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	admin := kubernetes.NewForConfigOrDie(c.AdminConfig)
+	if err := c.CreateNamespace(ctx, "dash"); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"api", "legacy"} {
+		if _, err := admin.AppsV1().Deployments("dash").Create(ctx, deployment(name), metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	hpa := &autoscalingv2.HorizontalPodAutoscaler{
+		ObjectMeta: metav1.ObjectMeta{Name: "legacy", Namespace: "dash"},
+		Spec: autoscalingv2.HorizontalPodAutoscalerSpec{
+			ScaleTargetRef: autoscalingv2.CrossVersionObjectReference{APIVersion: "apps/v1", Kind: "Deployment", Name: "legacy"},
+			MinReplicas:    new(int32(1)), MaxReplicas: 3,
+		},
+	}
+	if _, err := admin.AutoscalingV2().HorizontalPodAutoscalers("dash").Create(ctx, hpa, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+
+	// The application's own metric, and a proxy so the daemons can be
+	// given Prometheus's address before Prometheus (which must know theirs)
+	// starts.
+	app := prometheus.NewRegistry()
+	inflight := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "app_in_flight"}, []string{"service"})
+	app.MustRegister(inflight)
+	inflight.WithLabelValues("api").Set(5)
+	var promURL atomic.Pointer[url.URL]
+	proxy := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		u := promURL.Load()
+		if u == nil {
+			http.Error(w, "prometheus not started yet", http.StatusServiceUnavailable)
+			return
+		}
+		httputil.NewSingleHostReverseProxy(u).ServeHTTP(w, r)
+	})}
+	proxyAddr := listen(t, proxy)
+
+	cfgPath := filepath.Join(t.TempDir(), "config.yaml")
+	if err := os.WriteFile(cfgPath, []byte(e2eConfig), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	applyAddr := startDaemon(ctx, t, c, cfgPath, scaler.ModeApply, "http://"+proxyAddr, "http://127.0.0.1:1")
+	dryAddr := startDaemon(ctx, t, c, cfgPath, scaler.ModeDryRun, "http://"+proxyAddr, "http://127.0.0.1:1")
+
+	start := time.Now()
+	prom := promtest.Start(t,
+		promtest.Target{Job: "app", Addr: promtest.ServeRegistry(t, app)},
+		promtest.Target{Job: "elmascale-apply", Addr: applyAddr, Labels: map[string]string{"namespace": "elmascale", "pod": "elmascale-0"}},
+		promtest.Target{Job: "elmascale-dry-run", Addr: dryAddr, Labels: map[string]string{"namespace": "elmascale", "pod": "elmascale-1"}},
+	)
+	u, _ := url.Parse(prom.URL)
+	promURL.Store(u)
+
+	// Let a few scrapes see api at 1 replica, then load it: desired changes.
+	time.Sleep(6 * time.Second)
+	inflight.WithLabelValues("api").Set(35)
+	time.Sleep(15 * time.Second)
+
+	for _, q := range dashboard.Queries() {
+		expr := strings.NewReplacer("$__rate_interval", "1m", "$namespace", ".*", "$service", ".*").Replace(q.Expr)
+		n, err := rangeSamples(ctx, prom.URL, expr, start, time.Now())
+		if err != nil {
+			t.Errorf("%s: %v\n%s", q.Panel, err, expr)
+			continue
+		}
+		if n == 0 {
+			t.Errorf("%s: no data from the running daemons\n%s", q.Panel, expr)
+		}
+	}
+}
+
+func deployment(name string) *appsv1.Deployment {
+	labels := map[string]string{"app": name}
+	return &appsv1.Deployment{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "dash"},
+		Spec: appsv1.DeploymentSpec{
+			Replicas: new(int32(1)),
+			Selector: &metav1.LabelSelector{MatchLabels: labels},
+			Template: corev1.PodTemplateSpec{
+				ObjectMeta: metav1.ObjectMeta{Labels: labels},
+				Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: name, Image: name + ":1"}}},
+			},
+		},
+	}
+}
+
+func listen(t *testing.T, srv *http.Server) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = srv.Serve(l) }()
+	t.Cleanup(func() { _ = srv.Close() })
+	return l.Addr().String()
+}
+
+// startDaemon runs the real daemon with the real collector and returns
+// its metrics address once it serves.
+func startDaemon(ctx context.Context, t *testing.T, c *testcluster.Cluster, cfgPath string, mode scaler.Mode, promURL, rabbitURL string) string {
+	t.Helper()
+	reg := prometheus.NewRegistry()
+	col, err := collector.New(collector.Options{
+		PrometheusURL: promURL, RabbitMQURL: rabbitURL, RabbitMQUser: "nobody", RabbitMQPasswordEnv: "ELMASCALE_E2E_UNSET",
+		Kubernetes: kubernetes.NewForConfigOrDie(c.ElmascaleConfig), PodMetrics: metricsclient.NewForConfigOrDie(c.ElmascaleConfig),
+		QueryTimeout: 2 * time.Second, Registerer: reg,
+		// Prometheus starts after the daemons: recover from the open breaker quickly.
+		Breaker: collector.BreakerSettings{FailureThreshold: 3, OpenFor: time.Second},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := make(chan string, 1)
+	runCtx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() {
+		done <- incluster.Run(runCtx, incluster.Options{
+			RESTConfig: c.AdminConfig, ConfigPath: cfgPath, Mode: mode, Collector: col, Registry: reg,
+			MetricsAddr: "127.0.0.1:0", HealthAddr: "127.0.0.1:0", Version: "e2e",
+			OnListen: func(m, _ string) { addr <- m },
+		})
+	}()
+	t.Cleanup(func() {
+		stop()
+		if err := <-done; err != nil {
+			t.Errorf("daemon (%s): %v", mode, err)
+		}
+	})
+	select {
+	case a := <-addr:
+		return a
+	case err := <-done:
+		t.Fatalf("daemon (%s) did not start: %v", mode, err)
+	case <-time.After(30 * time.Second):
+		t.Fatalf("daemon (%s) did not start serving", mode)
+	}
+	return ""
+}
+
+// rangeSamples runs a range query the way Grafana does for the dashboard's
+// time range and counts the points returned.
+func rangeSamples(ctx context.Context, base, expr string, from, to time.Time) (int, error) {
+	q := url.Values{"query": {expr}, "start": {fmt.Sprint(from.Unix())}, "end": {fmt.Sprint(to.Unix())}, "step": {"1"}}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/api/v1/query_range?"+q.Encode(), nil)
+	if err != nil {
+		return 0, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	var body struct {
+		Status string `json:"status"`
+		Error  string `json:"error"`
+		Data   struct {
+			Result []struct {
+				Values [][2]any `json:"values"`
+			} `json:"result"`
+		} `json:"data"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
+		return 0, err
+	}
+	if body.Status != "success" {
+		return 0, fmt.Errorf("query failed: %s", body.Error)
+	}
+	n := 0
+	for _, r := range body.Data.Result {
+		n += len(r.Values)
+	}
+	return n, nil
+}
