@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime/debug"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -83,6 +84,12 @@ func runRun(ctx context.Context, args []string, _, stderr io.Writer) int {
 	}
 	defer func() { _ = log.Sync() }()
 
+	if os.Getenv("GOGC") == "" {
+		// The live heap is small (about 10 MiB for 1,000 Deployments) and
+		// ticks are seconds apart, so collecting at 50% growth instead of
+		// 100% trims resident memory at a negligible CPU cost.
+		debug.SetGCPercent(50)
+	}
 	o.RESTConfig, err = restConfig(*kubeconfig)
 	if err != nil {
 		log.Error("cannot start", zap.Error(err))

@@ -37,25 +37,26 @@ type Recommendation struct {
 	Reason      string       `json:"reason"`
 }
 
-// History keeps the decisions of the last ticks in a ring buffer and the
-// latest recommendation per service, and serves both as JSON.
+// History keeps the decisions of recent ticks in a ring buffer and the
+// latest recommendation per service, and serves both as JSON. The ring is
+// bounded by decisions, not ticks, so a config of 1,000 services keeps the
+// last couple of ticks and one of 25 keeps the last 80.
 type History struct {
-	mode string
+	mode  string
+	limit int
 
 	mu    sync.RWMutex
-	ring  [][]DecisionRecord // one entry per tick
-	next  int
-	full  bool
+	ticks [][]DecisionRecord // oldest first
+	total int
 	recs  []Recommendation
-	ticks int
 }
 
-// NewHistory keeps the decisions of the last `ticks` ticks (at least 1).
-func NewHistory(mode string, ticks int) *History {
-	if ticks < 1 {
-		ticks = 1
+// NewHistory keeps at most maxDecisions decisions (at least the last tick's).
+func NewHistory(mode string, maxDecisions int) *History {
+	if maxDecisions < 1 {
+		maxDecisions = 1
 	}
-	return &History{mode: mode, ring: make([][]DecisionRecord, ticks)}
+	return &History{mode: mode, limit: maxDecisions}
 }
 
 // Record stores one tick's decisions.
@@ -89,11 +90,14 @@ func (h *History) Record(t daemon.Tick) {
 			Recommended: d.Desired, LimitedBy: d.LimitedBy, Bottleneck: d.Bottleneck, HandedOff: r.HandedOff, Reason: d.Reason})
 	}
 	h.mu.Lock()
-	h.ring[h.next] = recs
-	h.next = (h.next + 1) % len(h.ring)
-	h.full = h.full || h.next == 0
+	h.ticks = append(h.ticks, recs)
+	h.total += len(recs)
+	for len(h.ticks) > 1 && h.total > h.limit {
+		h.total -= len(h.ticks[0])
+		h.ticks[0] = nil
+		h.ticks = h.ticks[1:]
+	}
 	h.recs = latest
-	h.ticks++
 	h.mu.Unlock()
 }
 
@@ -103,13 +107,8 @@ func (h *History) Decisions(service string) []DecisionRecord {
 	h.mu.RLock()
 	defer h.mu.RUnlock()
 	var out []DecisionRecord
-	n := len(h.ring)
-	start := 0
-	if h.full {
-		start = h.next
-	}
-	for i := 0; i < n; i++ {
-		for _, r := range h.ring[(start+i)%n] {
+	for _, tick := range h.ticks {
+		for _, r := range tick {
 			if service == "" || r.Service == service {
 				out = append(out, r)
 			}

@@ -137,8 +137,8 @@ elmascale_handoffs{owner="HorizontalPodAutoscaler",service="main"} 1
 	}
 }
 
-// Verifies the decisions ring keeps the last ticks in order and classifies
-// outcomes.
+// Verifies the decisions ring keeps the last ticks in order, within its
+// bound on decisions, and classifies outcomes.
 func TestHistoryRing(t *testing.T) {
 	h := NewHistory("apply", 2)
 	for i := int32(1); i <= 3; i++ {

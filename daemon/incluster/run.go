@@ -67,7 +67,8 @@ type Options struct {
 	Version  string
 	// ReloadEvery is the config file poll period (default 5s).
 	ReloadEvery time.Duration
-	// DecisionHistory is how many ticks /api/v1/decisions keeps (default 20).
+	// DecisionHistory is how many decisions /api/v1/decisions keeps, newest
+	// ticks first (default 2,000).
 	DecisionHistory int
 	Clock           clock.Clock
 }
@@ -100,7 +101,7 @@ func (o *Options) defaults() error {
 		o.ReloadEvery = 5 * time.Second
 	}
 	if o.DecisionHistory == 0 {
-		o.DecisionHistory = 20
+		o.DecisionHistory = 2000
 	}
 	if o.Clock == nil {
 		o.Clock = clock.RealClock{}
