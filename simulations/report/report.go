@@ -74,7 +74,7 @@ func WriteScoreTable(w io.Writer, s *Scenario) {
 	oracle := s.index(simulations.PolicyOracle)
 	fmt.Fprintf(w, "| policy | SLO-violation s | range over seeds | by SLO (e2e · services · queues) | replica-seconds | × oracle | scale actions |")
 	for _, m := range sc.Marks {
-		fmt.Fprintf(w, " recovery after %s (s) |", m.Name)
+		fmt.Fprintf(w, " recovery: %s (s) |", m.Name)
 	}
 	fmt.Fprintf(w, " queue wait p95 (s) |\n|---|--:|--:|---|--:|--:|--:|")
 	for range sc.Marks {
