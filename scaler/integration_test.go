@@ -317,3 +317,24 @@ func TestConflictRetried(t *testing.T) {
 		t.Errorf("spec.replicas = %d, want 3", spec)
 	}
 }
+
+// Verifies that a Deployment a KEDA ScaledObject scales is handed off once
+// the CRD is served, found through the dynamic informer.
+func TestHandOffToScaledObject(t *testing.T) {
+	e := newEnv(t)
+	itest.InstallScaledObjectCRD(t, e.c)
+	itest.CreateDeployments(t, e.admin, itest.Deployment(e.ns, "worker", 1, nil))
+	itest.CreateScaledObject(t, e.c, e.ns, "apiVersion: keda.sh/v1alpha1\nkind: ScaledObject\nmetadata: {name: worker-so}\n"+
+		"spec:\n  scaleTargetRef: {name: worker}\n  triggers: [{type: cpu, metadata: {value: \"50\"}}]\n")
+	cfg := configFor(t, e.ns, "", "worker")
+	loop := &daemon.Loop{Config: func() *config.Config { return cfg }, Collector: &load{total: 350},
+		Scaler: e.newScaler(t, scaler.Options{Mode: scaler.ModeApply})}
+	tk := tickUntil(t, loop, "handed off to the ScaledObject", func(tk daemon.Tick) bool { return tk.HandedOff["worker"] != "" })
+	if got := tk.HandedOff["worker"]; got != "ScaledObject/worker-so" {
+		t.Errorf("HandedOff = %q", got)
+	}
+	itest.WaitEvent(t, e.admin, e.ns, "worker", "Normal HandedOff", "ScaledObject/worker-so")
+	if spec, _ := itest.Replicas(t, e.admin, e.ns, "worker"); spec != 1 {
+		t.Errorf("worker scaled to %d while a ScaledObject owns it", spec)
+	}
+}

@@ -1,0 +1,42 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// Verifies the run and import flag checks, and that run without any
+// cluster says so instead of pretending.
+func TestRunAndImportFlags(t *testing.T) {
+	cfg := filepath.Join(t.TempDir(), "c.yaml")
+	if err := os.WriteFile(cfg, []byte("apiVersion: elmascale.io/v1alpha1\nkind: Config\nnamespace: x\nservices: {a: {}}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("KUBECONFIG", "")
+	t.Setenv("KUBERNETES_SERVICE_HOST", "")
+	cases := []struct {
+		name      string
+		args      []string
+		code      int
+		stderrHas string
+	}{
+		{"run needs a config", []string{"run"}, 2, "--config is required"},
+		{"run rejects a mode", []string{"run", "--config", cfg, "--mode", "yolo"}, 2, "--mode must be"},
+		{"run without a cluster", []string{"run", "--config", cfg, "--log-format", "console"}, 1, "no Kubernetes cluster"},
+		{"import needs a namespace", []string{"import"}, 2, "--namespace is required"},
+		{"import without a cluster", []string{"import", "--namespace", "x"}, 1, "no Kubernetes cluster"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			var stdout, stderr bytes.Buffer
+			code := dispatch(context.Background(), tc.args, &stdout, &stderr)
+			if code != tc.code || !strings.Contains(stderr.String(), tc.stderrHas) {
+				t.Errorf("exit %d, stderr %q; want %d and %q", code, stderr.String(), tc.code, tc.stderrHas)
+			}
+		})
+	}
+}
