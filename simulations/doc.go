@@ -22,27 +22,30 @@
 // the request mechanics directly and need no queueing formula inside the
 // simulator. The cost is bounded by keeping the hot path allocation free:
 // requests live in a preallocated slice with a free list, the event queue
-// is a binary heap of 24-byte values, and latency histograms are fixed
-// arrays indexed by the float's exponent bits. The 24-hour elma365-day
-// scenario (about 17 million service visits) runs in a few seconds on one
-// core; see BenchmarkElma365Day.
+// is a 4-ary heap of 16-byte values, external arrivals are generated in
+// time order beside the heap rather than in it, and latency histograms are
+// fixed arrays indexed by the float's exponent bits. The 24-hour
+// elma365-day scenario (about 25 million events) takes about 4 seconds of
+// CPU on one core; see BenchmarkElma365Day.
 //
-// Time advances in one-second steps. At each step the load sources draw
-// Poisson arrival counts for the step from their (noisy) rate and schedule
-// them at uniform times within it; events in the heap are then processed in
-// time order. Observation is lagged like the real sources: Prometheus
-// scrapes histograms and gauges every scrape interval and quantiles are
-// taken over a rate window; metrics-server samples pod CPU every
-// resolution period; the RabbitMQ management API refreshes queue statistics
-// every few seconds with rates over a window; and the loop itself runs only
-// every interval.
+// Time advances in one-second steps. Within a step every load source has a
+// fixed rate (its profile and noise at the middle of the step); together
+// they are one Poisson process whose arrivals are drawn one after another
+// and merged with the heap's events in time order. Observation is lagged
+// like the real sources: Prometheus scrapes histograms and gauges every
+// scrape interval and quantiles are taken over a rate window;
+// metrics-server samples pod CPU every resolution period; the RabbitMQ
+// management statistics refresh every few seconds with rates over a
+// window; and the loop itself runs only every interval.
 //
-// # Determinism
+// # Determinism and common random numbers
 //
-// A run is a pure function of the scenario and the seed: all randomness
-// comes from math/rand/v2 PCG streams derived from the seed (one for
-// arrivals, one per service and queue for service times and call fan-out),
-// the load noise is a hash of the seed and the time, and no wall clock is
-// read. The arrival stream does not depend on the policy, so every policy
-// faces the same load.
+// A run is a pure function of the scenario and the seed: the arrival
+// stream comes from a math/rand/v2 PCG seeded from the seed, the load
+// noise is a hash of the seed and the time, and no wall clock is read
+// (RunAccelerated, for the demo, only paces itself by it). Every request
+// carries a key derived from the seed and its place in the call tree, and
+// its service time, its calls and its publishes are drawn from that key
+// alone, so every policy serves exactly the same requests: differences
+// between policies are differences in scaling, not in luck.
 package simulations

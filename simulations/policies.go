@@ -2,7 +2,6 @@ package simulations
 
 import (
 	"fmt"
-	"sort"
 	"time"
 
 	"gopkg.in/yaml.v3"
@@ -176,14 +175,4 @@ func baselineFile(sc *Scenario, name string) *config.File {
 		f.Metrics = nil
 	}
 	return f
-}
-
-// sortedServiceNames is the config's services in name order.
-func sortedServiceNames(cfg *config.Config) []string {
-	names := make([]string, 0, len(cfg.Services))
-	for _, s := range cfg.Services {
-		names = append(names, s.Name)
-	}
-	sort.Strings(names)
-	return names
 }
