@@ -10,6 +10,7 @@ import (
 	"runtime/debug"
 	"time"
 
+	"github.com/go-logr/zapr"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"go.uber.org/zap"
@@ -18,6 +19,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
+	"k8s.io/klog/v2"
 	metricsclient "k8s.io/metrics/pkg/client/clientset/versioned"
 
 	"github.com/elmascale/elmascale/collector"
@@ -83,6 +85,8 @@ func runRun(ctx context.Context, args []string, _, stderr io.Writer) int {
 		return 2
 	}
 	defer func() { _ = log.Sync() }()
+	// client-go logs through klog; send it to the same sink and format.
+	klog.SetLogger(zapr.NewLogger(log.Named("client-go")))
 
 	if os.Getenv("GOGC") == "" {
 		// The live heap is small (about 10 MiB for 1,000 Deployments) and
