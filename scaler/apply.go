@@ -3,6 +3,7 @@ package scaler
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strconv"
 
@@ -24,7 +25,11 @@ const (
 	SkipNotFound  = "target not found"
 	SkipNoChange  = "no change"
 	SkipNotLeader = "not leader"
+	SkipChanged   = "replicas changed since observed; the next tick decides again"
 )
+
+// errChanged stops a retry when the target's replicas moved under us.
+var errChanged = errors.New("replicas changed since observed")
 
 // Apply acts on every decision of plan. In apply mode the leader writes each
 // change through the scale subresource; in dry-run every decision becomes a
@@ -54,8 +59,15 @@ func (s *Scaler) Apply(ctx context.Context, cfg *config.Config, plan policy.Plan
 		case !leader:
 			o.Skipped = SkipNotLeader
 		default:
-			o.Err = s.write(ctx, t, d)
-			o.Applied = o.Err == nil
+			err := s.write(ctx, t, d)
+			switch {
+			case errors.Is(err, errChanged):
+				o.Skipped = SkipChanged
+			case err != nil:
+				o.Err = err
+			default:
+				o.Applied = true
+			}
 		}
 		out = append(out, o)
 	}
@@ -64,8 +76,11 @@ func (s *Scaler) Apply(ctx context.Context, cfg *config.Config, plan policy.Plan
 
 // write sets the target's replicas to d.Desired. The first attempt carries
 // the cached resourceVersion, so no GET is spent when the cache is current;
-// a conflict (the object changed since: a status update, a concurrent
-// edit) re-reads the scale subresource and tries again.
+// a conflict (the object changed since: a status update, an edit of its
+// labels) re-reads the scale subresource and tries again. If the re-read
+// shows other replicas than the decision started from, someone else scaled
+// the target in between, and the decision is stale: it is dropped, not
+// forced over their change, and the next tick decides from the new count.
 func (s *Scaler) write(ctx context.Context, t target, d policy.Decision) error {
 	gr, err := s.resource(t.kind)
 	if err != nil {
@@ -87,6 +102,9 @@ func (s *Scaler) write(ctx context.Context, t target, d policy.Decision) error {
 			if cur.Spec.Replicas == d.Desired {
 				return nil // someone else already set it
 			}
+			if cur.Spec.Replicas != d.Current {
+				return errChanged
+			}
 			sc = cur
 			sc.Spec.Replicas = d.Desired
 		}
@@ -95,6 +113,10 @@ func (s *Scaler) write(ctx context.Context, t target, d policy.Decision) error {
 	})
 	log := s.log.With(zap.String("service", d.Service), zap.String("target", t.kind+"/"+t.name),
 		zap.Int32("from", d.Current), zap.Int32("to", d.Desired), zap.Int("attempts", attempts))
+	if errors.Is(err, errChanged) {
+		log.Info("target scaled by someone else since observed; decision dropped")
+		return err
+	}
 	if err != nil {
 		log.Error("scale failed", zap.Error(err))
 		s.events.Eventf(t.obj, corev1.EventTypeWarning, ReasonScaleFailed, "scale %d → %d failed: %v", d.Current, d.Desired, err)

@@ -338,3 +338,37 @@ func TestHandOffToScaledObject(t *testing.T) {
 		t.Errorf("worker scaled to %d while a ScaledObject owns it", spec)
 	}
 }
+
+// Verifies that when someone else scales the Deployment between Observe
+// and the write, the stale decision is dropped rather than forced over
+// their change, and the next tick decides from the new count.
+func TestConcurrentScaleDropsStaleDecision(t *testing.T) {
+	e := newEnv(t)
+	itest.CreateDeployments(t, e.admin, itest.Deployment(e.ns, "worker", 1, nil))
+	rc := e.c.UserConfig(testcluster.UserElmascale)
+	client := kubernetes.NewForConfigOrDie(rc)
+	mapper := restmapper.NewDeferredDiscoveryRESTMapper(memory.NewMemCacheClient(client.Discovery()))
+	real, err := scale.NewForConfig(rc, mapper, dynamic.LegacyAPIPathResolverFunc, scale.NewDiscoveryScaleKindResolver(client.Discovery()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	bs := &bumpingScales{ScalesGetter: real, bump: func() {
+		patch := []byte(`{"spec":{"replicas":2}}`)
+		if _, err := e.admin.AppsV1().Deployments(e.ns).Patch(context.Background(), "worker", types.MergePatchType, patch, metav1.PatchOptions{}); err != nil {
+			t.Errorf("bump: %v", err)
+		}
+	}}
+	cfg := configFor(t, e.ns, "", "worker")
+	loop := &daemon.Loop{Config: func() *config.Config { return cfg }, Collector: &load{total: 500},
+		Scaler: e.newScaler(t, scaler.Options{Mode: scaler.ModeApply, Client: client, Scales: bs, Mapper: mapper})}
+	tk := loop.RunOnce(context.Background(), time.Now())
+	if o := tk.Outcomes[0]; o.Applied || o.Skipped != scaler.SkipChanged {
+		t.Fatalf("first tick outcome %+v, want skipped as changed", o)
+	}
+	if spec, _ := itest.Replicas(t, e.admin, e.ns, "worker"); spec != 2 {
+		t.Errorf("spec.replicas = %d after the dropped decision, want the concurrent 2", spec)
+	}
+	// The policy's rate limit (100% or 4 pods per 15 s) allows 2 → 5.
+	tickUntil(t, loop, "applied from the new count", applied("worker"))
+	itest.WaitReplicas(t, e.admin, e.ns, "worker", 5, 30*time.Second)
+}

@@ -185,6 +185,34 @@ func TestApplyRetriesConflict(t *testing.T) {
 	}
 }
 
+// Verifies that a conflict whose re-read shows someone else changed the
+// replicas drops the stale decision instead of forcing it.
+func TestApplyDropsStaleDecision(t *testing.T) {
+	h := newHarness(t, ModeApply, deployment("worker", 2, 2, nil))
+	cfg := testConfig(t, "worker")
+	if _, err := h.s.Observe(context.Background(), cfg); err != nil {
+		t.Fatal(err)
+	}
+	updates := 0
+	h.scales.AddReactor("update", "deployments", func(a k8stesting.Action) (bool, runtime.Object, error) {
+		updates++
+		return true, nil, apierrors.NewConflict(schema.GroupResource{Group: "apps", Resource: "deployments"}, "worker", nil)
+	})
+	h.scales.AddReactor("get", "deployments", func(a k8stesting.Action) (bool, runtime.Object, error) {
+		return true, &autoscalingv1.Scale{ObjectMeta: metav1.ObjectMeta{Name: "worker", Namespace: ns, ResourceVersion: "9"}, Spec: autoscalingv1.ScaleSpec{Replicas: 7}}, nil
+	})
+	out := h.s.Apply(context.Background(), cfg, plan(policy.Decision{Service: "worker", Current: 2, Desired: 5}))
+	if d := cmp.Diff([]daemon.Outcome{{Service: "worker", Skipped: SkipChanged}}, out); d != "" {
+		t.Errorf("outcomes (-want,+got):\n%s", d)
+	}
+	if updates != 1 {
+		t.Errorf("%d updates, want 1 (no retry over a concurrent scale)", updates)
+	}
+	if ev := h.drainEvents(); len(ev) != 0 {
+		t.Errorf("events %q for a dropped decision", ev)
+	}
+}
+
 // Verifies that nothing is written in dry-run, by a non-leader, for a
 // handed-off target or when nothing changes.
 func TestApplyWritesNothing(t *testing.T) {
