@@ -28,8 +28,12 @@ const (
 	SkipChanged   = "replicas changed since observed; the next tick decides again"
 )
 
-// errChanged stops a retry when the target's replicas moved under us.
-var errChanged = errors.New("replicas changed since observed")
+// errChanged stops a retry when the target's replicas moved under us;
+// errAlready when they already are what was decided.
+var (
+	errChanged = errors.New("replicas changed since observed")
+	errAlready = errors.New("replicas already at the desired count")
+)
 
 // Apply acts on every decision of plan. In apply mode the leader writes each
 // change through the scale subresource; in dry-run every decision becomes a
@@ -63,6 +67,8 @@ func (s *Scaler) Apply(ctx context.Context, cfg *config.Config, plan policy.Plan
 			switch {
 			case errors.Is(err, errChanged):
 				o.Skipped = SkipChanged
+			case errors.Is(err, errAlready):
+				o.Skipped = SkipNoChange
 			case err != nil:
 				o.Err = err
 			default:
@@ -100,7 +106,7 @@ func (s *Scaler) write(ctx context.Context, t target, d policy.Decision) error {
 				return err
 			}
 			if cur.Spec.Replicas == d.Desired {
-				return nil // someone else already set it
+				return errAlready // a stale cache, or someone else set it
 			}
 			if cur.Spec.Replicas != d.Current {
 				return errChanged
@@ -115,6 +121,9 @@ func (s *Scaler) write(ctx context.Context, t target, d policy.Decision) error {
 		zap.Int32("from", d.Current), zap.Int32("to", d.Desired), zap.Int("attempts", attempts))
 	if errors.Is(err, errChanged) {
 		log.Info("target scaled by someone else since observed; decision dropped")
+		return err
+	}
+	if errors.Is(err, errAlready) {
 		return err
 	}
 	if err != nil {

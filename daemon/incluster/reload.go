@@ -27,7 +27,6 @@ type ConfigSource struct {
 	cur     atomic.Pointer[config.Config]
 	tried   [sha256.Size]byte // content last attempted, good or bad
 	modTime time.Time
-	size    int64
 }
 
 // NewConfigSource loads path, applies adjust (flag overrides; it may reject
@@ -49,7 +48,7 @@ func NewConfigSource(path string, adjust func(*config.Config) error, log *zap.Lo
 		return nil, fmt.Errorf("config %s: %w", path, err)
 	}
 	s.cur.Store(cfg)
-	s.tried, s.modTime, s.size = sha256.Sum256(data), fi.ModTime(), fi.Size()
+	s.tried, s.modTime = sha256.Sum256(data), fi.ModTime()
 	return s, nil
 }
 
@@ -92,7 +91,7 @@ func (s *ConfigSource) Check() {
 		return
 	}
 	sum := sha256.Sum256(data)
-	s.modTime, s.size = fi.ModTime(), fi.Size()
+	s.modTime = fi.ModTime()
 	if bytes.Equal(sum[:], s.tried[:]) {
 		return
 	}

@@ -1,5 +1,3 @@
-// Package itest holds helpers for the daemon's and scaler's integration
-// tests against the real control plane of internal/testcluster.
 package itest
 
 import (
