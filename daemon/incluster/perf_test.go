@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -38,9 +39,10 @@ import (
 const rssLimitMiB = 50
 
 // Verifies that `elmascale run`, as a separate process under user
-// elmascale, stays within 50 MiB of anonymous resident memory while
-// watching 1,000 Deployments and deciding for all of them every 2 s, and
-// reports its total RSS.
+// elmascale with leader election, stays within 50 MiB of anonymous
+// resident memory while watching 1,000 Deployments and deciding for all of
+// them every 2 s, reports its total RSS, and on SIGTERM exits cleanly
+// after releasing its lease.
 //
 // The Deployments have 0 replicas so the 2-core test machine is not asked
 // to schedule 1,000 pods; the daemon caches Deployments, not pods, so the
@@ -99,14 +101,15 @@ func TestRSSWatching1000Deployments(t *testing.T) {
 	metricsAddr, healthAddr := freeAddr(t), freeAddr(t)
 	var logs bytes.Buffer
 	cmd := exec.Command(bin, "run", "--kubeconfig", c.KubeconfigElmascale, "--config", path, "--mode", "dry-run",
+		"--leader-elect", "--leader-elect-namespace", ns,
 		"--metrics-bind-address", metricsAddr, "--health-probe-bind-address", healthAddr, "--log-format", "json")
 	cmd.Stdout, cmd.Stderr = &logs, &logs
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
+	exited := make(chan error, 1)
 	t.Cleanup(func() {
-		_ = cmd.Process.Signal(os.Interrupt)
-		_ = cmd.Wait()
+		_ = cmd.Process.Kill()
 		if t.Failed() {
 			t.Logf("daemon log:\n%s", logs.String())
 		}
@@ -132,6 +135,27 @@ func TestRSSWatching1000Deployments(t *testing.T) {
 		sample(body, "go_memstats_heap_inuse_bytes")/(1<<20), sample(body, "go_memstats_sys_bytes")/(1<<20), 1000*tickSum/tickCount)
 	if anon > rssLimitMiB {
 		t.Errorf("anonymous RSS %.1f MiB exceeds %d MiB", anon, rssLimitMiB)
+	}
+
+	// SIGTERM, as the kubelet sends it: a clean exit that frees the lease.
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	go func() { exited <- cmd.Wait() }()
+	select {
+	case err := <-exited:
+		if err != nil {
+			t.Errorf("exit after SIGTERM: %v", err)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("no exit within 15s of SIGTERM")
+	}
+	lease, err := admin.CoordinationV1().Leases(ns).Get(context.Background(), "elmascale", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h := lease.Spec.HolderIdentity; h != nil && *h != "" {
+		t.Errorf("lease still held by %q after SIGTERM", *h)
 	}
 }
 
