@@ -170,6 +170,7 @@ func (s *Scaler) annotate(ctx context.Context, t target, desired int32) error {
 		_, err = s.opts.Client.AppsV1().StatefulSets(s.opts.Namespace).Patch(ctx, t.name, types.MergePatchType, patch, metav1.PatchOptions{})
 	}
 	if err != nil {
+		s.log.Warn("recommendation annotation not written", zap.String("target", t.kind+"/"+t.name), zap.Error(err))
 		return fmt.Errorf("annotate %s/%s with recommendation: %w", t.kind, t.name, err)
 	}
 	return nil
