@@ -302,7 +302,7 @@ func (c *Collector) queue(prom promView, stats map[queueRef]queueStats, err erro
 	for i, q := range qs.Queues {
 		refs[i] = queueRef{vhost: qs.VHost, name: q}
 	}
-	backlog, arrival, completion, consumers, reason := queueObservation(stats, refs)
+	q, reason := queueObservation(stats, refs)
 	if reason != "" {
 		return policy.Observation{Status: policy.StatusMissing, Error: reason}
 	}
@@ -311,7 +311,7 @@ func (c *Collector) queue(prom promView, stats map[queueRef]queueStats, err erro
 	return policy.Observation{
 		Status: policy.StatusOK,
 		Time:   now,
-		Queue:  &policy.QueueObservation{Backlog: backlog, ArrivalRate: arrival, CompletionRate: completion, Consumers: consumers},
+		Queue:  &q,
 	}
 }
 

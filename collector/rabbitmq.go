@@ -11,6 +11,8 @@ import (
 	"os"
 	"strings"
 	"time"
+
+	"github.com/elmascale/elmascale/policy"
 )
 
 // queueRef names a RabbitMQ queue.
@@ -171,25 +173,26 @@ func snippet(b []byte) string {
 // (auto-ack consumers and basic.get with no ack): such messages leave the
 // queue on delivery, and counting only acks would make an auto-ack pool
 // look as if it completed nothing.
-func queueObservation(stats map[queueRef]queueStats, refs []queueRef) (backlog, arrival, completion float64, consumers int32, reason string) {
+func queueObservation(stats map[queueRef]queueStats, refs []queueRef) (q policy.QueueObservation, reason string) {
 	for _, ref := range refs {
 		st, found := stats[ref]
 		if !found {
-			return 0, 0, 0, 0, fmt.Sprintf("rabbitmq: queue %s not found", ref)
+			return policy.QueueObservation{}, fmt.Sprintf("rabbitmq: queue %s not found", ref)
 		}
 		if st.MessagesReady == nil || st.MessagesUnacknowledged == nil {
-			return 0, 0, 0, 0, fmt.Sprintf("rabbitmq: queue %s has no statistics yet", ref)
+			return policy.QueueObservation{}, fmt.Sprintf("rabbitmq: queue %s has no statistics yet", ref)
 		}
-		backlog += *st.MessagesReady + *st.MessagesUnacknowledged
+		q.Backlog += *st.MessagesReady + *st.MessagesUnacknowledged
+		q.Unacked += *st.MessagesUnacknowledged
 		if st.Consumers != nil {
-			consumers += *st.Consumers
+			q.Consumers += *st.Consumers
 		}
 		if ms := st.MessageStats; ms != nil {
-			arrival += rateOf(ms.Publish)
-			completion += rateOf(ms.Ack) + rateOf(ms.DeliverNoAck) + rateOf(ms.GetNoAck)
+			q.ArrivalRate += rateOf(ms.Publish)
+			q.CompletionRate += rateOf(ms.Ack) + rateOf(ms.DeliverNoAck) + rateOf(ms.GetNoAck)
 		}
 	}
-	return backlog, arrival, completion, consumers, ""
+	return q, ""
 }
 
 func rateOf(d *rateDetails) float64 {

@@ -82,7 +82,8 @@ func passwordFile(t testing.TB, pw string) string {
 }
 
 // Verifies that one management API call yields every queue signal: backlog
-// is ready plus unacknowledged, rates and consumers add up over a signal's
+// is ready plus unacknowledged (the unacknowledged part reported on its
+// own as work in progress), rates and consumers add up over a signal's
 // queues, and a queue without statistics is missing rather than empty.
 func TestRabbitMQQueues(t *testing.T) {
 	f := newFakeRabbit(t, 200, rabbitBody)
@@ -90,7 +91,7 @@ func TestRabbitMQQueues(t *testing.T) {
 	c, _ := newCollector(t, Options{RabbitMQURL: f.srv.URL, RabbitMQUser: "monitor", RabbitMQPasswordFile: passwordFile(t, "s3cret")})
 	sigs := collect(t, c, cfg, anyTime)
 	got := sigs["worker"]["script-queue"]
-	want := policy.QueueObservation{Backlog: 37, ArrivalRate: 13, CompletionRate: 12.5, Consumers: 4}
+	want := policy.QueueObservation{Backlog: 37, Unacked: 4, ArrivalRate: 13, CompletionRate: 12.5, Consumers: 4}
 	if got.Status != policy.StatusOK || got.Queue == nil || *got.Queue != want || !got.Time.Equal(anyTime) {
 		t.Errorf("worker: %+v queue %+v; want ok %+v at the tick time", got, got.Queue, want)
 	}

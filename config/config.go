@@ -273,6 +273,11 @@ func Compile(f *File) (*Config, error) {
 		c.Policy.StaleAfter = f.StaleAfter.D()
 		v.check(c.Policy.StaleAfter > 0, "staleAfter", "must be > 0")
 	}
+	c.Policy.AttributionMemory = 2 * time.Minute
+	if f.AttributionMemory != nil {
+		c.Policy.AttributionMemory = f.AttributionMemory.D()
+		v.check(c.Policy.AttributionMemory >= 0 && c.Policy.AttributionMemory <= time.Hour, "attributionMemory", "must be in [0s, 1h]")
+	}
 	v.check(f.Budget.MaxTotalReplicas >= 0, "budget.maxTotalReplicas", "must be >= 0")
 	c.Policy.Budget.MaxTotalReplicas = f.Budget.MaxTotalReplicas
 
@@ -397,7 +402,7 @@ func Compile(f *File) (*Config, error) {
 }
 
 func compileSignal(v *validator, p, service string, sg SignalFile, metricExists func(string) bool) (policy.SignalSpec, SignalSource) {
-	spec := policy.SignalSpec{Name: sg.Name}
+	spec := policy.SignalSpec{Name: sg.Name, Symptom: sg.Symptom}
 	src := SignalSource{Name: sg.Name}
 	if sg.Tolerance != nil {
 		v.check(*sg.Tolerance >= 0 && *sg.Tolerance < 1, p+".tolerance", "must be in [0, 1)")

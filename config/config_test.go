@@ -41,6 +41,16 @@ func TestDefaults(t *testing.T) {
 	if got := cfg.Services[0].Target; got != (Target{Kind: "Deployment", Name: "api"}) {
 		t.Errorf("target %+v", got)
 	}
+	if cfg.Policy.AttributionMemory != 2*time.Minute {
+		t.Errorf("attributionMemory %s, want 2m", cfg.Policy.AttributionMemory)
+	}
+	sym, err := Parse([]byte(minimal + "      - name: inflight\n        symptom: true\n        perReplica: {metric: m, targetPerReplica: 5}\nmetrics: {m: {prometheus: {query: x}}}\nattributionMemory: 0s\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !sym.Policy.Services[0].Signals[1].Symptom || sym.Policy.AttributionMemory != 0 {
+		t.Errorf("symptom %v, memory %s", sym.Policy.Services[0].Signals[1].Symptom, sym.Policy.AttributionMemory)
+	}
 }
 
 // Verifies every problem is reported at once, each naming its path.

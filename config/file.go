@@ -29,6 +29,9 @@ type File struct {
 	// StaleAfter: an observation older than this is treated as missing
 	// (default 3 × interval).
 	StaleAfter Duration `yaml:"staleAfter"`
+	// AttributionMemory: a bottleneck keeps explaining its callers' latency
+	// this long after its own signals recover (default 2m; 0s turns it off).
+	AttributionMemory *Duration `yaml:"attributionMemory"`
 	// Budget caps what all managed services may use together.
 	Budget BudgetFile `yaml:"budget"`
 	// Defaults apply to every service that does not set its own.
@@ -96,7 +99,11 @@ type TargetFile struct {
 type SignalFile struct {
 	Name string `yaml:"name"`
 	// Tolerance overrides the behavior tolerance for this signal.
-	Tolerance   *float64         `yaml:"tolerance"`
+	Tolerance *float64 `yaml:"tolerance"`
+	// Symptom: this signal's breach can be caused by a saturated dependency
+	// (in-flight requests at a caller), so it is attributed like latency.
+	// Latency signals are always symptoms.
+	Symptom     bool             `yaml:"symptom"`
 	Utilization *UtilizationFile `yaml:"utilization"`
 	Queue       *QueueFile       `yaml:"queue"`
 	Latency     *LatencyFile     `yaml:"latency"`

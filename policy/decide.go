@@ -13,8 +13,9 @@ type svcEval struct {
 	obs     ServiceObservation
 	signals []SignalResult
 
-	satBreach bool // a saturation signal (not latency) asks for more
-	latBreach bool // a latency signal asks for more
+	satBreach bool // a saturation signal asks for more
+	latBreach bool // a symptom signal (latency, or marked Symptom) asks for more
+	recent    bool // was a bottleneck within Spec.AttributionMemory
 	anyBad    bool // some signal is unusable
 	allBad    bool // every signal is unusable (and there is at least one)
 
@@ -53,7 +54,7 @@ func Decide(spec Spec, snap Snapshot, prev State, now time.Time) (Plan, State) {
 				continue
 			}
 			if r.Breach {
-				if sig.Kind == KindLatency {
+				if isSymptom(sig) {
 					e.latBreach = true
 				} else {
 					e.satBreach = true
@@ -62,18 +63,22 @@ func Decide(spec Spec, snap Snapshot, prev State, now time.Time) (Plan, State) {
 		}
 		e.anyBad = bad > 0
 		e.allBad = bad > 0 && bad == len(s.Signals)
+		if at := prev.Services[s.Name].BottleneckAt; spec.AttributionMemory > 0 && !at.IsZero() && now.Sub(at) <= spec.AttributionMemory {
+			e.recent = true
+		}
 	}
 
 	// 2. Attribution: a latency breach explained by saturated dependencies
 	// scales those, not the symptom.
 	seen := make([]int32, len(evals))
 	for i := range evals {
-		if evals[i].satBreach || evals[i].latBreach {
+		if evals[i].latBreach {
 			attribute(evals, index, seen, i)
 		}
 	}
 	for i := range evals {
 		e := &evals[i]
+		e.selfHot = e.satBreach || (e.latBreach && len(e.roots) == 0)
 		if !e.latBreach || len(e.roots) == 0 {
 			continue
 		}
@@ -83,7 +88,7 @@ func Decide(spec Spec, snap Snapshot, prev State, now time.Time) (Plan, State) {
 			evals[r].d.Explains = append(evals[r].d.Explains, e.spec.Name)
 		}
 		for j := range e.signals {
-			if e.signals[j].Kind == KindLatency && e.signals[j].Breach {
+			if isSymptom(spec.Services[i].Signals[j]) && e.signals[j].Breach {
 				e.signals[j].AttributedTo = names
 			}
 		}
@@ -95,6 +100,10 @@ func Decide(spec Spec, snap Snapshot, prev State, now time.Time) (Plan, State) {
 		e := &evals[i]
 		prevState := prev.Services[e.spec.Name]
 		st := carryHistory(prevState, e.obs, e.spec.Behavior, now)
+		st.BottleneckAt = prevState.BottleneckAt
+		if e.selfHot {
+			st.BottleneckAt = now
+		}
 		decideService(e, &st, now)
 		next.Services[e.spec.Name] = st
 	}
@@ -120,11 +129,17 @@ func Decide(spec Spec, snap Snapshot, prev State, now time.Time) (Plan, State) {
 	return plan, next
 }
 
-// attribute computes, depth first, whether service i is itself a bottleneck
-// and which deepest saturated dependencies explain its latency breach. Only
-// hot services (some signal asks for more) are walked. seen dedupes root
-// sets in O(1): seen[j] == i+1 while service i's roots are collected. A
-// dependency cycle (which config rejects) is cut rather than followed.
+// attribute finds, depth first, the deepest hot dependencies that explain a
+// symptom breach of service i. A dependency is hot when one of its signals
+// asks for more, or when it was a bottleneck within the attribution memory.
+// A hot dependency whose own breach is only a symptom of deeper ones passes
+// the blame down; one saturated on its own signals (or recently a
+// bottleneck) is a root itself. Only hot services are walked; a dependency
+// cycle (which config rejects) is cut rather than followed.
+//
+// seen dedupes each root list in O(1): seen[j] == i+1 while service i's
+// roots are collected. Dependencies are all resolved before service i
+// collects, so a nested call cannot overwrite i's marks.
 func attribute(evals []svcEval, index map[string]int, seen []int32, i int) {
 	e := &evals[i]
 	if e.visit != 0 {
@@ -132,26 +147,39 @@ func attribute(evals []svcEval, index map[string]int, seen []int32, i int) {
 	}
 	e.visit = 1
 	for _, dep := range e.spec.DependsOn {
-		j, ok := index[dep]
-		if !ok || evals[j].visit == 1 || (!evals[j].satBreach && !evals[j].latBreach) {
-			continue
-		}
-		attribute(evals, index, seen, j)
-		d := &evals[j]
-		if d.selfHot && seen[j] != int32(i+1) {
-			seen[j] = int32(i + 1)
-			e.roots = append(e.roots, j)
-		}
-		for _, r := range d.roots {
-			if seen[r] != int32(i+1) {
-				seen[r] = int32(i + 1)
-				e.roots = append(e.roots, r)
-			}
+		if j, ok := index[dep]; ok && evals[j].visit == 0 && evals[j].hot() {
+			attribute(evals, index, seen, j)
 		}
 	}
-	e.selfHot = e.satBreach || (e.latBreach && len(e.roots) == 0)
+	mark := int32(i + 1)
+	add := func(r int) {
+		if seen[r] != mark {
+			seen[r] = mark
+			e.roots = append(e.roots, r)
+		}
+	}
+	for _, dep := range e.spec.DependsOn {
+		j, ok := index[dep]
+		if !ok || j == i || !evals[j].hot() || evals[j].visit == 1 {
+			continue
+		}
+		d := &evals[j]
+		if d.satBreach || d.recent || (d.latBreach && len(d.roots) == 0) {
+			add(j)
+		}
+		for _, r := range d.roots {
+			add(r)
+		}
+	}
 	e.visit = 2
 }
+
+// hot reports whether the service may explain a caller's symptoms.
+func (e *svcEval) hot() bool { return e.satBreach || e.latBreach || e.recent }
+
+// isSymptom reports whether a signal's breach can be caused by a saturated
+// dependency and so is attributed before it scales its own service.
+func isSymptom(sig SignalSpec) bool { return sig.Kind == KindLatency || sig.Symptom }
 
 // carryHistory copies the service's history forward: it confirms or drops
 // the previous decision's pending change, notes changes made by others, and
@@ -333,12 +361,13 @@ func reason(e *svcEval) string {
 	} else if len(e.signals) == 0 {
 		b.WriteString(" (no signals configured)")
 	}
-	if d.Bottleneck {
-		if len(d.Explains) > 0 {
-			fmt.Fprintf(&b, "; bottleneck explaining latency of %s", nameList(d.Explains))
-		} else {
-			b.WriteString("; bottleneck")
-		}
+	switch {
+	case d.Bottleneck && len(d.Explains) > 0:
+		fmt.Fprintf(&b, "; bottleneck explaining latency of %s", nameList(d.Explains))
+	case d.Bottleneck:
+		b.WriteString("; bottleneck")
+	case len(d.Explains) > 0:
+		fmt.Fprintf(&b, "; recent bottleneck, still explaining latency of %s", nameList(d.Explains))
 	}
 	for _, r := range e.signals {
 		if len(r.AttributedTo) > 0 {

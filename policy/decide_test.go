@@ -301,3 +301,88 @@ func cloneState(s State) State {
 	}
 	return out
 }
+
+// Verifies a root reachable along several paths is named once, and that
+// roots from both branches are found (a nested walk must not overwrite the
+// caller's dedupe marks).
+func TestAttributionDedupesRootsAcrossPaths(t *testing.T) {
+	lat := func(name string, deps ...string) ServiceSpec {
+		s := service(name, 1, 10, latencySignal("latency", time.Second))
+		s.DependsOn = deps
+		return s
+	}
+	cpu := func(name string) ServiceSpec { return service(name, 1, 10, cpuSignal("cpu", 50)) }
+	spec := Spec{Services: []ServiceSpec{
+		lat("main", "processor", "docflow"),
+		lat("docflow", "processor", "collector"),
+		lat("processor", "worker"),
+		cpu("worker"), cpu("collector"),
+	}}
+	slow := map[string]Observation{"latency": ok(3)}
+	hotCPU := map[string]Observation{"cpu": podsObs(runningPods(2, 900, 1000))}
+	snap := Snapshot{Time: anyTime, Services: map[string]ServiceObservation{
+		"main": observed(2, slow), "docflow": observed(2, slow), "processor": observed(2, slow),
+		"worker": observed(2, hotCPU), "collector": observed(2, hotCPU),
+	}}
+	plan, _ := Decide(spec, snap, State{}, anyTime)
+	m, _ := plan.Decision("main")
+	var got []string
+	for _, s := range m.Signals {
+		got = s.AttributedTo
+	}
+	if diff := cmp.Diff([]string{"worker", "collector"}, got); diff != "" {
+		t.Errorf("main attributed to (-want,+got):\n%s", diff)
+	}
+	for _, name := range []string{"main", "docflow", "processor"} {
+		if d, _ := plan.Decision(name); d.Desired != 2 || d.Bottleneck {
+			t.Errorf("%s: desired %d bottleneck=%v, want held as a symptom", name, d.Desired, d.Bottleneck)
+		}
+	}
+}
+
+// Verifies a signal marked as a symptom (in-flight at a caller) is
+// attributed to a saturated dependency like latency is.
+func TestSymptomSignalIsAttributed(t *testing.T) {
+	spec := chain()
+	inflight := SignalSpec{Name: "in-flight", Kind: KindPerReplica, Symptom: true, PerReplica: &PerReplicaSpec{TargetPerReplica: 100}}
+	spec.Services[0].Signals = append(spec.Services[0].Signals, inflight)
+	snap := chainSnapshot(load{mainLatency: 0.5, procLatency: 1.5, mainCPU: 500, procCPU: 500, backlog: 900})
+	snap.Services["main"].Signals["in-flight"] = ok(460)
+	plan, _ := Decide(spec, snap, State{}, anyTime)
+	if m, _ := plan.Decision("main"); m.Desired != 2 || !strings.Contains(m.Reason, "attributed to worker") {
+		t.Errorf("main: desired %d (%s), want the in-flight breach attributed to worker", m.Desired, m.Reason)
+	}
+	// Without the mark it is load of main's own and scales main.
+	spec.Services[0].Signals[2].Symptom = false
+	plan, _ = Decide(spec, snap, State{}, anyTime)
+	if m, _ := plan.Decision("main"); m.Desired <= 2 {
+		t.Errorf("unmarked in-flight should scale main, desired %d", m.Desired)
+	}
+}
+
+// Verifies a bottleneck keeps explaining its callers' breaches for the
+// attribution memory after its own signals recover, and not after.
+func TestAttributionMemory(t *testing.T) {
+	spec := chain()
+	spec.AttributionMemory = 2 * time.Minute
+	_, state := Decide(spec, chainSnapshot(load{mainLatency: 2.4, procLatency: 1.5, mainCPU: 500, procCPU: 500, backlog: 900}), State{}, anyTime)
+	// worker has caught up; the callers' latency windows still hold the slow requests.
+	recovered := load{mainLatency: 2.4, procLatency: 1.5, mainCPU: 500, procCPU: 500, backlog: 0}
+
+	at := anyTime.Add(time.Minute)
+	snap := chainSnapshot(recovered)
+	snap.Time = at
+	plan, _ := Decide(spec, snap, state, at)
+	m, _ := plan.Decision("main")
+	w, _ := plan.Decision("worker")
+	if m.Desired != 2 || !strings.Contains(m.Reason, "attributed to worker") || !strings.Contains(w.Reason, "recent bottleneck") {
+		t.Errorf("1m after: main %d (%s); worker: %s", m.Desired, m.Reason, w.Reason)
+	}
+
+	at = anyTime.Add(3 * time.Minute)
+	snap.Time = at
+	plan, _ = Decide(spec, snap, state, at)
+	if p, _ := plan.Decision("processor"); p.Desired <= 2 || !p.Bottleneck {
+		t.Errorf("3m after, past the memory: processor %d bottleneck=%v (%s), want it scaled as the bottleneck now", p.Desired, p.Bottleneck, p.Reason)
+	}
+}

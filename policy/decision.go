@@ -98,6 +98,9 @@ type ServiceState struct {
 	// LastSeen is false before the first.
 	LastCurrent int32 `json:"lastCurrent,omitempty"`
 	LastSeen    bool  `json:"lastSeen,omitempty"`
+	// BottleneckAt is when the service was last a bottleneck, for
+	// Spec.AttributionMemory.
+	BottleneckAt time.Time `json:"bottleneckAt,omitempty"`
 	// Pending is the change the last decision asked for. When the next
 	// snapshot shows it applied, it becomes an event stamped with the decision
 	// time; when not (dry-run, failed write), it is dropped.

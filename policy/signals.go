@@ -11,6 +11,8 @@ const (
 	defaultCPUInitializationPeriod = 5 * time.Minute
 	defaultInitialReadinessDelay   = 30 * time.Second
 	defaultQueueTargetUtilization  = 0.8
+	// maxLatencyStep caps how far one latency breach multiplies replicas.
+	maxLatencyStep = 2.0
 )
 
 // evaluateSignal turns one observation into a replica proposal. A result
@@ -237,7 +239,7 @@ func queue(r *SignalResult, spec *QueueSpec, q *QueueObservation, current, ready
 	if q == nil {
 		return fmt.Errorf("queue observation without queue data")
 	}
-	for _, v := range []float64{q.Backlog, q.ArrivalRate, q.CompletionRate, q.ThroughputPerReplica} {
+	for _, v := range []float64{q.Backlog, q.Unacked, q.ArrivalRate, q.CompletionRate, q.ThroughputPerReplica} {
 		if err := validNumber(v); err != nil {
 			return err
 		}
@@ -263,7 +265,12 @@ func queue(r *SignalResult, spec *QueueSpec, q *QueueObservation, current, ready
 		if workers > 0 {
 			measured = q.CompletionRate / float64(workers)
 		}
-		saturated := q.Backlog > float64(workers) && measured > 0
+		// Completions per replica are the pool's capacity only while every
+		// replica is busy, that is while messages wait beyond those already
+		// delivered (in progress or prefetched). Counting delivered ones as
+		// waiting made a pool that keeps up look saturated and climb.
+		waiting := math.Max(0, q.Backlog-q.Unacked)
+		saturated := waiting > float64(workers) && measured > 0
 		switch {
 		case saturated:
 			perReplica = measured
@@ -302,9 +309,9 @@ func queue(r *SignalResult, spec *QueueSpec, q *QueueObservation, current, ready
 }
 
 // latency compares a latency quantile with its SLO. Above the SLO it asks
-// for replicas in proportion to the overshoot; well below it, it lets go of
-// one replica at a time, because latency falls off a cliff, not a slope,
-// when a service runs short of capacity.
+// for replicas in proportion to the overshoot, at most twice as many; well
+// below it, it lets go of one replica at a time, because latency falls off a
+// cliff, not a slope, when a service runs short of capacity.
 func latency(r *SignalResult, spec *LatencySpec, seconds float64, current int32, tolerance float64) error {
 	if spec == nil {
 		return fmt.Errorf("latency signal without spec")
@@ -320,7 +327,9 @@ func latency(r *SignalResult, spec *LatencySpec, seconds float64, current int32,
 	case math.Abs(1.0-ratio) <= tolerance:
 		r.Proposal = current
 	case ratio > 1:
-		r.Proposal = max(ceilReplicas(float64(current)*ratio), current+1)
+		// Latency grows without bound as capacity runs out, so its ratio
+		// overstates the replicas needed: at most double per decision.
+		r.Proposal = max(ceilReplicas(float64(current)*min(ratio, maxLatencyStep)), current+1)
 	default:
 		r.Proposal = max(ceilReplicas(float64(current)*ratio), current-1, 0)
 	}

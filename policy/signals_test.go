@@ -217,3 +217,26 @@ func TestUnusableObservations(t *testing.T) {
 		t.Errorf("failed note %q should carry the source's error", r.Note)
 	}
 }
+
+// Verifies messages delivered but not acknowledged count as work in
+// progress, not as waiting: a pool keeping up is not mistaken for a
+// saturated one, whose completions would understate capacity.
+func TestQueueInProgressIsNotWaiting(t *testing.T) {
+	sig := queueSignal("q", time.Minute, 4)
+	busy := QueueObservation{Backlog: 8, Unacked: 8, ArrivalRate: 2, CompletionRate: 2}
+	if r := signalProposal(t, sig, queueObs(busy), 2); r.Proposal != 1 || !strings.Contains(r.Note, "configured") {
+		t.Errorf("keeping up: proposal %d (%s), want 1 from the configured 4/s", r.Proposal, r.Note)
+	}
+	busy.Unacked = 0 // a source that cannot tell: all of it counts as waiting
+	if r := signalProposal(t, sig, queueObs(busy), 2); r.Proposal <= 2 {
+		t.Errorf("unknown in-progress share: proposal %d, want the measured 1/s per replica to ask for more", r.Proposal)
+	}
+}
+
+// Verifies one latency breach at most doubles replicas.
+func TestLatencyStepIsCapped(t *testing.T) {
+	r := signalProposal(t, latencySignal("p95", 100*time.Millisecond), ok(10), 4)
+	if r.Proposal != 8 {
+		t.Errorf("100× the SLO: proposal %d, want 8 (twice 4)", r.Proposal)
+	}
+}

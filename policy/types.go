@@ -10,6 +10,11 @@ type Spec struct {
 	// StaleAfter is the age past which an observation is treated as missing.
 	// Zero means observations never go stale.
 	StaleAfter time.Duration `json:"staleAfter,omitempty"`
+	// AttributionMemory is how long a service that was a bottleneck keeps
+	// explaining its callers' breaches after its own signals recover: its
+	// new pods are still starting and the callers' latency windows still
+	// hold the slow requests. Zero means no memory.
+	AttributionMemory time.Duration `json:"attributionMemory,omitempty"`
 	// Budget caps the cluster-wide total of replicas; zero values mean no cap.
 	Budget Budget `json:"budget,omitempty"`
 }
@@ -69,6 +74,11 @@ type SignalSpec struct {
 	// keyed by it.
 	Name string     `json:"name,omitempty"`
 	Kind SignalKind `json:"kind,omitempty"`
+	// Symptom marks a signal whose breach a saturated dependency can cause,
+	// such as in-flight requests at a caller: like a latency breach, it is
+	// then attributed to the dependency instead of scaling this service.
+	// Latency signals are always symptoms.
+	Symptom bool `json:"symptom,omitempty"`
 	// Tolerance is the relative band around the target inside which the signal
 	// proposes no change (HPA's 10%). Zero means use the service's behavior
 	// tolerance.
@@ -294,6 +304,11 @@ type QueueObservation struct {
 	ArrivalRate float64 `json:"arrivalRate"`
 	// CompletionRate is messages acknowledged per second.
 	CompletionRate float64 `json:"completionRate"`
+	// Unacked is the part of Backlog delivered to consumers and not yet
+	// acknowledged: work in progress (and prefetched), not waiting. Zero
+	// when the source cannot tell, which makes all of Backlog count as
+	// waiting.
+	Unacked float64 `json:"unacked,omitempty"`
 	// Consumers currently attached.
 	Consumers int32 `json:"consumers"`
 	// ThroughputPerReplica, when > 0, is a measured per-replica capacity in

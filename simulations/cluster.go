@@ -361,6 +361,7 @@ func (c *Cluster) observeQueue(src *config.QueueSource, now time.Time) policy.Ob
 			last := &q.stats[(q.nStats-1)%len(q.stats)]
 			first := c.queueSampleBefore(q, last.t-c.sc.Observation.QueueRateWindow.Seconds())
 			qo.Backlog += float64(last.ready + last.unacked)
+			qo.Unacked += float64(last.unacked)
 			if dt := last.t - first.t; dt > 0 {
 				qo.ArrivalRate += float64(last.published-first.published) / dt
 				qo.CompletionRate += float64(last.acked-first.acked) / dt
