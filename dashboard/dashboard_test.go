@@ -8,6 +8,8 @@ import (
 	"testing"
 
 	"github.com/prometheus/prometheus/promql/parser"
+
+	"github.com/elmascale/elmascale/deploy"
 )
 
 var update = flag.Bool("update", false, "rewrite deploy/grafana/elmascale.json")
@@ -83,5 +85,16 @@ func TestQueriesParseAndUseExportedMetrics(t *testing.T) {
 				t.Errorf("%s: %s is not a metric elmascale exports", q.Panel, n)
 			}
 		}
+	}
+}
+
+// Verifies the binary's embedded dashboard is the generated one.
+func TestEmbeddedDashboardIsGenerated(t *testing.T) {
+	got, err := Build()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, deploy.Dashboard) {
+		t.Fatal("the embedded dashboard differs from the generated one: run go test ./dashboard -update and rebuild")
 	}
 }

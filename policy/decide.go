@@ -19,6 +19,9 @@ type svcEval struct {
 	anyBad    bool // some signal is unusable
 	allBad    bool // every signal is unusable (and there is at least one)
 
+	// capacity measured this tick by saturated queue signals, by signal.
+	capacity map[string]float64
+
 	roots   []int // deepest saturated dependencies explaining a latency breach
 	visit   uint8 // 0 new, 1 in progress, 2 done
 	selfHot bool  // the service itself is a bottleneck
@@ -45,10 +48,20 @@ func Decide(spec Spec, snap Snapshot, prev State, now time.Time) (Plan, State) {
 		tol := s.Behavior.Tolerance
 		e.signals = make([]SignalResult, len(s.Signals))
 		bad := 0
+		learned := prev.Services[s.Name].QueueCapacity
 		for j, sig := range s.Signals {
 			o, seen := e.obs.Signals[sig.Name]
-			r := evaluateSignal(sig, o, seen, e.obs.CurrentReplicas, e.obs.ReadyReplicas, tol, spec.StaleAfter, snap.Time, now)
+			r, measured := evaluateSignal(sig, o, seen, signalContext{
+				current: e.obs.CurrentReplicas, ready: e.obs.ReadyReplicas, tolerance: tol,
+				staleAfter: spec.StaleAfter, snapTime: snap.Time, now: now, capacity: learned[sig.Name],
+			})
 			e.signals[j] = r
+			if measured > 0 {
+				if e.capacity == nil {
+					e.capacity = make(map[string]float64, 1)
+				}
+				e.capacity[sig.Name] = measured
+			}
 			if r.Status != StatusOK {
 				bad++
 				continue
@@ -104,6 +117,7 @@ func Decide(spec Spec, snap Snapshot, prev State, now time.Time) (Plan, State) {
 		if e.selfHot {
 			st.BottleneckAt = now
 		}
+		st.QueueCapacity = learnCapacity(prevState.QueueCapacity, e.capacity)
 		decideService(e, &st, now)
 		next.Services[e.spec.Name] = st
 	}
@@ -440,4 +454,21 @@ func nameList(names []string) string {
 		return strings.Join(names, ", ")
 	}
 	return fmt.Sprintf("%s and %d more", strings.Join(names[:show], ", "), len(names)-show)
+}
+
+// learnCapacity keeps, per queue signal, the per-replica throughput last
+// measured while the pool was saturated. It shares prev when nothing was
+// measured, so a steady state allocates nothing.
+func learnCapacity(prev, measured map[string]float64) map[string]float64 {
+	if len(measured) == 0 {
+		return prev
+	}
+	out := make(map[string]float64, len(prev)+len(measured))
+	for k, v := range prev {
+		out[k] = v
+	}
+	for k, v := range measured {
+		out[k] = v
+	}
+	return out
 }

@@ -371,6 +371,7 @@ func TestAttributionMemory(t *testing.T) {
 
 	at := anyTime.Add(time.Minute)
 	snap := chainSnapshot(recovered)
+	snap.Services["worker"] = observed(2, map[string]Observation{"queue": queueObs(QueueObservation{ArrivalRate: 2, CompletionRate: 2})})
 	snap.Time = at
 	plan, _ := Decide(spec, snap, state, at)
 	m, _ := plan.Decision("main")
@@ -384,5 +385,33 @@ func TestAttributionMemory(t *testing.T) {
 	plan, _ = Decide(spec, snap, state, at)
 	if p, _ := plan.Decision("processor"); p.Desired <= 2 || !p.Bottleneck {
 		t.Errorf("3m after, past the memory: processor %d bottleneck=%v (%s), want it scaled as the bottleneck now", p.Desired, p.Bottleneck, p.Reason)
+	}
+}
+
+// Verifies a queue pool remembers the capacity it measured while saturated
+// and does not fall back to a higher configured guess once it keeps up,
+// which would shrink it straight back into saturation.
+func TestQueueLearnsCapacity(t *testing.T) {
+	spec := Spec{Services: []ServiceSpec{service("worker", 1, 20, queueSignal("q", time.Minute, 4))}}
+	step := func(at time.Duration, current int32, q QueueObservation, st State) (Decision, State) {
+		now := anyTime.Add(at)
+		snap := Snapshot{Time: now, Services: map[string]ServiceObservation{"worker": {Found: true, CurrentReplicas: current, ReadyReplicas: current,
+			Signals: map[string]Observation{"q": {Status: StatusOK, Time: now, Queue: &q}}}}}
+		plan, next := Decide(spec, snap, st, now)
+		return plan.Decisions[0], next
+	}
+	// Saturated: 200 waiting, 2 replicas complete 2/s: 1/s each, not the configured 4.
+	_, st := step(0, 2, QueueObservation{Backlog: 200, ArrivalRate: 2, CompletionRate: 2}, State{})
+	if got := st.Services["worker"].QueueCapacity["q"]; got != 1 {
+		t.Fatalf("learned capacity %v, want 1", got)
+	}
+	// Keeping up at 4 replicas: the learned 1/s says 4 are needed (2/0.8 → 3);
+	// the configured 4/s would have said 1.
+	d, st := step(5*time.Minute, 4, QueueObservation{ArrivalRate: 2, CompletionRate: 2}, st)
+	if d.Proposal != 3 || !strings.Contains(d.Reason, "learned") {
+		t.Errorf("proposal %d (%s), want 3 from the learned capacity", d.Proposal, d.Reason)
+	}
+	if got := st.Services["worker"].QueueCapacity["q"]; got != 1 {
+		t.Errorf("capacity forgotten: %v", got)
 	}
 }

@@ -101,6 +101,9 @@ type ServiceState struct {
 	// BottleneckAt is when the service was last a bottleneck, for
 	// Spec.AttributionMemory.
 	BottleneckAt time.Time `json:"bottleneckAt,omitempty"`
+	// QueueCapacity is, per queue signal, the per-replica throughput
+	// (messages/s) last measured while the pool was saturated.
+	QueueCapacity map[string]float64 `json:"queueCapacity,omitempty"`
 	// Pending is the change the last decision asked for. When the next
 	// snapshot shows it applied, it becomes an event stamped with the decision
 	// time; when not (dry-run, failed write), it is dropped.

@@ -15,11 +15,25 @@ const (
 	maxLatencyStep = 2.0
 )
 
+// signalContext is what a signal is judged against besides its own
+// observation.
+type signalContext struct {
+	current, ready int32
+	tolerance      float64
+	staleAfter     time.Duration
+	snapTime, now  time.Time
+	// capacity is the per-replica throughput a queue signal last measured
+	// while saturated (0: never), from State.
+	capacity float64
+}
+
 // evaluateSignal turns one observation into a replica proposal. A result
 // whose Status is not StatusOK carries no proposal and must never lower the
-// service's replicas.
-func evaluateSignal(sig SignalSpec, obs Observation, seen bool, current, ready int32, tolerance float64, staleAfter time.Duration, snapTime, now time.Time) SignalResult {
+// service's replicas. For a queue signal it also returns the per-replica
+// capacity measured this time (0 when the pool was not saturated).
+func evaluateSignal(sig SignalSpec, obs Observation, seen bool, c signalContext) (SignalResult, float64) {
 	r := SignalResult{Name: sig.Name, Kind: sig.Kind}
+	current, ready, tolerance := c.current, c.ready, c.tolerance
 	if sig.Tolerance > 0 {
 		tolerance = sig.Tolerance
 	}
@@ -27,31 +41,32 @@ func evaluateSignal(sig SignalSpec, obs Observation, seen bool, current, ready i
 	case !seen:
 		r.Status = StatusMissing
 		r.Note = "no observation"
-		return r
+		return r, 0
 	case obs.Status != StatusOK && obs.Status != "":
 		r.Status = obs.Status
 		r.Note = obs.Error
 		if r.Note == "" {
 			r.Note = string(obs.Status)
 		}
-		return r
+		return r, 0
 	}
 	sampleTime := obs.Time
 	if sampleTime.IsZero() {
-		sampleTime = snapTime
+		sampleTime = c.snapTime
 	}
-	if staleAfter > 0 && !sampleTime.IsZero() && now.Sub(sampleTime) > staleAfter {
+	if c.staleAfter > 0 && !sampleTime.IsZero() && c.now.Sub(sampleTime) > c.staleAfter {
 		r.Status = StatusStale
-		r.Note = fmt.Sprintf("sample is %s old (stale after %s)", now.Sub(sampleTime).Round(time.Second), staleAfter)
-		return r
+		r.Note = fmt.Sprintf("sample is %s old (stale after %s)", c.now.Sub(sampleTime).Round(time.Second), c.staleAfter)
+		return r, 0
 	}
 	r.Status = StatusOK
 	var err error
+	var measured float64
 	switch sig.Kind {
 	case KindUtilization:
-		err = utilization(&r, sig.Utilization, obs.Pods, current, tolerance, now)
+		err = utilization(&r, sig.Utilization, obs.Pods, current, tolerance, c.now)
 	case KindQueue:
-		err = queue(&r, sig.Queue, obs.Queue, current, ready, tolerance)
+		measured, err = queue(&r, sig.Queue, obs.Queue, current, ready, tolerance, c.capacity)
 	case KindLatency:
 		err = latency(&r, sig.Latency, obs.Value, current, tolerance)
 	case KindPerReplica:
@@ -65,10 +80,10 @@ func evaluateSignal(sig SignalSpec, obs Observation, seen bool, current, ready i
 		r.Status = StatusInvalid
 		r.Proposal = 0
 		r.Note = err.Error()
-		return r
+		return r, 0
 	}
 	r.Breach = r.Proposal > current
-	return r
+	return r, measured
 }
 
 // validNumber reports whether v can be used as a load value.
@@ -175,6 +190,12 @@ func utilization(r *SignalResult, spec *UtilizationSpec, pods []PodSample, curre
 		}
 		r.Proposal = ceilReplicas(ratio * float64(readyCount))
 		r.Note = fmt.Sprintf("%d%% of %s request over %d ready pods, target %d%%", util, spec.Resource, readyCount, spec.TargetPercent)
+		// With fewer measured pods than replicas (pods not created yet),
+		// HPA's arithmetic can answer load above target with fewer
+		// replicas than run now; refuse a result against the load.
+		if (ratio > 1 && r.Proposal < current) || (ratio < 1 && r.Proposal > current) {
+			r.Proposal = current
+		}
 		return nil
 	}
 
@@ -230,18 +251,20 @@ func cpuUnready(p *PodSample, initPeriod, readinessDelay time.Duration, now time
 // the backlog within DrainTime, planning for TargetUtilization of the
 // per-replica throughput. Throughput is measured: a source-provided capacity
 // wins; otherwise completions per ready replica, which is the true capacity
-// while a backlog waits and a lower bound when the queue is idle (then the
-// configured estimate may be higher).
-func queue(r *SignalResult, spec *QueueSpec, q *QueueObservation, current, ready int32, tolerance float64) error {
+// while messages wait and only a lower bound otherwise. The capacity last
+// measured while saturated (learned, from State) then stands in for the
+// configured estimate, so a pool is not shrunk on a guess it has disproved.
+// It returns the capacity measured this time, 0 when not saturated.
+func queue(r *SignalResult, spec *QueueSpec, q *QueueObservation, current, ready int32, tolerance, learned float64) (float64, error) {
 	if spec == nil {
-		return fmt.Errorf("queue signal without spec")
+		return 0, fmt.Errorf("queue signal without spec")
 	}
 	if q == nil {
-		return fmt.Errorf("queue observation without queue data")
+		return 0, fmt.Errorf("queue observation without queue data")
 	}
 	for _, v := range []float64{q.Backlog, q.Unacked, q.ArrivalRate, q.CompletionRate, q.ThroughputPerReplica} {
 		if err := validNumber(v); err != nil {
-			return err
+			return 0, err
 		}
 	}
 	u := spec.TargetUtilization
@@ -250,12 +273,13 @@ func queue(r *SignalResult, spec *QueueSpec, q *QueueObservation, current, ready
 	}
 	drain := spec.DrainTime.Seconds()
 	if drain <= 0 {
-		return fmt.Errorf("drain time must be positive")
+		return 0, fmt.Errorf("drain time must be positive")
 	}
 	r.Value = q.Backlog
 
 	perReplica := q.ThroughputPerReplica
 	source := "measured"
+	var saturatedCapacity float64
 	if perReplica == 0 {
 		workers := ready
 		if workers <= 0 {
@@ -271,11 +295,15 @@ func queue(r *SignalResult, spec *QueueSpec, q *QueueObservation, current, ready
 		// waiting made a pool that keeps up look saturated and climb.
 		waiting := math.Max(0, q.Backlog-q.Unacked)
 		saturated := waiting > float64(workers) && measured > 0
+		estimate, estimateSource := spec.ThroughputPerReplica, "configured"
+		if learned > 0 {
+			estimate, estimateSource = learned, "learned"
+		}
 		switch {
 		case saturated:
-			perReplica = measured
-		case spec.ThroughputPerReplica > measured:
-			perReplica, source = spec.ThroughputPerReplica, "configured"
+			perReplica, saturatedCapacity = measured, measured
+		case estimate > measured:
+			perReplica, source = estimate, estimateSource
 		default:
 			perReplica = measured
 		}
@@ -286,14 +314,14 @@ func queue(r *SignalResult, spec *QueueSpec, q *QueueObservation, current, ready
 		if need == 0 {
 			r.Proposal = 0
 			r.Note = "queue idle"
-			return nil
+			return saturatedCapacity, nil
 		}
 		if current == 0 {
 			r.Proposal = 1
 			r.Note = fmt.Sprintf("backlog %.0f with no consumers: start one", q.Backlog)
-			return nil
+			return saturatedCapacity, nil
 		}
-		return fmt.Errorf("backlog %.0f but per-replica throughput unknown (no completions)", q.Backlog)
+		return 0, fmt.Errorf("backlog %.0f but per-replica throughput unknown (no completions)", q.Backlog)
 	}
 	capacity := perReplica * u
 	r.Target = math.Max(0, capacity*float64(current)-q.ArrivalRate) * drain
@@ -302,10 +330,10 @@ func queue(r *SignalResult, spec *QueueSpec, q *QueueObservation, current, ready
 		q.Backlog, q.ArrivalRate, source, perReplica, required, spec.DrainTime)
 	if current > 0 && math.Abs(1.0-required/float64(current)) <= tolerance {
 		r.Proposal = current
-		return nil
+		return saturatedCapacity, nil
 	}
 	r.Proposal = ceilReplicas(required)
-	return nil
+	return saturatedCapacity, nil
 }
 
 // latency compares a latency quantile with its SLO. Above the SLO it asks

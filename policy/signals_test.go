@@ -9,7 +9,8 @@ import (
 
 func signalProposal(t *testing.T, sig SignalSpec, obs Observation, current int32) SignalResult {
 	t.Helper()
-	return evaluateSignal(sig, obs, true, current, current, 0.1, time.Minute, anyTime, anyTime)
+	r, _ := evaluateSignal(sig, obs, true, signalContext{current: current, ready: current, tolerance: 0.1, staleAfter: time.Minute, snapTime: anyTime, now: anyTime})
+	return r
 }
 
 // Verifies the HPA replica calculator semantics for resource utilization.
@@ -205,7 +206,7 @@ func TestUnusableObservations(t *testing.T) {
 		{"NaN", ok(math.NaN()), true, StatusInvalid},
 	}
 	for _, tc := range cases {
-		r := evaluateSignal(sig, tc.obs, tc.seen, 3, 3, 0.1, time.Minute, anyTime, anyTime)
+		r, _ := evaluateSignal(sig, tc.obs, tc.seen, signalContext{current: 3, ready: 3, tolerance: 0.1, staleAfter: time.Minute, snapTime: anyTime, now: anyTime})
 		if r.Status != tc.want || r.Proposal != 0 {
 			t.Errorf("%s: status %s proposal %d, want %s and no proposal", tc.name, r.Status, r.Proposal, tc.want)
 		}
@@ -213,7 +214,7 @@ func TestUnusableObservations(t *testing.T) {
 			t.Errorf("%s: no note explains it", tc.name)
 		}
 	}
-	if r := evaluateSignal(sig, Observation{Status: StatusFailed, Error: "prometheus: timeout"}, true, 3, 3, 0.1, 0, anyTime, anyTime); !strings.Contains(r.Note, "timeout") {
+	if r, _ := evaluateSignal(sig, Observation{Status: StatusFailed, Error: "prometheus: timeout"}, true, signalContext{current: 3, ready: 3, tolerance: 0.1, snapTime: anyTime, now: anyTime}); !strings.Contains(r.Note, "timeout") {
 		t.Errorf("failed note %q should carry the source's error", r.Note)
 	}
 }

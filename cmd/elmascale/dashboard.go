@@ -7,9 +7,12 @@ import (
 	"io"
 	"os"
 
-	"github.com/elmascale/elmascale/dashboard"
+	"github.com/elmascale/elmascale/deploy"
 )
 
+// runDashboard prints the shipped dashboard. It is embedded rather than
+// generated here so the daemon's binary does not carry the Grafana SDK; a
+// test keeps the embedded file equal to what package dashboard generates.
 func runDashboard(_ context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("dashboard", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -17,15 +20,11 @@ func runDashboard(_ context.Context, args []string, stdout, stderr io.Writer) in
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
-	data, err := dashboard.Build()
-	if err != nil {
-		fmt.Fprintf(stderr, "dashboard: %v\n", err)
-		return 1
-	}
+	var err error
 	if *out == "" {
-		_, err = stdout.Write(data)
+		_, err = stdout.Write(deploy.Dashboard)
 	} else {
-		err = os.WriteFile(*out, data, 0o644)
+		err = os.WriteFile(*out, deploy.Dashboard, 0o644)
 	}
 	if err != nil {
 		fmt.Fprintf(stderr, "dashboard: %v\n", err)

@@ -83,3 +83,15 @@ func TestUsageErrors(t *testing.T) {
 		t.Errorf("missing snapshot file: exit %d, want 1", code)
 	}
 }
+
+// Verifies dashboard prints the shipped Grafana dashboard.
+func TestDashboardCommand(t *testing.T) {
+	code, out, _ := run(t, "dashboard")
+	var d struct {
+		UID    string `json:"uid"`
+		Panels []any  `json:"panels"`
+	}
+	if code != 0 || json.Unmarshal([]byte(out), &d) != nil || d.UID != "elmascale-decisions" || len(d.Panels) < 10 {
+		t.Fatalf("exit %d, uid %q, %d panels", code, d.UID, len(d.Panels))
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"runtime/debug"
+	"strings"
 	"time"
 
 	"github.com/go-logr/zapr"
@@ -23,17 +24,19 @@ import (
 	metricsclient "k8s.io/metrics/pkg/client/clientset/versioned"
 
 	"github.com/elmascale/elmascale/collector"
+	"github.com/elmascale/elmascale/daemon/demo"
 	"github.com/elmascale/elmascale/daemon/incluster"
 	"github.com/elmascale/elmascale/internal/version"
 	"github.com/elmascale/elmascale/scaler"
+	"github.com/elmascale/elmascale/simulations"
 )
 
 // errNoCluster is returned when neither a kubeconfig nor an in-cluster
 // service account is available.
-var errNoCluster = errors.New("no Kubernetes cluster: pass --kubeconfig (or set KUBECONFIG), or run elmascale in a pod; " +
-	"driving the embedded simulated ELMA365 cluster without one is not available yet")
+var errNoCluster = errors.New("no Kubernetes cluster: pass --kubeconfig (or set KUBECONFIG), or run elmascale in a pod " +
+	"(without --config, `elmascale run` drives the embedded simulated ELMA365 cluster instead)")
 
-func runRun(ctx context.Context, args []string, _, stderr io.Writer) int {
+func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("run", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var o incluster.Options
@@ -61,6 +64,11 @@ func runRun(ctx context.Context, args []string, _, stderr io.Writer) int {
 	fs.StringVar(&src.RabbitMQUser, "rabbitmq-user", "", "RabbitMQ user (the monitoring tag is enough)")
 	fs.StringVar(&src.RabbitMQPasswordFile, "rabbitmq-password-file", "", "file holding the RabbitMQ password, re-read every tick (default: $"+runRabbitPasswordEnv+")")
 	fs.DurationVar(&src.QueryTimeout, "source-timeout", 10*time.Second, "timeout of each request to a signal source")
+	var demoOpts demo.Options
+	fs.StringVar(&demoOpts.Scenario, "demo-scenario", "elma365-day", "with no cluster and no --config: the simulated scenario to drive ("+strings.Join(simulations.ScenarioNames(), ", ")+")")
+	fs.Float64Var(&demoOpts.Speedup, "demo-speed", 600, "with no cluster: simulated seconds per second of wall time")
+	fs.Uint64Var(&demoOpts.Seed, "demo-seed", 1, "with no cluster: seed of the simulated load")
+	fs.DurationVar(&demoOpts.Duration, "demo-duration", 0, "with no cluster: stop after this much simulated time (0: the whole scenario)")
 	logFormat := fs.String("log-format", "auto", "json, console, or auto (console on a terminal, JSON otherwise)")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	if err := fs.Parse(args); err != nil {
@@ -75,7 +83,12 @@ func runRun(ctx context.Context, args []string, _, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "run: --mode must be %s or %s\n", scaler.ModeApply, scaler.ModeDryRun)
 		return 2
 	}
+	// No cluster and no config: show the whole loop working on the
+	// embedded simulated ELMA365 cluster.
 	if o.ConfigPath == "" {
+		if _, err := restConfig(*kubeconfig); errors.Is(err, errNoCluster) {
+			return runDemo(ctx, demoOpts, o.MetricsAddr, stdout, stderr)
+		}
 		fmt.Fprintln(stderr, "run: --config is required")
 		return 2
 	}
@@ -180,4 +193,16 @@ func newLogger(format, level string, w io.Writer) (*zap.Logger, error) {
 		return nil, fmt.Errorf("--log-format must be json, console or auto")
 	}
 	return zap.New(zapcore.NewCore(enc, zapcore.AddSync(w), lvl)), nil
+}
+
+// runDemo drives the daemon's loop against the embedded simulated ELMA365
+// cluster in accelerated time, printing decisions as they happen.
+func runDemo(ctx context.Context, o demo.Options, metricsAddr string, stdout, stderr io.Writer) int {
+	o.MetricsAddr, o.Out, o.Version = metricsAddr, stdout, version.Version
+	fmt.Fprintln(stdout, "no Kubernetes cluster configured: driving the embedded simulated ELMA365 cluster (Ctrl-C stops)")
+	if _, err := demo.Run(ctx, o); err != nil {
+		fmt.Fprintf(stderr, "run: %v\n", err)
+		return 1
+	}
+	return 0
 }

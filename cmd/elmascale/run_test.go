@@ -24,7 +24,8 @@ func TestRunAndImportFlags(t *testing.T) {
 		code      int
 		stderrHas string
 	}{
-		{"run needs a config", []string{"run"}, 2, "--config is required"},
+		{"run on a cluster needs a config", []string{"run", "--kubeconfig", "/nonexistent/kubeconfig"}, 2, "--config is required"},
+		{"the demo rejects an unknown scenario", []string{"run", "--demo-scenario", "nope"}, 1, "scenario \"nope\""},
 		{"run rejects a mode", []string{"run", "--config", cfg, "--mode", "yolo"}, 2, "--mode must be"},
 		{"run without a cluster", []string{"run", "--config", cfg, "--log-format", "console"}, 1, "no Kubernetes cluster"},
 		{"import needs a namespace", []string{"import"}, 2, "--namespace is required"},
@@ -38,5 +39,21 @@ func TestRunAndImportFlags(t *testing.T) {
 				t.Errorf("exit %d, stderr %q; want %d and %q", code, stderr.String(), tc.code, tc.stderrHas)
 			}
 		})
+	}
+}
+
+// Verifies `elmascale run` with no cluster and no config drives the
+// embedded simulated ELMA365 cluster and prints its decisions.
+func TestRunWithoutClusterDrivesTheDemo(t *testing.T) {
+	t.Setenv("KUBECONFIG", "")
+	code, out, errOut := run(t, "run", "--demo-scenario", "script-storm", "--demo-speed", "1000000",
+		"--demo-duration", "30m", "--metrics-bind-address", "127.0.0.1:0")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	for _, want := range []string{"embedded simulated ELMA365 cluster", "SERVICE", "worker", "scale up", "scale actions, peak"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("demo output lacks %q:\n%s", want, out)
+		}
 	}
 }

@@ -25,7 +25,7 @@ import (
 	"github.com/elmascale/elmascale/config"
 	"github.com/elmascale/elmascale/daemon"
 	"github.com/elmascale/elmascale/daemon/itest"
-	deployconfig "github.com/elmascale/elmascale/deploy/config"
+	"github.com/elmascale/elmascale/deploy"
 	"github.com/elmascale/elmascale/internal/testcluster"
 	"github.com/elmascale/elmascale/scaler"
 )
@@ -168,7 +168,7 @@ func TestPresetTickDuration(t *testing.T) {
 	c := testcluster.ForTest(t)
 	admin := kubernetes.NewForConfigOrDie(c.AdminConfig)
 	ns := itest.Namespace(t, c)
-	preset := strings.Replace(string(deployconfig.ELMA365), "namespace: elma365", "namespace: "+ns, 1)
+	preset := strings.Replace(string(deploy.ELMA365Preset), "namespace: elma365", "namespace: "+ns, 1)
 	cfg, err := config.Parse([]byte(preset))
 	if err != nil {
 		t.Fatal(err)
