@@ -6,8 +6,10 @@ COPY go.mod go.sum ./
 RUN go mod download
 COPY . .
 ARG VERSION=dev
-# A static binary: no libc, so it runs on distroless/static.
-RUN CGO_ENABLED=0 GOOS=linux go build -trimpath \
+# A static binary: no libc, so it runs on distroless/static. The plot
+# renderer (gonum/plot and its embedded fonts) stays out of the in-cluster
+# binary: it only serves `elmascale simulate` reports and costs memory.
+RUN CGO_ENABLED=0 GOOS=linux go build -trimpath -tags noplots \
       -ldflags "-s -w -X github.com/elmascale/elmascale/internal/version.Version=${VERSION}" \
       -o /out/elmascale ./cmd/elmascale
 

@@ -15,9 +15,10 @@ all: build
 build:
 	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN)/elmascale ./cmd/elmascale
 
-# build-static is what the image ships: no cgo, no libc.
+# build-static is what the image ships: no cgo, no libc, and no plot
+# renderer (simulate reports keep their tables; see simulations/report).
 build-static:
-	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/elmascale-static ./cmd/elmascale
+	CGO_ENABLED=0 $(GO) build -trimpath -tags noplots -ldflags '$(LDFLAGS)' -o $(BIN)/elmascale-static ./cmd/elmascale
 
 image:
 	docker build --build-arg VERSION=$(VERSION) -t elmascale:$(VERSION) .

@@ -1,3 +1,5 @@
+//go:build !noplots
+
 package report
 
 import (
@@ -15,13 +17,6 @@ import (
 )
 
 var colorBlack = color.RGBA{0, 0, 0, 255}
-
-// Plot is one written image.
-type Plot struct {
-	Title string
-	// File is the image's name relative to the report.
-	File string
-}
 
 // maxPoints bounds a line's points; longer series keep each bucket's
 // maximum so that short spikes stay visible.
