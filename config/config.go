@@ -392,7 +392,11 @@ func Compile(f *File) (*Config, error) {
 		c.Policy.Services = append(c.Policy.Services, ps)
 		c.Services = append(c.Services, svc)
 	}
-	if cycle := findCycle(c.Policy.Services); cycle != nil {
+	serviceNames := make([]string, len(c.Policy.Services))
+	for i, ps := range c.Policy.Services {
+		serviceNames[i] = ps.Name
+	}
+	if cycle := FindCycle(serviceNames, func(i int) []string { return c.Policy.Services[i].DependsOn }); cycle != nil {
 		v.add("services."+cycle[0]+".dependsOn", "dependency cycle %s", strings.Join(cycle, " → "))
 	}
 	if len(v.errs) > 0 {
@@ -535,41 +539,40 @@ func compileRules(v *validator, p string, r *ScalingRulesFile, base policy.Scali
 	return out
 }
 
-// findCycle returns a dependency cycle as a path of names, or nil.
-func findCycle(services []policy.ServiceSpec) []string {
-	idx := map[string]int{}
-	for i, s := range services {
-		idx[s.Name] = i
+// FindCycle returns a cycle of a directed graph as a path of names whose
+// first and last are the same, or nil. Node i is names[i]; edges(i) lists
+// the names it points to; names not in the graph are ignored.
+func FindCycle(names []string, edges func(i int) []string) []string {
+	idx := make(map[string]int, len(names))
+	for i, n := range names {
+		idx[n] = i
 	}
-	state := make([]uint8, len(services))
-	var stack []string
-	var found []string
+	state := make([]uint8, len(names)) // 0 new, 1 on the path, 2 done
+	var path, found []string
 	var visit func(i int) bool
 	visit = func(i int) bool {
 		state[i] = 1
-		stack = append(stack, services[i].Name)
-		for _, d := range services[i].DependsOn {
+		path = append(path, names[i])
+		for _, d := range edges(i) {
 			j, ok := idx[d]
-			if !ok {
-				continue
-			}
-			if state[j] == 1 {
-				for k, n := range stack {
+			switch {
+			case !ok:
+			case state[j] == 1:
+				for k, n := range path {
 					if n == d {
-						found = append(append([]string(nil), stack[k:]...), d)
+						found = append(append([]string(nil), path[k:]...), d)
 						return true
 					}
 				}
-			}
-			if state[j] == 0 && visit(j) {
+			case state[j] == 0 && visit(j):
 				return true
 			}
 		}
-		stack = stack[:len(stack)-1]
+		path = path[:len(path)-1]
 		state[i] = 2
 		return false
 	}
-	for i := range services {
+	for i := range names {
 		if state[i] == 0 && visit(i) {
 			return found
 		}

@@ -800,40 +800,18 @@ func orDefault(d, def time.Duration) time.Duration {
 
 // callCycle returns a cycle of the call graph as text, or "".
 func callCycle(svcs []ServiceModel) string {
-	idx := map[string]int{}
+	names := make([]string, len(svcs))
 	for i, s := range svcs {
-		idx[s.Name] = i
+		names[i] = s.Name
 	}
-	state := make([]uint8, len(svcs))
-	var path []string
-	var found string
-	var visit func(i int) bool
-	visit = func(i int) bool {
-		state[i] = 1
-		path = append(path, svcs[i].Name)
-		for _, c := range svcs[i].Calls {
-			j, ok := idx[c.Service]
-			if !ok {
-				continue
-			}
-			if state[j] == 1 {
-				found = strings.Join(append(path, c.Service), " → ")
-				return true
-			}
-			if state[j] == 0 && visit(j) {
-				return true
-			}
+	cycle := config.FindCycle(names, func(i int) []string {
+		callees := make([]string, len(svcs[i].Calls))
+		for k, c := range svcs[i].Calls {
+			callees[k] = c.Service
 		}
-		path = path[:len(path)-1]
-		state[i] = 2
-		return false
-	}
-	for i := range svcs {
-		if state[i] == 0 && visit(i) {
-			return found
-		}
-	}
-	return ""
+		return callees
+	})
+	return strings.Join(cycle, " → ")
 }
 
 func sortedKeys[V any](m map[string]V) []string {
