@@ -13,6 +13,10 @@ const (
 	defaultQueueTargetUtilization  = 0.8
 	// maxLatencyStep caps how far one latency breach multiplies replicas.
 	maxLatencyStep = 2.0
+	// A queue counts as saturated when its waiting messages would take at
+	// least this long, and this share of the drain time, to clear.
+	minSaturatedWait   = 5 * time.Second
+	saturatedWaitShare = 0.1
 )
 
 // signalContext is what a signal is judged against besides its own
@@ -293,8 +297,13 @@ func queue(r *SignalResult, spec *QueueSpec, q *QueueObservation, current, ready
 		// replica is busy, that is while messages wait beyond those already
 		// delivered (in progress or prefetched). Counting delivered ones as
 		// waiting made a pool that keeps up look saturated and climb.
+		// A short burst also leaves a few messages waiting; only a queue
+		// whose waiting work would take a while to clear at the current pace
+		// proves the pool is the limit (a quiet-hour burst read as
+		// saturation would teach a capacity far below the real one).
 		waiting := math.Max(0, q.Backlog-q.Unacked)
-		saturated := waiting > float64(workers) && measured > 0
+		saturated := waiting > float64(workers) && measured > 0 &&
+			waiting/q.CompletionRate >= math.Max(minSaturatedWait.Seconds(), saturatedWaitShare*drain)
 		estimate, estimateSource := spec.ThroughputPerReplica, "configured"
 		if learned > 0 {
 			estimate, estimateSource = learned, "learned"

@@ -224,7 +224,7 @@ func TestUnusableObservations(t *testing.T) {
 // saturated one, whose completions would understate capacity.
 func TestQueueInProgressIsNotWaiting(t *testing.T) {
 	sig := queueSignal("q", time.Minute, 4)
-	busy := QueueObservation{Backlog: 8, Unacked: 8, ArrivalRate: 2, CompletionRate: 2}
+	busy := QueueObservation{Backlog: 40, Unacked: 40, ArrivalRate: 2, CompletionRate: 2}
 	if r := signalProposal(t, sig, queueObs(busy), 2); r.Proposal != 1 || !strings.Contains(r.Note, "configured") {
 		t.Errorf("keeping up: proposal %d (%s), want 1 from the configured 4/s", r.Proposal, r.Note)
 	}
@@ -239,5 +239,19 @@ func TestLatencyStepIsCapped(t *testing.T) {
 	r := signalProposal(t, latencySignal("p95", 100*time.Millisecond), ok(10), 4)
 	if r.Proposal != 8 {
 		t.Errorf("100× the SLO: proposal %d, want 8 (twice 4)", r.Proposal)
+	}
+}
+
+// Verifies a few messages left waiting by a burst do not count as
+// saturation: completions then understate capacity.
+func TestQueueBurstIsNotSaturation(t *testing.T) {
+	sig := queueSignal("q", time.Minute, 4)
+	burst := QueueObservation{Backlog: 5, ArrivalRate: 1, CompletionRate: 1} // 5 s of waiting work at 1/s: under 6 s
+	if r := signalProposal(t, sig, queueObs(burst), 2); !strings.Contains(r.Note, "configured") {
+		t.Errorf("burst: %s, want the configured throughput", r.Note)
+	}
+	burst.Backlog = 60 // a minute of waiting work: the pool is the limit
+	if r := signalProposal(t, sig, queueObs(burst), 2); !strings.Contains(r.Note, "measured") {
+		t.Errorf("long wait: %s, want measured throughput", r.Note)
 	}
 }
