@@ -246,9 +246,19 @@ func decideService(e *svcEval, st *ServiceState, now time.Time) {
 
 	// Proposal: the most any usable, unattributed signal asks for. An
 	// unusable signal forbids a scale-down; all unusable holds (or falls back).
+	// Latency well under its SLO only says no more replicas are needed: when
+	// a saturation signal can size the service, latency leaves the
+	// scale-down to it instead of holding it back to one replica a window.
+	sized := false
+	for _, r := range e.signals {
+		sized = sized || (r.Status == StatusOK && r.Kind != KindLatency)
+	}
 	proposal, hasProposal := int32(0), false
 	for _, r := range e.signals {
 		if r.Status != StatusOK || len(r.AttributedTo) > 0 {
+			continue
+		}
+		if sized && r.Kind == KindLatency && r.Proposal < cur {
 			continue
 		}
 		if !hasProposal || r.Proposal > proposal {

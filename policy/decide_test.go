@@ -415,3 +415,20 @@ func TestQueueLearnsCapacity(t *testing.T) {
 		t.Errorf("capacity forgotten: %v", got)
 	}
 }
+
+// Verifies latency under its SLO does not hold back a scale-down that a
+// saturation signal sizes, while a latency-only service still walks down
+// one replica at a time.
+func TestLatencyLeavesScaleDownToSaturationSignals(t *testing.T) {
+	s := service("api", 1, 20, cpuSignal("cpu", 50), latencySignal("latency", time.Second))
+	s.Behavior.ScaleDown.StabilizationWindow = 0
+	d := decideOne(t, s, observed(8, map[string]Observation{"cpu": podsObs(runningPods(8, 100, 1000)), "latency": ok(0.1)}))
+	if d.Desired != 2 {
+		t.Errorf("CPU at 10%% of 8 pods: desired %d (%s), want 2 from CPU", d.Desired, d.Reason)
+	}
+	only := service("api", 1, 20, latencySignal("latency", time.Second))
+	only.Behavior.ScaleDown.StabilizationWindow = 0
+	if d := decideOne(t, only, observed(8, map[string]Observation{"latency": ok(0.1)})); d.Desired != 7 {
+		t.Errorf("latency-only: desired %d, want 7", d.Desired)
+	}
+}
