@@ -56,6 +56,16 @@ type Recorder interface {
 	Record(t Tick)
 }
 
+// Recorders fans each tick out to several recorders, in order.
+type Recorders []Recorder
+
+// Record passes the tick to every recorder.
+func (rs Recorders) Record(t Tick) {
+	for _, r := range rs {
+		r.Record(t)
+	}
+}
+
 // Tick is one pass of the loop.
 type Tick struct {
 	Time     time.Time

@@ -52,6 +52,19 @@ func addLiveFlags(fs *flag.FlagSet) *liveFlags {
 	return l
 }
 
+// options are the collector options the flags set, without clients.
+func (l *liveFlags) options() collector.Options {
+	return collector.Options{
+		PrometheusURL:        l.prometheusURL,
+		PrometheusConfigFile: l.prometheusConfig,
+		RabbitMQURL:          l.rabbitURL,
+		RabbitMQUser:         l.rabbitUser,
+		RabbitMQPasswordFile: l.rabbitPasswordFile,
+		RabbitMQPasswordEnv:  rabbitPasswordEnv,
+		QueryTimeout:         l.sourceTimeout,
+	}
+}
+
 // collector builds the live collector. enabled is false when no source was
 // asked for, so the caller can fall back to its snapshot file.
 func (l *liveFlags) collector(logger *zap.Logger) (c daemon.Collector, enabled bool, err error) {
@@ -68,16 +81,8 @@ func (l *liveFlags) collector(logger *zap.Logger) (c daemon.Collector, enabled b
 	if l.sourceTimeout <= 0 {
 		return nil, false, errors.New("--source-timeout must be > 0")
 	}
-	opts := collector.Options{
-		PrometheusURL:        l.prometheusURL,
-		PrometheusConfigFile: l.prometheusConfig,
-		RabbitMQURL:          l.rabbitURL,
-		RabbitMQUser:         l.rabbitUser,
-		RabbitMQPasswordFile: l.rabbitPasswordFile,
-		RabbitMQPasswordEnv:  rabbitPasswordEnv,
-		QueryTimeout:         l.sourceTimeout,
-		Logger:               logger,
-	}
+	opts := l.options()
+	opts.Logger = logger
 	if kubeconfig != "" {
 		rc, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
 		if err != nil {

@@ -57,13 +57,7 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&o.MetricsAddr, "metrics-bind-address", ":8080", "address for /metrics and /api/v1/* (empty: off)")
 	fs.StringVar(&o.HealthAddr, "health-probe-bind-address", ":8081", "address for /healthz and /readyz (empty: off)")
 	fs.DurationVar(&o.ReloadEvery, "config-poll-interval", 5*time.Second, "how often the config file is checked for changes")
-	var src collector.Options
-	fs.StringVar(&src.PrometheusURL, "prometheus", "", "Prometheus (or Thanos, Mimir) query API base URL for latency, perReplica, object and metric-based queue signals")
-	fs.StringVar(&src.PrometheusConfigFile, "prometheus-config", "", "file with Prometheus http_config settings: bearer token, basic auth, TLS")
-	fs.StringVar(&src.RabbitMQURL, "rabbitmq", "", "RabbitMQ management API base URL for rabbitmq queue signals")
-	fs.StringVar(&src.RabbitMQUser, "rabbitmq-user", "", "RabbitMQ user (the monitoring tag is enough)")
-	fs.StringVar(&src.RabbitMQPasswordFile, "rabbitmq-password-file", "", "file holding the RabbitMQ password, re-read every tick (default: $"+runRabbitPasswordEnv+")")
-	fs.DurationVar(&src.QueryTimeout, "source-timeout", 10*time.Second, "timeout of each request to a signal source")
+	live := addLiveFlags(fs) // shares --kubeconfig defined above
 	var demoOpts demo.Options
 	fs.StringVar(&demoOpts.Scenario, "demo-scenario", "elma365-day", "with no cluster and no --config: the simulated scenario to drive ("+strings.Join(simulations.ScenarioNames(), ", ")+")")
 	fs.Float64Var(&demoOpts.Speedup, "demo-speed", 600, "with no cluster: simulated seconds per second of wall time")
@@ -116,7 +110,7 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	o.Logger, o.Version = log, version.Version
 	o.Registry = prometheus.NewRegistry()
 	o.Registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	if o.Collector, err = newRunCollector(src, o.RESTConfig, o.Registry, log.Named("collector")); err != nil {
+	if o.Collector, err = newRunCollector(live.options(), o.RESTConfig, o.Registry, log.Named("collector")); err != nil {
 		log.Error("cannot start", zap.Error(err))
 		return 1
 	}
@@ -126,9 +120,6 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	return 0
 }
-
-// runRabbitPasswordEnv holds the RabbitMQ password when no file is given.
-const runRabbitPasswordEnv = "ELMASCALE_RABBITMQ_PASSWORD"
 
 // newRunCollector builds the signal collector: metrics.k8s.io through the
 // cluster connection always (CPU and memory signals), Prometheus and
@@ -145,7 +136,7 @@ func newRunCollector(opts collector.Options, rc *rest.Config, reg prometheus.Reg
 	if opts.PodMetrics, err = metricsclient.NewForConfig(rc); err != nil {
 		return nil, err
 	}
-	opts.RabbitMQPasswordEnv = runRabbitPasswordEnv
+	opts.RabbitMQPasswordEnv = rabbitPasswordEnv
 	opts.Logger, opts.Registerer = log, reg
 	return collector.New(opts)
 }

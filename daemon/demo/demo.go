@@ -129,7 +129,7 @@ func runDemo(ctx context.Context, cluster *simulations.Cluster, cfg *config.Conf
 		Config:    func() *config.Config { return cfg },
 		Collector: cluster,
 		Scaler:    cluster,
-		Recorder:  recorders{metrics, history},
+		Recorder:  daemon.Recorders{metrics, history},
 	}
 	return cluster.RunAccelerated(ctx, loop, cfg.Interval, o.Speedup, func(t daemon.Tick) {
 		sum.Ticks++
@@ -176,14 +176,6 @@ func orNone(s string) string {
 		return "none"
 	}
 	return s
-}
-
-type recorders []daemon.Recorder
-
-func (rs recorders) Record(t daemon.Tick) {
-	for _, r := range rs {
-		r.Record(t)
-	}
 }
 
 func serve(addr string, reg *prometheus.Registry, h *incluster.History) (*http.Server, string, error) {

@@ -224,7 +224,7 @@ func Run(ctx context.Context, o Options) error {
 			Config:    src.Current,
 			Collector: o.Collector,
 			Scaler:    sc,
-			Recorder:  recorders{metrics, history, health, tickLogger{log}},
+			Recorder:  daemon.Recorders{metrics, history, health, tickLogger{log}},
 		}
 		runLoop(ctx, loop, src, o.Clock)
 	}
@@ -307,15 +307,6 @@ func podNamespace(fallback string) string {
 		return strings.TrimSpace(string(b))
 	}
 	return fallback
-}
-
-// recorders fans a tick out to several recorders.
-type recorders []daemon.Recorder
-
-func (rs recorders) Record(t daemon.Tick) {
-	for _, r := range rs {
-		r.Record(t)
-	}
 }
 
 // tickLogger logs each tick: failures at warn, the rest at debug. Writes
