@@ -45,14 +45,14 @@ func Decide(spec Spec, snap Snapshot, prev State, now time.Time) (Plan, State) {
 		e := &evals[i]
 		e.spec = s
 		e.obs = snap.Services[s.Name]
-		tol := s.Behavior.Tolerance
+		tol := tolerancesOf(s.Behavior)
 		e.signals = make([]SignalResult, len(s.Signals))
 		bad := 0
 		learned := prev.Services[s.Name].QueueCapacity
 		for j, sig := range s.Signals {
 			o, seen := e.obs.Signals[sig.Name]
 			r, measured := evaluateSignal(sig, o, seen, signalContext{
-				current: e.obs.CurrentReplicas, ready: e.obs.ReadyReplicas, tolerance: tol,
+				current: e.obs.CurrentReplicas, ready: e.obs.ReadyReplicas, tol: tol,
 				staleAfter: spec.StaleAfter, snapTime: snap.Time, now: now, capacity: learned[sig.Name],
 			})
 			e.signals[j] = r
@@ -197,13 +197,19 @@ func isSymptom(sig SignalSpec) bool { return sig.Kind == KindLatency || sig.Symp
 
 // carryHistory copies the service's history forward: it confirms or drops
 // the previous decision's pending change, notes changes made by others, and
-// forgets what no window reaches any more.
+// forgets what no window reaches any more. The legacy behavior has no rate
+// policies, so it keeps no scale events.
 func carryHistory(prev ServiceState, obs ServiceObservation, b Behavior, now time.Time) ServiceState {
 	keep := now.Add(-b.longestWindow())
+	if b.Legacy {
+		// HPA's legacy window still holds a recommendation made exactly
+		// at its start.
+		keep = keep.Add(-time.Nanosecond)
+	}
 	st := ServiceState{LastCurrent: prev.LastCurrent, LastSeen: prev.LastSeen}
 	// One allocation each, with room for this tick's entry.
 	st.Recommendations = make([]Recommendation, 0, len(prev.Recommendations)+1)
-	if len(prev.Events) > 0 || prev.Pending != nil {
+	if !b.Legacy && (len(prev.Events) > 0 || prev.Pending != nil) {
 		st.Events = make([]ScaleEvent, 0, len(prev.Events)+1)
 	}
 	for _, r := range prev.Recommendations {
@@ -211,9 +217,11 @@ func carryHistory(prev ServiceState, obs ServiceObservation, b Behavior, now tim
 			st.Recommendations = append(st.Recommendations, r)
 		}
 	}
-	for _, ev := range prev.Events {
-		if ev.Time.After(keep) {
-			st.Events = append(st.Events, ev)
+	if st.Events != nil {
+		for _, ev := range prev.Events {
+			if ev.Time.After(keep) {
+				st.Events = append(st.Events, ev)
+			}
 		}
 	}
 	if !obs.Found {
@@ -221,8 +229,14 @@ func carryHistory(prev ServiceState, obs ServiceObservation, b Behavior, now tim
 	}
 	cur := obs.CurrentReplicas
 	switch {
-	case prev.Pending != nil && cur == prev.Pending.To && prev.Pending.Time.After(keep):
-		st.Events = append(st.Events, *prev.Pending)
+	case b.Legacy:
+	case prev.Pending != nil && cur == prev.Pending.To:
+		// Our own change, applied. One already older than every window is
+		// dropped, not taken for someone else's change made just now: that
+		// would count it against the next period a second time.
+		if prev.Pending.Time.After(keep) {
+			st.Events = append(st.Events, *prev.Pending)
+		}
 	case prev.LastSeen && cur != prev.LastCurrent:
 		st.Events = append(st.Events, ScaleEvent{Time: now, From: prev.LastCurrent, To: cur})
 	}
@@ -288,6 +302,20 @@ func decideService(e *svcEval, st *ServiceState, now time.Time) {
 		desired, limit = s.MaxReplicas, LimitMax
 	case cur < s.MinReplicas:
 		desired, limit = s.MinReplicas, LimitMin
+	case s.Behavior.Legacy:
+		if limit != LimitHold {
+			stab := legacyStabilize(st.Recommendations, proposal, s.Behavior.ScaleDown.StabilizationWindow, now)
+			st.Recommendations = append(st.Recommendations, Recommendation{Time: now, Replicas: proposal})
+			if stab != proposal {
+				limit = LimitStabilization
+			}
+			desired = stab
+		}
+		limited, why, reason := legacyLimit(cur, desired, s.MinReplicas, s.MaxReplicas)
+		if limited != desired {
+			desired, limit = limited, why
+		}
+		d.ScalingLimited = reason
 	default:
 		if limit != LimitHold {
 			stab := stabilize(s.Behavior, st.Recommendations, proposal, cur, now)
@@ -297,10 +325,11 @@ func decideService(e *svcEval, st *ServiceState, now time.Time) {
 			}
 			desired = stab
 		}
-		limited, why := rateLimit(s.Behavior, st.Events, desired, cur, s.MinReplicas, s.MaxReplicas, now)
+		limited, why, reason := rateLimit(s.Behavior, st.Events, desired, cur, s.MinReplicas, s.MaxReplicas, now)
 		if limited != desired {
 			desired, limit = limited, why
 		}
+		d.ScalingLimited = reason
 	}
 	desired = max(desired, s.MinReplicas)
 	desired = min(desired, s.MaxReplicas)
@@ -410,7 +439,11 @@ func reason(e *svcEval) string {
 	case LimitStabilization:
 		fmt.Fprintf(&b, "; stabilization window keeps it (proposal %d)", d.Proposal)
 	case LimitRate:
-		fmt.Fprintf(&b, "; rate limited (proposal %d)", d.Proposal)
+		if e.spec.Behavior.Legacy {
+			fmt.Fprintf(&b, "; scale-up capped at max(2×%d, 4) (proposal %d)", d.Current, d.Proposal)
+		} else {
+			fmt.Fprintf(&b, "; rate limited (proposal %d)", d.Proposal)
+		}
 	case LimitMin:
 		fmt.Fprintf(&b, "; raised to minReplicas %d", e.spec.MinReplicas)
 	case LimitMax:

@@ -19,6 +19,26 @@ const (
 	LimitBudget        Limit = "budget"        // the cluster budget left no more room
 )
 
+// ScalingLimitedReason is the reason the HPA controller gives its
+// ScalingLimited condition when it fits a recommendation to the rate
+// policies (or the legacy scale-up cap) and the bounds.
+type ScalingLimitedReason string
+
+// ScalingLimited reasons, as the HPA controller names them.
+const (
+	// ReasonDesiredWithinRange: nothing had to change the recommendation.
+	ReasonDesiredWithinRange ScalingLimitedReason = "DesiredWithinRange"
+	// ReasonScaleUpLimit: a scale-up rate policy, or the legacy cap of
+	// max(2×current, 4), allowed fewer replicas.
+	ReasonScaleUpLimit ScalingLimitedReason = "ScaleUpLimit"
+	// ReasonScaleDownLimit: a scale-down rate policy allowed fewer removals.
+	ReasonScaleDownLimit ScalingLimitedReason = "ScaleDownLimit"
+	// ReasonTooManyReplicas: lowered to MaxReplicas.
+	ReasonTooManyReplicas ScalingLimitedReason = "TooManyReplicas"
+	// ReasonTooFewReplicas: raised to MinReplicas.
+	ReasonTooFewReplicas ScalingLimitedReason = "TooFewReplicas"
+)
+
 // SignalResult is one signal's contribution to a decision.
 type SignalResult struct {
 	Name   string            `json:"name"`
@@ -53,9 +73,13 @@ type Decision struct {
 	// is the deepest saturated dependency explaining another's latency.
 	Bottleneck bool `json:"bottleneck"`
 	// Explains lists services whose latency breach this bottleneck explains.
-	Explains  []string       `json:"explains,omitempty"`
-	LimitedBy Limit          `json:"limitedBy,omitempty"`
-	Signals   []SignalResult `json:"signals,omitempty"`
+	Explains  []string `json:"explains,omitempty"`
+	LimitedBy Limit    `json:"limitedBy,omitempty"`
+	// ScalingLimited is what the HPA controller's ScalingLimited condition
+	// would say of the rate and bounds step; empty when that step did not
+	// run (target not found, current count outside the bounds).
+	ScalingLimited ScalingLimitedReason `json:"scalingLimited,omitempty"`
+	Signals        []SignalResult       `json:"signals,omitempty"`
 	// Reason is one line a human can read.
 	Reason string `json:"reason,omitempty"`
 }

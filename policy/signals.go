@@ -23,7 +23,7 @@ const (
 // observation.
 type signalContext struct {
 	current, ready int32
-	tolerance      float64
+	tol            tolerances
 	staleAfter     time.Duration
 	snapTime, now  time.Time
 	// capacity is the per-replica throughput a queue signal last measured
@@ -37,9 +37,9 @@ type signalContext struct {
 // capacity measured this time (0 when the pool was not saturated).
 func evaluateSignal(sig SignalSpec, obs Observation, seen bool, c signalContext) (SignalResult, float64) {
 	r := SignalResult{Name: sig.Name, Kind: sig.Kind}
-	current, ready, tolerance := c.current, c.ready, c.tolerance
+	current, ready, tol := c.current, c.ready, c.tol
 	if sig.Tolerance > 0 {
-		tolerance = sig.Tolerance
+		tol = tolerances{down: sig.Tolerance, up: sig.Tolerance}
 	}
 	switch {
 	case !seen:
@@ -68,15 +68,17 @@ func evaluateSignal(sig SignalSpec, obs Observation, seen bool, c signalContext)
 	var measured float64
 	switch sig.Kind {
 	case KindUtilization:
-		err = utilization(&r, sig.Utilization, obs.Pods, current, tolerance, c.now)
+		err = utilization(&r, sig.Utilization, obs.Pods, current, tol, c.now)
+	case KindPods:
+		err = podsMetric(&r, sig.Pods, obs.Pods, current, tol, c.now)
 	case KindQueue:
-		measured, err = queue(&r, sig.Queue, obs.Queue, current, ready, tolerance, c.capacity)
+		measured, err = queue(&r, sig.Queue, obs.Queue, current, ready, tol, c.capacity)
 	case KindLatency:
-		err = latency(&r, sig.Latency, obs.Value, current, tolerance)
+		err = latency(&r, sig.Latency, obs.Value, current, tol)
 	case KindPerReplica:
-		err = perReplica(&r, sig.PerReplica, obs.Value, current, tolerance)
+		err = perReplica(&r, sig.PerReplica, obs.Value, current, tol)
 	case KindObject:
-		err = object(&r, sig.Object, obs.Value, current, ready, tolerance)
+		err = object(&r, sig.Object, obs.Value, current, ready, tol)
 	default:
 		err = fmt.Errorf("unknown signal kind %q", sig.Kind)
 	}
@@ -116,125 +118,225 @@ func ceilReplicas(x float64) int32 {
 	return int32(c)
 }
 
-// utilization follows the HPA replica calculator for resource metrics:
-// failed and deleting pods are ignored; pending pods, and CPU samples of pods
-// still initialising, count as unready; pods without a sample are missing.
-// On a scale-down, missing pods are assumed to use 100% of their request (or
-// the target if higher); on a scale-up they and unready pods count as 0%,
-// and a result that flips the scaling direction is refused.
-func utilization(r *SignalResult, spec *UtilizationSpec, pods []PodSample, current int32, tolerance float64, now time.Time) error {
+// utilization follows the HPA replica calculator for resource metrics
+// (GetResourceReplicas): the usage of the ready pods' requests against the
+// target percent, with missing and unready pods handled by podReplicas.
+func utilization(r *SignalResult, spec *UtilizationSpec, pods []PodSample, current int32, tol tolerances, now time.Time) error {
 	if spec == nil {
 		return fmt.Errorf("utilization signal without spec")
 	}
 	r.Target = float64(spec.TargetPercent)
-	initPeriod := spec.CPUInitializationPeriod
-	if initPeriod == 0 {
-		initPeriod = defaultCPUInitializationPeriod
-	}
-	readinessDelay := spec.InitialReadinessDelay
-	if readinessDelay == 0 {
-		readinessDelay = defaultInitialReadinessDelay
-	}
-
-	var usageSum, requestSum int64
-	var readyCount, unready, missing int
-	var unreadyRequest, missingRequest int64
-	for i := range pods {
-		p := &pods[i]
-		if p.Deleting || p.Phase == PodFailed {
-			continue
-		}
-		if p.Usage < 0 || p.Request < 0 {
-			return fmt.Errorf("pod %s: negative usage or request", p.Name)
-		}
-		if p.Phase == PodPending {
-			unready++
-			unreadyRequest += p.Request
-			if p.Request == 0 {
-				return fmt.Errorf("missing request for %s on pod %s", spec.Resource, p.Name)
-			}
-			continue
-		}
-		if !p.HasMetric {
-			missing++
-			missingRequest += p.Request
-			if p.Request == 0 {
-				return fmt.Errorf("missing request for %s on pod %s", spec.Resource, p.Name)
-			}
-			continue
-		}
-		if spec.Resource == ResourceCPU && cpuUnready(p, initPeriod, readinessDelay, now) {
-			unready++
-			unreadyRequest += p.Request
-			if p.Request == 0 {
-				return fmt.Errorf("missing request for %s on pod %s", spec.Resource, p.Name)
-			}
-			continue
-		}
-		if p.Request == 0 {
-			return fmt.Errorf("missing request for %s on pod %s", spec.Resource, p.Name)
-		}
-		usageSum += p.Usage
-		requestSum += p.Request
-		readyCount++
-	}
-	if readyCount == 0 {
-		return fmt.Errorf("no ready pod has a %s sample", spec.Resource)
-	}
-	util := usageSum * 100 / requestSum
-	r.Value = float64(util)
-	ratio := float64(util) / float64(spec.TargetPercent)
-
-	scaleUpWithUnready := unready > 0 && ratio > 1.0
-	if !scaleUpWithUnready && missing == 0 {
-		if math.Abs(1.0-ratio) <= tolerance {
-			r.Proposal = current
-			r.Note = fmt.Sprintf("%d%% of %s request, target %d%%, within tolerance", util, spec.Resource, spec.TargetPercent)
-			return nil
-		}
-		r.Proposal = ceilReplicas(ratio * float64(readyCount))
-		r.Note = fmt.Sprintf("%d%% of %s request over %d ready pods, target %d%%", util, spec.Resource, readyCount, spec.TargetPercent)
+	m := podMetric{
+		utilization: true, resource: spec.Resource, cpu: spec.Resource == ResourceCPU,
+		targetPercent: int64(spec.TargetPercent), initPeriod: spec.CPUInitializationPeriod, readinessDelay: spec.InitialReadinessDelay,
 		// With fewer measured pods than replicas (pods not created yet),
 		// HPA's arithmetic can answer load above target with fewer
 		// replicas than run now; refuse a result against the load.
-		if (ratio > 1 && r.Proposal < current) || (ratio < 1 && r.Proposal > current) {
+		refuseAgainstLoad: true,
+	}
+	if m.initPeriod == 0 {
+		m.initPeriod = defaultCPUInitializationPeriod
+	}
+	if m.readinessDelay == 0 {
+		m.readinessDelay = defaultInitialReadinessDelay
+	}
+	return m.replicas(r, pods, current, tol, now)
+}
+
+// podsMetric follows the HPA replica calculator for Pods metrics
+// (calcPlainMetricReplicas): the ready pods' average value against the
+// per-pod target. Readiness does not matter here, only the phase: HPA
+// applies its starting-pod rule to CPU alone.
+func podsMetric(r *SignalResult, spec *PodsSpec, pods []PodSample, current int32, tol tolerances, now time.Time) error {
+	if spec == nil {
+		return fmt.Errorf("pods signal without spec")
+	}
+	r.Target = spec.TargetPerPod
+	m := podMetric{targetValue: spec.TargetPerPod}
+	return m.replicas(r, pods, current, tol, now)
+}
+
+// podMetric is how a signal reads per-pod samples: as usage of the pods'
+// requests (utilization) or as a plain value per pod (pods). It carries
+// the HPA replica calculator both kinds share.
+type podMetric struct {
+	// utilization compares Usage*100/Request with targetPercent; otherwise
+	// the average Value is compared with targetValue.
+	utilization   bool
+	resource      string // for messages
+	targetPercent int64
+	targetValue   float64
+	// cpu applies HPA's rule for the CPU samples of starting pods.
+	cpu                        bool
+	initPeriod, readinessDelay time.Duration
+	// refuseAgainstLoad also refuses, when every pod is measured, a
+	// proposal that points against the load.
+	refuseAgainstLoad bool
+}
+
+// podState is where HPA's groupPods puts a pod.
+type podState uint8
+
+const (
+	podReady   podState = iota // measured and counted
+	podUnready                 // pending, or a CPU sample of a starting pod
+	podMissing                 // no sample
+	podIgnored                 // being deleted or failed
+)
+
+// group sorts one pod as HPA's groupPods does: failed and deleting pods are
+// ignored; pending pods, and for CPU the samples of pods still starting,
+// count as unready; running pods without a sample are missing.
+func (m *podMetric) group(p *PodSample, now time.Time) podState {
+	switch {
+	case p.Deleting || p.Phase == PodFailed:
+		return podIgnored
+	case p.Phase == PodPending:
+		return podUnready
+	case !p.HasMetric:
+		return podMissing
+	case m.cpu && cpuUnready(p, m.initPeriod, m.readinessDelay, now):
+		return podUnready
+	}
+	return podReady
+}
+
+// podSum totals a group of pods.
+type podSum struct {
+	n              int
+	usage, request int64   // utilization: millicores or bytes
+	value          float64 // pods: the metric's unit
+}
+
+func (s *podSum) add(o podSum) {
+	s.n += o.n
+	s.usage += o.usage
+	s.request += o.request
+	s.value += o.value
+}
+
+// idle is the group counted as using nothing.
+func (s podSum) idle() podSum { return podSum{n: s.n, request: s.request} }
+
+// ratio is the load of a group relative to the target, and the group's
+// current value: a percent of requests, truncated as HPA does, or the
+// average value.
+func (m *podMetric) ratio(s podSum) (ratio, current float64) {
+	if m.utilization {
+		util := s.usage * 100 / s.request
+		return float64(util) / float64(m.targetPercent), float64(util)
+	}
+	avg := s.value / float64(s.n)
+	return avg / m.targetValue, avg
+}
+
+// replicas is the HPA replica calculator shared by utilization and pods
+// signals. Pods without a sample are assumed, on a scale-down, to use their
+// whole request (or the target, if higher) for utilization and exactly the
+// target for pods; on a scale-up they, and unready pods, count as using
+// nothing. Missing data is not zero load: those assumptions only ever damp
+// a change, and a result whose direction they flip keeps the current count.
+func (m *podMetric) replicas(r *SignalResult, pods []PodSample, current int32, tol tolerances, now time.Time) error {
+	fallbackPercent := max(100, m.targetPercent)
+	var ready, unready, missing podSum
+	for i := range pods {
+		p := &pods[i]
+		st := m.group(p, now)
+		if st == podIgnored {
+			continue
+		}
+		if m.utilization {
+			if p.Usage < 0 || p.Request < 0 {
+				return fmt.Errorf("pod %s: negative usage or request", p.Name)
+			}
+			if p.Request == 0 {
+				return fmt.Errorf("missing request for %s on pod %s", m.resource, p.Name)
+			}
+		} else if st == podReady {
+			if err := validNumber(p.Value); err != nil {
+				return fmt.Errorf("pod %s: %w", p.Name, err)
+			}
+		}
+		switch st {
+		case podReady:
+			ready.add(podSum{n: 1, usage: p.Usage, request: p.Request, value: p.Value})
+		case podUnready:
+			unready.add(podSum{n: 1, request: p.Request})
+		case podMissing:
+			// What the pod is assumed to use on a scale-down, per pod as
+			// HPA truncates it.
+			missing.add(podSum{n: 1, usage: p.Request * fallbackPercent / 100, request: p.Request, value: m.targetValue})
+		}
+	}
+	if ready.n == 0 {
+		if m.utilization {
+			return fmt.Errorf("no ready pod has a %s sample", m.resource)
+		}
+		return fmt.Errorf("no ready pod has a sample")
+	}
+	ratio, value := m.ratio(ready)
+	r.Value = value
+
+	scaleUpWithUnready := unready.n > 0 && ratio > 1.0
+	if !scaleUpWithUnready && missing.n == 0 {
+		if tol.within(ratio) {
+			r.Proposal = current
+			r.Note = m.describe(value, ready.n, "within tolerance")
+			return nil
+		}
+		r.Proposal = ceilReplicas(ratio * float64(ready.n))
+		r.Note = m.describe(value, ready.n, "")
+		if m.refuseAgainstLoad && ((ratio > 1 && r.Proposal < current) || (ratio < 1 && r.Proposal > current)) {
 			r.Proposal = current
 		}
 		return nil
 	}
 
-	// Rebalance with assumptions about the pods we could not measure.
-	newUsage, newRequest, count := usageSum, requestSum, readyCount
-	if missing > 0 {
-		switch {
-		case ratio < 1.0:
-			fallback := int64(max(100, spec.TargetPercent))
-			newUsage += missingRequest * fallback / 100
-			newRequest += missingRequest
-			count += missing
-		case ratio > 1.0:
-			newRequest += missingRequest
-			count += missing
-		}
+	// Rebalance with assumptions about the pods that could not be measured.
+	all := ready
+	switch {
+	case missing.n > 0 && ratio < 1.0:
+		all.add(missing)
+	case missing.n > 0 && ratio > 1.0:
+		all.add(missing.idle())
 	}
 	if scaleUpWithUnready {
-		newRequest += unreadyRequest
-		count += unready
+		all.add(unready.idle())
 	}
-	newUtil := newUsage * 100 / newRequest
-	newRatio := float64(newUtil) / float64(spec.TargetPercent)
-	r.Note = fmt.Sprintf("%d%% of %s request (%d%% counting %d missing and %d unready pods), target %d%%",
-		util, spec.Resource, newUtil, missing, unready, spec.TargetPercent)
-	if math.Abs(1.0-newRatio) <= tolerance || (ratio < 1.0 && newRatio > 1.0) || (ratio > 1.0 && newRatio < 1.0) {
+	newRatio, newValue := m.ratio(all)
+	r.Note = m.describeRebalanced(value, newValue, missing.n, unready.n)
+	if tol.within(newRatio) || (ratio < 1.0 && newRatio > 1.0) || (ratio > 1.0 && newRatio < 1.0) {
 		r.Proposal = current
 		return nil
 	}
-	proposal := ceilReplicas(newRatio * float64(count))
+	proposal := ceilReplicas(newRatio * float64(all.n))
 	if (newRatio < 1.0 && proposal > current) || (newRatio > 1.0 && proposal < current) {
 		proposal = current
 	}
 	r.Proposal = proposal
 	return nil
+}
+
+func (m *podMetric) describe(value float64, ready int, suffix string) string {
+	if m.utilization {
+		if suffix != "" {
+			return fmt.Sprintf("%d%% of %s request, target %d%%, %s", int64(value), m.resource, m.targetPercent, suffix)
+		}
+		return fmt.Sprintf("%d%% of %s request over %d ready pods, target %d%%", int64(value), m.resource, ready, m.targetPercent)
+	}
+	if suffix != "" {
+		return fmt.Sprintf("%.4g per pod, target %.4g, %s", value, m.targetValue, suffix)
+	}
+	return fmt.Sprintf("%.4g per pod over %d ready pods, target %.4g", value, ready, m.targetValue)
+}
+
+func (m *podMetric) describeRebalanced(value, newValue float64, missing, unready int) string {
+	if m.utilization {
+		return fmt.Sprintf("%d%% of %s request (%d%% counting %d missing and %d unready pods), target %d%%",
+			int64(value), m.resource, int64(newValue), missing, unready, m.targetPercent)
+	}
+	return fmt.Sprintf("%.4g per pod (%.4g counting %d missing and %d unready pods), target %.4g",
+		value, newValue, missing, unready, m.targetValue)
 }
 
 // cpuUnready applies HPA's rule for CPU samples of young pods: within the
@@ -259,7 +361,7 @@ func cpuUnready(p *PodSample, initPeriod, readinessDelay time.Duration, now time
 // measured while saturated (learned, from State) then stands in for the
 // configured estimate, so a pool is not shrunk on a guess it has disproved.
 // It returns the capacity measured this time, 0 when not saturated.
-func queue(r *SignalResult, spec *QueueSpec, q *QueueObservation, current, ready int32, tolerance, learned float64) (float64, error) {
+func queue(r *SignalResult, spec *QueueSpec, q *QueueObservation, current, ready int32, tol tolerances, learned float64) (float64, error) {
 	if spec == nil {
 		return 0, fmt.Errorf("queue signal without spec")
 	}
@@ -337,7 +439,7 @@ func queue(r *SignalResult, spec *QueueSpec, q *QueueObservation, current, ready
 	required := need / capacity
 	r.Note = fmt.Sprintf("backlog %.0f, arrivals %.2f/s, %s throughput %.2f/s per replica: %.2f replicas drain it in %s",
 		q.Backlog, q.ArrivalRate, source, perReplica, required, spec.DrainTime)
-	if current > 0 && math.Abs(1.0-required/float64(current)) <= tolerance {
+	if current > 0 && tol.within(required/float64(current)) {
 		r.Proposal = current
 		return saturatedCapacity, nil
 	}
@@ -349,7 +451,7 @@ func queue(r *SignalResult, spec *QueueSpec, q *QueueObservation, current, ready
 // for replicas in proportion to the overshoot, at most twice as many; well
 // below it, it lets go of one replica at a time, because latency falls off a
 // cliff, not a slope, when a service runs short of capacity.
-func latency(r *SignalResult, spec *LatencySpec, seconds float64, current int32, tolerance float64) error {
+func latency(r *SignalResult, spec *LatencySpec, seconds float64, current int32, tol tolerances) error {
 	if spec == nil {
 		return fmt.Errorf("latency signal without spec")
 	}
@@ -361,7 +463,7 @@ func latency(r *SignalResult, spec *LatencySpec, seconds float64, current int32,
 	ratio := seconds / slo
 	r.Note = fmt.Sprintf("p%g latency %s vs SLO %s", spec.Quantile*100, fmtSeconds(seconds), spec.SLO)
 	switch {
-	case math.Abs(1.0-ratio) <= tolerance:
+	case tol.within(ratio):
 		r.Proposal = current
 	case ratio > 1:
 		// Latency grows without bound as capacity runs out, so its ratio
@@ -374,7 +476,7 @@ func latency(r *SignalResult, spec *LatencySpec, seconds float64, current int32,
 }
 
 // perReplica is KEDA's AverageValue: the total spread over replicas.
-func perReplica(r *SignalResult, spec *PerReplicaSpec, total float64, current int32, tolerance float64) error {
+func perReplica(r *SignalResult, spec *PerReplicaSpec, total float64, current int32, tol tolerances) error {
 	if spec == nil {
 		return fmt.Errorf("perReplica signal without spec")
 	}
@@ -384,7 +486,7 @@ func perReplica(r *SignalResult, spec *PerReplicaSpec, total float64, current in
 	r.Target = spec.TargetPerReplica
 	if current > 0 {
 		r.Value = total / float64(current)
-		if math.Abs(1.0-r.Value/spec.TargetPerReplica) <= tolerance {
+		if tol.within(r.Value / spec.TargetPerReplica) {
 			r.Proposal = current
 			r.Note = fmt.Sprintf("%.4g per replica, target %.4g (within tolerance)", r.Value, spec.TargetPerReplica)
 			return nil
@@ -397,9 +499,12 @@ func perReplica(r *SignalResult, spec *PerReplicaSpec, total float64, current in
 	return nil
 }
 
-// object is HPA's Object metric with a Value target: the ratio of value to
-// target scales the ready replicas, but never against the load's direction.
-func object(r *SignalResult, spec *ObjectSpec, value float64, current, ready int32, tolerance float64) error {
+// object is HPA's Object and External metrics with a Value target
+// (GetObjectMetricReplicas, GetExternalMetricReplicas): the ratio of value
+// to target scales the ready pods; from zero replicas, where no pod is
+// ready, the ratio alone gives the count, with no tolerance, so a service
+// scaled to zero can start again.
+func object(r *SignalResult, spec *ObjectSpec, value float64, current, ready int32, tol tolerances) error {
 	if spec == nil {
 		return fmt.Errorf("object signal without spec")
 	}
@@ -409,18 +514,22 @@ func object(r *SignalResult, spec *ObjectSpec, value float64, current, ready int
 	r.Value, r.Target = value, spec.Target
 	ratio := value / spec.Target
 	r.Note = fmt.Sprintf("value %.4g vs target %.4g", value, spec.Target)
-	if math.Abs(1.0-ratio) <= tolerance {
+	if current == 0 {
+		r.Proposal = ceilReplicas(ratio)
+		return nil
+	}
+	if tol.within(ratio) {
 		r.Proposal = current
 		return nil
 	}
 	base := ready
 	if base <= 0 {
+		// No ready pod would make HPA propose zero; missing data is not
+		// zero load, so scale the current count instead.
 		base = current
 	}
 	r.Proposal = ceilReplicas(ratio * float64(base))
-	// Few ready pods can make a load above target propose fewer replicas
-	// than run now; refuse a result that points against the load.
-	if (ratio > 1 && r.Proposal < current) || (ratio < 1 && r.Proposal > current) {
+	if spec.RefuseAgainstLoad && ((ratio > 1 && r.Proposal < current) || (ratio < 1 && r.Proposal > current)) {
 		r.Proposal = current
 	}
 	return nil

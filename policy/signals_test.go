@@ -9,7 +9,7 @@ import (
 
 func signalProposal(t *testing.T, sig SignalSpec, obs Observation, current int32) SignalResult {
 	t.Helper()
-	r, _ := evaluateSignal(sig, obs, true, signalContext{current: current, ready: current, tolerance: 0.1, staleAfter: time.Minute, snapTime: anyTime, now: anyTime})
+	r, _ := evaluateSignal(sig, obs, true, signalContext{current: current, ready: current, tol: tolerances{0.1, 0.1}, staleAfter: time.Minute, snapTime: anyTime, now: anyTime})
 	return r
 }
 
@@ -206,7 +206,7 @@ func TestUnusableObservations(t *testing.T) {
 		{"NaN", ok(math.NaN()), true, StatusInvalid},
 	}
 	for _, tc := range cases {
-		r, _ := evaluateSignal(sig, tc.obs, tc.seen, signalContext{current: 3, ready: 3, tolerance: 0.1, staleAfter: time.Minute, snapTime: anyTime, now: anyTime})
+		r, _ := evaluateSignal(sig, tc.obs, tc.seen, signalContext{current: 3, ready: 3, tol: tolerances{0.1, 0.1}, staleAfter: time.Minute, snapTime: anyTime, now: anyTime})
 		if r.Status != tc.want || r.Proposal != 0 {
 			t.Errorf("%s: status %s proposal %d, want %s and no proposal", tc.name, r.Status, r.Proposal, tc.want)
 		}
@@ -214,7 +214,7 @@ func TestUnusableObservations(t *testing.T) {
 			t.Errorf("%s: no note explains it", tc.name)
 		}
 	}
-	if r, _ := evaluateSignal(sig, Observation{Status: StatusFailed, Error: "prometheus: timeout"}, true, signalContext{current: 3, ready: 3, tolerance: 0.1, snapTime: anyTime, now: anyTime}); !strings.Contains(r.Note, "timeout") {
+	if r, _ := evaluateSignal(sig, Observation{Status: StatusFailed, Error: "prometheus: timeout"}, true, signalContext{current: 3, ready: 3, tol: tolerances{0.1, 0.1}, snapTime: anyTime, now: anyTime}); !strings.Contains(r.Note, "timeout") {
 		t.Errorf("failed note %q should carry the source's error", r.Note)
 	}
 }

@@ -62,9 +62,14 @@ const (
 	// KindPerReplica is a metric whose total is divided over replicas (KEDA's
 	// AverageValue): desired = ceil(total / targetPerReplica).
 	KindPerReplica SignalKind = "perReplica"
-	// KindObject is a single value compared with a target (HPA Object/Value
-	// metrics): desired = ceil(current * value / target).
+	// KindObject is a single value compared with a target (HPA Object and
+	// External metrics with a Value target): desired = ceil(ready * value /
+	// target), or ceil(value / target) from zero replicas.
 	KindObject SignalKind = "object"
+	// KindPods is a metric sampled per pod whose average is compared with a
+	// per-pod target (HPA Pods metrics), with the HPA replica calculator's
+	// handling of missing and unready pods.
+	KindPods SignalKind = "pods"
 )
 
 // SignalSpec is one configured signal of a service. Exactly one of the kind
@@ -80,8 +85,8 @@ type SignalSpec struct {
 	// Latency signals are always symptoms.
 	Symptom bool `json:"symptom,omitempty"`
 	// Tolerance is the relative band around the target inside which the signal
-	// proposes no change (HPA's 10%). Zero means use the service's behavior
-	// tolerance.
+	// proposes no change (HPA's 10%), in both directions. Zero means use the
+	// service's behavior tolerances.
 	Tolerance float64 `json:"tolerance,omitempty"`
 
 	Utilization *UtilizationSpec `json:"utilization,omitempty"`
@@ -89,6 +94,7 @@ type SignalSpec struct {
 	Latency     *LatencySpec     `json:"latency,omitempty"`
 	PerReplica  *PerReplicaSpec  `json:"perReplica,omitempty"`
 	Object      *ObjectSpec      `json:"object,omitempty"`
+	Pods        *PodsSpec        `json:"pods,omitempty"`
 }
 
 // Resource names for utilization signals.
@@ -143,6 +149,21 @@ type PerReplicaSpec struct {
 type ObjectSpec struct {
 	// Target value; the observation is scaled against it proportionally.
 	Target float64 `json:"target,omitempty"`
+	// RefuseAgainstLoad keeps the current count when the proposal points
+	// against the load: with few ready pods, a value above target can ask
+	// for fewer replicas than run now (3 replicas, 1 ready, value at 1.9×
+	// target: ceil(1.9×1) = 2), and one below target for more. HPA has no
+	// such refusal for Object and External metrics, so it is off by
+	// default; set it to hold instead of scaling down a loaded service
+	// while its pods start.
+	RefuseAgainstLoad bool `json:"refuseAgainstLoad,omitempty"`
+}
+
+// PodsSpec targets the average of a metric sampled per pod.
+type PodsSpec struct {
+	// TargetPerPod is the value each pod should carry on average, in the
+	// metric's unit (HPA's averageValue), e.g. 50 requests per second.
+	TargetPerPod float64 `json:"targetPerPod,omitempty"`
 }
 
 // SelectPolicy chooses among rate policies, as autoscaling/v2 does.
@@ -179,6 +200,11 @@ type ScalingRules struct {
 	StabilizationWindow time.Duration `json:"stabilizationWindow,omitempty"`
 	SelectPolicy        SelectPolicy  `json:"selectPolicy,omitempty"`
 	Policies            []RatePolicy  `json:"policies,omitempty"`
+	// Tolerance, when set, is this direction's band (autoscaling/v2
+	// behavior.scaleUp.tolerance and behavior.scaleDown.tolerance): a ratio
+	// of load to target up to 1+Tolerance (scale-up) or down to 1−Tolerance
+	// (scale-down) proposes no change. Nil means Behavior.Tolerance.
+	Tolerance *float64 `json:"tolerance,omitempty"`
 }
 
 // Behavior is autoscaling/v2 HorizontalPodAutoscalerBehavior plus tolerance.
@@ -188,6 +214,15 @@ type Behavior struct {
 	// Tolerance is the default relative band around a signal's target in
 	// which no change is proposed (HPA default 0.1).
 	Tolerance float64 `json:"tolerance,omitempty"`
+	// Legacy reproduces the HPA controller for an HPA without
+	// spec.behavior: no rate policies and no scale-up stabilization; a
+	// scale-down keeps the highest recommendation of the last
+	// ScaleDown.StabilizationWindow (the controller's
+	// --horizontal-pod-autoscaler-downscale-stabilization, 5m by default),
+	// and a scale-up is capped at max(2×current, 4). The selectPolicy,
+	// policies and ScaleUp.StabilizationWindow are ignored; the tolerances
+	// still apply.
+	Legacy bool `json:"legacy,omitempty"`
 }
 
 // DefaultBehavior returns the autoscaling/v2 defaults: scale up at once by
@@ -210,6 +245,17 @@ func DefaultBehavior() Behavior {
 				{Type: RatePercent, Value: 100, Period: 15 * time.Second},
 			},
 		},
+		Tolerance: 0.1,
+	}
+}
+
+// LegacyBehavior returns what the HPA controller does for an HPA without
+// spec.behavior, with the controller's default 5 minute downscale
+// stabilization and 10% tolerance.
+func LegacyBehavior() Behavior {
+	return Behavior{
+		Legacy:    true,
+		ScaleDown: ScalingRules{StabilizationWindow: 300 * time.Second},
 		Tolerance: 0.1,
 	}
 }
@@ -253,9 +299,9 @@ type Observation struct {
 	// Time the sample was taken (the source's timestamp, not the collection's).
 	Time time.Time `json:"time,omitempty"`
 	// Value: seconds for latency; the total metric value for perReplica; the
-	// value for object signals. Unused for utilization and queue.
+	// value for object signals. Unused for utilization, pods and queue.
 	Value float64 `json:"value"`
-	// Pods: per-pod samples for utilization signals.
+	// Pods: per-pod samples for utilization and pods signals.
 	Pods []PodSample `json:"pods,omitempty"`
 	// Queue: backlog and rates for queue signals.
 	Queue *QueueObservation `json:"queue,omitempty"`
@@ -263,8 +309,8 @@ type Observation struct {
 	Error string `json:"error,omitempty"`
 }
 
-// PodSample is one pod's resource sample and state, for utilization signals.
-// Amounts are millicores for CPU and bytes for memory.
+// PodSample is one pod's sample and state, for utilization and pods
+// signals. Amounts are millicores for CPU and bytes for memory.
 type PodSample struct {
 	Name string `json:"name,omitempty"`
 	// Phase is the pod's phase: Pending, Running, Succeeded, Failed.
@@ -279,17 +325,21 @@ type PodSample struct {
 	ReadyTransition time.Time `json:"readyTransition,omitempty"`
 	// StartTime is the pod's status.startTime; zero when unset.
 	StartTime time.Time `json:"startTime,omitempty"`
-	// HasMetric is false when metrics.k8s.io had no sample for the pod.
+	// HasMetric is false when the source (metrics.k8s.io, or the pods
+	// signal's query) had no sample for the pod.
 	HasMetric bool `json:"hasMetric"`
 	// MetricTime and MetricWindow are the sample's timestamp and window.
 	MetricTime   time.Time     `json:"metricTime,omitempty"`
 	MetricWindow time.Duration `json:"metricWindow,omitempty"`
-	// Usage and Request: millicores for CPU, bytes for memory.
+	// Usage and Request, for utilization signals: millicores for CPU, bytes
+	// for memory.
 	Usage   int64 `json:"usage"`
 	Request int64 `json:"request"`
+	// Value is the pod's sample, for pods signals, in the metric's unit.
+	Value float64 `json:"value,omitempty"`
 }
 
-// Pod phases used by the utilization calculation.
+// Pod phases used by the per-pod calculations.
 const (
 	PodPending = "Pending"
 	PodRunning = "Running"
