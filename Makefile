@@ -7,7 +7,7 @@ GO ?= go
 BIN := $(CURDIR)/bin
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X github.com/elmascale/elmascale/internal/version.Version=$(VERSION)
-UNIT_PKGS := ./policy/... ./config/... ./cmd/... ./internal/archtest/...
+UNIT_PKGS := ./policy/... ./config/... ./loop/... ./record/... ./cmd/... ./internal/archtest/...
 
 .PHONY: all build build-static image test test-unit test-integration lint bench demo setup clean
 all: build

@@ -20,7 +20,7 @@ import (
 	metricsclient "k8s.io/metrics/pkg/client/clientset/versioned"
 
 	"github.com/elmascale/elmascale/config"
-	"github.com/elmascale/elmascale/daemon"
+	"github.com/elmascale/elmascale/loop"
 	"github.com/elmascale/elmascale/policy"
 )
 
@@ -88,7 +88,7 @@ type Collector struct {
 	kubeGuard *guard
 }
 
-var _ daemon.Collector = (*Collector)(nil)
+var _ loop.Collector = (*Collector)(nil)
 
 // New builds a Collector. It checks the options but contacts no source.
 func New(opts Options) (*Collector, error) {
@@ -196,7 +196,7 @@ func newRabbitSource(opts Options) (*rabbitSource, error) {
 // Collect samples every signal of cfg once. Sources run concurrently, each
 // through its breaker; a source's failure fails only its own signals. The
 // error is reserved for a collection that cannot run at all.
-func (c *Collector) Collect(ctx context.Context, cfg *config.Config, now time.Time) (daemon.Signals, error) {
+func (c *Collector) Collect(ctx context.Context, cfg *config.Config, now time.Time) (loop.Signals, error) {
 	if cfg == nil {
 		return nil, errors.New("collector: no configuration")
 	}
@@ -253,7 +253,7 @@ func (c *Collector) Collect(ctx context.Context, cfg *config.Config, now time.Ti
 		}
 	}
 	prom := promView{configured: c.prom != nil, res: promRes, err: promErr, keyLabels: keyLabels}
-	out := make(daemon.Signals, len(cfg.Services))
+	out := make(loop.Signals, len(cfg.Services))
 	for _, svc := range cfg.Services {
 		sigs := make(map[string]policy.Observation, len(svc.Signals))
 		for _, sg := range svc.Signals {

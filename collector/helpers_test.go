@@ -16,7 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/elmascale/elmascale/config"
-	"github.com/elmascale/elmascale/daemon"
+	"github.com/elmascale/elmascale/loop"
 	"github.com/elmascale/elmascale/policy"
 )
 
@@ -44,7 +44,7 @@ func newCollector(t testing.TB, opts Options) (*Collector, *prometheus.Registry)
 	return c, reg
 }
 
-func collect(t testing.TB, c *Collector, cfg *config.Config, now time.Time) daemon.Signals {
+func collect(t testing.TB, c *Collector, cfg *config.Config, now time.Time) loop.Signals {
 	t.Helper()
 	sigs, err := c.Collect(context.Background(), cfg, now)
 	if err != nil {
@@ -130,7 +130,7 @@ func ok(body string) cannedAnswer { return cannedAnswer{status: 200, body: body}
 
 // snapshotOf builds the snapshot the loop would: every service found at
 // current replicas, all ready.
-func snapshotOf(cfg *config.Config, sigs daemon.Signals, current int32, now time.Time) policy.Snapshot {
+func snapshotOf(cfg *config.Config, sigs loop.Signals, current int32, now time.Time) policy.Snapshot {
 	snap := policy.Snapshot{Time: now, Services: map[string]policy.ServiceObservation{}}
 	for _, s := range cfg.Services {
 		snap.Services[s.Name] = policy.ServiceObservation{Found: true, CurrentReplicas: current, ReadyReplicas: current, Signals: sigs[s.Name]}
@@ -140,7 +140,7 @@ func snapshotOf(cfg *config.Config, sigs daemon.Signals, current int32, now time
 
 // assertHeld verifies that a decision over the snapshot keeps every listed
 // service at its current replicas because of the hold rule.
-func assertHeld(t testing.TB, cfg *config.Config, sigs daemon.Signals, current int32, now time.Time, services ...string) {
+func assertHeld(t testing.TB, cfg *config.Config, sigs loop.Signals, current int32, now time.Time, services ...string) {
 	t.Helper()
 	plan, _ := policy.Decide(cfg.Policy, snapshotOf(cfg, sigs, current, now), policy.State{}, now)
 	for _, name := range services {

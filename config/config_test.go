@@ -197,3 +197,23 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+// Verifies that a config whose two service lists disagree is refused:
+// every consumer pairs Services[i] with Policy.Services[i].
+func TestServiceOrderChecked(t *testing.T) {
+	c, err := Parse([]byte("apiVersion: elmascale.io/v1alpha1\nkind: Config\nservices: {a: {}, b: {}}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.checkOrder(); err != nil {
+		t.Fatalf("compiled config out of order: %v", err)
+	}
+	c.Services[0], c.Services[1] = c.Services[1], c.Services[0]
+	if err := c.checkOrder(); err == nil {
+		t.Error("swapped services accepted")
+	}
+	c.Services = c.Services[:1]
+	if err := c.checkOrder(); err == nil {
+		t.Error("a missing service accepted")
+	}
+}

@@ -21,11 +21,11 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
-	metricsclient "k8s.io/metrics/pkg/client/clientset/versioned"
 
 	"github.com/elmascale/elmascale/collector"
-	"github.com/elmascale/elmascale/daemon/incluster"
+	"github.com/elmascale/elmascale/daemon"
 	"github.com/elmascale/elmascale/dashboard"
+	"github.com/elmascale/elmascale/internal/kubetest"
 	"github.com/elmascale/elmascale/internal/promtest"
 	"github.com/elmascale/elmascale/internal/testcluster"
 	"github.com/elmascale/elmascale/scaler"
@@ -170,21 +170,17 @@ func listen(t *testing.T, srv *http.Server) string {
 func startDaemon(ctx context.Context, t *testing.T, c *testcluster.Cluster, cfgPath string, mode scaler.Mode, promURL, rabbitURL string) string {
 	t.Helper()
 	reg := prometheus.NewRegistry()
-	col, err := collector.New(collector.Options{
+	col := kubetest.Collector(t, c, collector.Options{
 		PrometheusURL: promURL, RabbitMQURL: rabbitURL, RabbitMQUser: "nobody", RabbitMQPasswordEnv: "ELMASCALE_E2E_UNSET",
-		Kubernetes: kubernetes.NewForConfigOrDie(c.ElmascaleConfig), PodMetrics: metricsclient.NewForConfigOrDie(c.ElmascaleConfig),
 		QueryTimeout: 2 * time.Second, Registerer: reg,
 		// Prometheus starts after the daemons: recover from the open breaker quickly.
 		Breaker: collector.BreakerSettings{FailureThreshold: 3, OpenFor: time.Second},
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
 	addr := make(chan string, 1)
 	runCtx, stop := context.WithCancel(ctx)
 	done := make(chan error, 1)
 	go func() {
-		done <- incluster.Run(runCtx, incluster.Options{
+		done <- daemon.Run(runCtx, daemon.Options{
 			RESTConfig: c.AdminConfig, ConfigPath: cfgPath, Mode: mode, Collector: col, Registry: reg,
 			MetricsAddr: "127.0.0.1:0", HealthAddr: "127.0.0.1:0", Version: "e2e",
 			OnListen: func(m, _ string) { addr <- m },

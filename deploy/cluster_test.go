@@ -30,7 +30,7 @@ import (
 	"sigs.k8s.io/kustomize/api/krusty"
 	"sigs.k8s.io/kustomize/kyaml/filesys"
 
-	"github.com/elmascale/elmascale/daemon/incluster"
+	"github.com/elmascale/elmascale/daemon"
 	"github.com/elmascale/elmascale/internal/testcluster"
 	"github.com/elmascale/elmascale/scaler"
 )
@@ -190,7 +190,7 @@ services:
 	runCtx, stop := context.WithCancel(ctx)
 	done := make(chan error, 1)
 	go func() {
-		done <- incluster.Run(runCtx, incluster.Options{
+		done <- daemon.Run(runCtx, daemon.Options{
 			RESTConfig: cfg, ConfigPath: path, Mode: scaler.ModeApply,
 			LeaderElect: true, LeaseNamespace: "elmascale", Identity: "rbac-test",
 			LeaseDuration: 4 * time.Second, RenewDeadline: 3 * time.Second, RetryPeriod: time.Second,

@@ -16,7 +16,7 @@ import (
 	"k8s.io/client-go/util/retry"
 
 	"github.com/elmascale/elmascale/config"
-	"github.com/elmascale/elmascale/daemon"
+	"github.com/elmascale/elmascale/loop"
 	"github.com/elmascale/elmascale/policy"
 )
 
@@ -39,20 +39,20 @@ var (
 // change through the scale subresource; in dry-run every decision becomes a
 // recommendation and spec.replicas is never written. Targets handed off at
 // the last Observe are skipped.
-func (s *Scaler) Apply(ctx context.Context, cfg *config.Config, plan policy.Plan) []daemon.Outcome {
+func (s *Scaler) Apply(ctx context.Context, cfg *config.Config, plan policy.Plan) []loop.Outcome {
 	s.mu.Lock()
 	targets := s.targets
 	s.mu.Unlock()
 	leader := s.isLeader()
-	out := make([]daemon.Outcome, 0, len(plan.Decisions))
+	out := make([]loop.Outcome, 0, len(plan.Decisions))
 	for _, d := range plan.Decisions {
-		o := daemon.Outcome{Service: d.Service}
+		o := loop.Outcome{Service: d.Service}
 		t, ok := targets[d.Service]
 		switch {
 		case !ok || !t.status.Found:
 			o.Skipped = SkipNotFound
 		case t.status.HandedOff != "":
-			o.Skipped = "handed off: " + describeOwner(t.status.HandedOff)
+			o.Skipped = loop.HandoffReason(t.status.HandedOff)
 		case s.opts.Mode == ModeDryRun:
 			o.Recommended = true
 			if s.opts.AnnotateRecommendations && leader {

@@ -21,9 +21,9 @@ import (
 	"k8s.io/client-go/scale"
 
 	"github.com/elmascale/elmascale/config"
-	"github.com/elmascale/elmascale/daemon"
-	"github.com/elmascale/elmascale/daemon/itest"
+	"github.com/elmascale/elmascale/internal/kubetest"
 	"github.com/elmascale/elmascale/internal/testcluster"
+	"github.com/elmascale/elmascale/loop"
 	"github.com/elmascale/elmascale/policy"
 	"github.com/elmascale/elmascale/scaler"
 )
@@ -39,10 +39,10 @@ type load struct {
 
 func (l *load) set(v float64) { l.mu.Lock(); l.total = v; l.mu.Unlock() }
 
-func (l *load) Collect(_ context.Context, cfg *config.Config, now time.Time) (daemon.Signals, error) {
+func (l *load) Collect(_ context.Context, cfg *config.Config, now time.Time) (loop.Signals, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	out := daemon.Signals{}
+	out := loop.Signals{}
 	for _, s := range cfg.Services {
 		out[s.Name] = map[string]policy.Observation{}
 		for _, sg := range s.Signals {
@@ -88,7 +88,7 @@ type env struct {
 
 func newEnv(t *testing.T, extraRBAC ...string) env {
 	c := testcluster.ForTest(t)
-	return env{admin: kubernetes.NewForConfigOrDie(c.AdminConfig), ns: itest.Namespace(t, c, extraRBAC...), c: c}
+	return env{admin: kubernetes.NewForConfigOrDie(c.AdminConfig), ns: kubetest.Namespace(t, c, extraRBAC...), c: c}
 }
 
 // newScaler builds a scaler as user elmascale, so every test also proves
@@ -109,9 +109,9 @@ func (e env) newScaler(t *testing.T, opts scaler.Options) *scaler.Scaler {
 }
 
 // tickUntil runs the loop until cond holds, at most 30 ticks 300ms apart.
-func tickUntil(t *testing.T, l *daemon.Loop, what string, cond func(daemon.Tick) bool) daemon.Tick {
+func tickUntil(t *testing.T, l *loop.Loop, what string, cond func(loop.Tick) bool) loop.Tick {
 	t.Helper()
-	var last daemon.Tick
+	var last loop.Tick
 	for i := 0; i < 30; i++ {
 		last = l.RunOnce(context.Background(), time.Now())
 		if cond(last) {
@@ -123,8 +123,8 @@ func tickUntil(t *testing.T, l *daemon.Loop, what string, cond func(daemon.Tick)
 	return last
 }
 
-func applied(service string) func(daemon.Tick) bool {
-	return func(t daemon.Tick) bool {
+func applied(service string) func(loop.Tick) bool {
+	return func(t loop.Tick) bool {
 		for _, o := range t.Outcomes {
 			if o.Service == service && o.Applied {
 				return true
@@ -139,40 +139,40 @@ func applied(service string) func(daemon.Tick) bool {
 // change is recorded as an Event carrying the decision's reason.
 func TestApplyScalesDeployment(t *testing.T) {
 	e := newEnv(t)
-	itest.CreateDeployments(t, e.admin, itest.Deployment(e.ns, "worker", 1, nil))
+	kubetest.CreateDeployments(t, e.admin, kubetest.Deployment(e.ns, "worker", 1, nil))
 	cfg := configFor(t, e.ns, "", "worker")
 	l := &load{total: 350}
-	loop := &daemon.Loop{Config: func() *config.Config { return cfg }, Collector: l,
+	lp := &loop.Loop{Config: func() *config.Config { return cfg }, Collector: l,
 		Scaler: e.newScaler(t, scaler.Options{Mode: scaler.ModeApply})}
 
-	tickUntil(t, loop, "scaled up", applied("worker"))
-	itest.WaitReplicas(t, e.admin, e.ns, "worker", 4, 30*time.Second)
-	itest.WaitEvent(t, e.admin, e.ns, "worker", "Normal ScaledUp", "replicas 1 → 4")
+	tickUntil(t, lp, "scaled up", applied("worker"))
+	kubetest.WaitReplicas(t, e.admin, e.ns, "worker", 4, 30*time.Second)
+	kubetest.WaitEvent(t, e.admin, e.ns, "worker", "Normal ScaledUp", "replicas 1 → 4")
 
 	l.set(150)
-	tickUntil(t, loop, "scaled down", applied("worker"))
-	itest.WaitReplicas(t, e.admin, e.ns, "worker", 2, 30*time.Second)
-	itest.WaitEvent(t, e.admin, e.ns, "worker", "Normal ScaledDown", "replicas 4 → 2")
+	tickUntil(t, lp, "scaled down", applied("worker"))
+	kubetest.WaitReplicas(t, e.admin, e.ns, "worker", 2, 30*time.Second)
+	kubetest.WaitEvent(t, e.admin, e.ns, "worker", "Normal ScaledDown", "replicas 4 → 2")
 }
 
 // Verifies that dry-run publishes the same decision as a recommendation,
 // optionally as an annotation, and never writes spec.replicas.
 func TestDryRunLeavesReplicas(t *testing.T) {
-	e := newEnv(t, filepath.Join(itest.RepoRoot(), "deploy", "rbac", "annotate-recommendations.yaml"))
-	itest.CreateDeployments(t, e.admin, itest.Deployment(e.ns, "worker", 1, nil))
+	e := newEnv(t, filepath.Join(kubetest.RepoRoot(), "deploy", "rbac", "annotate-recommendations.yaml"))
+	kubetest.CreateDeployments(t, e.admin, kubetest.Deployment(e.ns, "worker", 1, nil))
 	cfg := configFor(t, e.ns, "", "worker")
-	loop := &daemon.Loop{Config: func() *config.Config { return cfg }, Collector: &load{total: 350},
+	lp := &loop.Loop{Config: func() *config.Config { return cfg }, Collector: &load{total: 350},
 		Scaler: e.newScaler(t, scaler.Options{Mode: scaler.ModeDryRun, AnnotateRecommendations: true})}
 
-	var tk daemon.Tick
+	var tk loop.Tick
 	for i := 0; i < 5; i++ {
-		tk = loop.RunOnce(context.Background(), time.Now())
+		tk = lp.RunOnce(context.Background(), time.Now())
 		time.Sleep(200 * time.Millisecond)
 	}
 	if d, _ := tk.Plan.Decision("worker"); d.Desired != 4 || !tk.Outcomes[0].Recommended || tk.Outcomes[0].Err != nil {
 		t.Fatalf("decision %+v outcome %+v, want a recommendation of 4", d, tk.Outcomes[0])
 	}
-	if spec, _ := itest.Replicas(t, e.admin, e.ns, "worker"); spec != 1 {
+	if spec, _ := kubetest.Replicas(t, e.admin, e.ns, "worker"); spec != 1 {
 		t.Errorf("dry-run changed spec.replicas to %d", spec)
 	}
 	d, err := e.admin.AppsV1().Deployments(e.ns).Get(context.Background(), "worker", metav1.GetOptions{})
@@ -189,9 +189,9 @@ func TestDryRunLeavesReplicas(t *testing.T) {
 // lifting the pause hands the target back with an Event.
 func TestHandOff(t *testing.T) {
 	e := newEnv(t)
-	itest.CreateDeployments(t, e.admin,
-		itest.Deployment(e.ns, "main", 1, nil),
-		itest.Deployment(e.ns, "chat", 1, map[string]string{scaler.AnnotationPaused: "true"}))
+	kubetest.CreateDeployments(t, e.admin,
+		kubetest.Deployment(e.ns, "main", 1, nil),
+		kubetest.Deployment(e.ns, "chat", 1, map[string]string{scaler.AnnotationPaused: "true"}))
 	hpa := &autoscalingv2.HorizontalPodAutoscaler{
 		ObjectMeta: metav1.ObjectMeta{Name: "main-hpa", Namespace: e.ns},
 		Spec: autoscalingv2.HorizontalPodAutoscalerSpec{
@@ -203,15 +203,15 @@ func TestHandOff(t *testing.T) {
 		t.Fatal(err)
 	}
 	cfg := configFor(t, e.ns, "", "main", "chat")
-	loop := &daemon.Loop{Config: func() *config.Config { return cfg }, Collector: &load{total: 350},
+	lp := &loop.Loop{Config: func() *config.Config { return cfg }, Collector: &load{total: 350},
 		Scaler: e.newScaler(t, scaler.Options{Mode: scaler.ModeApply})}
 
-	tk := tickUntil(t, loop, "both handed off", func(tk daemon.Tick) bool { return len(tk.HandedOff) == 2 })
+	tk := tickUntil(t, lp, "both handed off", func(tk loop.Tick) bool { return len(tk.HandedOff) == 2 })
 	if tk.HandedOff["main"] != "HorizontalPodAutoscaler/main-hpa" || tk.HandedOff["chat"] != scaler.OwnerPaused {
 		t.Errorf("HandedOff = %v", tk.HandedOff)
 	}
 	for i := 0; i < 4; i++ {
-		loop.RunOnce(context.Background(), time.Now())
+		lp.RunOnce(context.Background(), time.Now())
 	}
 	for _, o := range tk.Outcomes {
 		if o.Applied || !strings.HasPrefix(o.Skipped, "handed off") {
@@ -219,12 +219,12 @@ func TestHandOff(t *testing.T) {
 		}
 	}
 	for _, name := range []string{"main", "chat"} {
-		if spec, _ := itest.Replicas(t, e.admin, e.ns, name); spec != 1 {
+		if spec, _ := kubetest.Replicas(t, e.admin, e.ns, name); spec != 1 {
 			t.Errorf("%s scaled to %d while handed off", name, spec)
 		}
-		evs := itest.WaitEvent(t, e.admin, e.ns, name, "Normal HandedOff")
+		evs := kubetest.WaitEvent(t, e.admin, e.ns, name, "Normal HandedOff")
 		time.Sleep(time.Second) // let any duplicate arrive
-		if evs = itest.Events(t, e.admin, e.ns, name); len(evs) != 1 {
+		if evs = kubetest.Events(t, e.admin, e.ns, name); len(evs) != 1 {
 			t.Errorf("%s events = %q, want exactly one HandedOff", name, evs)
 		}
 	}
@@ -233,26 +233,26 @@ func TestHandOff(t *testing.T) {
 	if _, err := e.admin.AppsV1().Deployments(e.ns).Patch(context.Background(), "chat", types.MergePatchType, patch, metav1.PatchOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	tickUntil(t, loop, "chat scaled after the pause is lifted", applied("chat"))
-	itest.WaitEvent(t, e.admin, e.ns, "chat", "Normal HandOffEnded")
-	itest.WaitReplicas(t, e.admin, e.ns, "chat", 4, 30*time.Second)
+	tickUntil(t, lp, "chat scaled after the pause is lifted", applied("chat"))
+	kubetest.WaitEvent(t, e.admin, e.ns, "chat", "Normal HandOffEnded")
+	kubetest.WaitReplicas(t, e.admin, e.ns, "chat", 4, 30*time.Second)
 }
 
 // Verifies that an ELMA365 single-instance service found at 3 replicas is
 // brought back to 1 with a Warning Event, whatever its signals say.
 func TestPinnedBackToOne(t *testing.T) {
 	e := newEnv(t)
-	itest.CreateDeployments(t, e.admin, itest.Deployment(e.ns, "scheduler", 3, nil))
+	kubetest.CreateDeployments(t, e.admin, kubetest.Deployment(e.ns, "scheduler", 3, nil))
 	cfg, err := config.Parse([]byte("apiVersion: elmascale.io/v1alpha1\nkind: Config\nplatform: elma365\nnamespace: " + e.ns +
 		"\nservices:\n  scheduler: {}\n"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	loop := &daemon.Loop{Config: func() *config.Config { return cfg }, Collector: &load{},
+	lp := &loop.Loop{Config: func() *config.Config { return cfg }, Collector: &load{},
 		Scaler: e.newScaler(t, scaler.Options{Mode: scaler.ModeApply})}
-	tickUntil(t, loop, "scheduler scaled", applied("scheduler"))
-	itest.WaitReplicas(t, e.admin, e.ns, "scheduler", 1, 30*time.Second)
-	itest.WaitEvent(t, e.admin, e.ns, "scheduler", "Warning PinnedServiceScaledDown", "replicas 3 → 1")
+	tickUntil(t, lp, "scheduler scaled", applied("scheduler"))
+	kubetest.WaitReplicas(t, e.admin, e.ns, "scheduler", 1, 30*time.Second)
+	kubetest.WaitEvent(t, e.admin, e.ns, "scheduler", "Warning PinnedServiceScaledDown", "replicas 3 → 1")
 }
 
 // bumpingScales changes the Deployment behind the scaler's back right
@@ -289,7 +289,7 @@ func (s *bumpingScale) Update(ctx context.Context, gr schema.GroupResource, sc *
 // Deployment is retried with a fresh resourceVersion and lands.
 func TestConflictRetried(t *testing.T) {
 	e := newEnv(t)
-	itest.CreateDeployments(t, e.admin, itest.Deployment(e.ns, "worker", 1, nil))
+	kubetest.CreateDeployments(t, e.admin, kubetest.Deployment(e.ns, "worker", 1, nil))
 	rc := e.c.UserConfig(testcluster.UserElmascale)
 	client := kubernetes.NewForConfigOrDie(rc)
 	mapper := restmapper.NewDeferredDiscoveryRESTMapper(memory.NewMemCacheClient(client.Discovery()))
@@ -304,16 +304,16 @@ func TestConflictRetried(t *testing.T) {
 		}
 	}}
 	cfg := configFor(t, e.ns, "", "worker")
-	loop := &daemon.Loop{Config: func() *config.Config { return cfg }, Collector: &load{total: 300},
+	lp := &loop.Loop{Config: func() *config.Config { return cfg }, Collector: &load{total: 300},
 		Scaler: e.newScaler(t, scaler.Options{Mode: scaler.ModeApply, Client: client, Scales: bs, Mapper: mapper})}
-	tk := tickUntil(t, loop, "applied", applied("worker"))
+	tk := tickUntil(t, lp, "applied", applied("worker"))
 	if tk.Outcomes[0].Err != nil {
 		t.Fatal(tk.Outcomes[0].Err)
 	}
 	if len(bs.updates) != 2 || bs.updates[0] == bs.updates[1] {
 		t.Errorf("updates sent with resourceVersions %q, want a conflict then a retry with a fresh one", bs.updates)
 	}
-	if spec, _ := itest.Replicas(t, e.admin, e.ns, "worker"); spec != 3 {
+	if spec, _ := kubetest.Replicas(t, e.admin, e.ns, "worker"); spec != 3 {
 		t.Errorf("spec.replicas = %d, want 3", spec)
 	}
 }
@@ -322,19 +322,19 @@ func TestConflictRetried(t *testing.T) {
 // the CRD is served, found through the dynamic informer.
 func TestHandOffToScaledObject(t *testing.T) {
 	e := newEnv(t)
-	itest.InstallScaledObjectCRD(t, e.c)
-	itest.CreateDeployments(t, e.admin, itest.Deployment(e.ns, "worker", 1, nil))
-	itest.CreateScaledObject(t, e.c, e.ns, "apiVersion: keda.sh/v1alpha1\nkind: ScaledObject\nmetadata: {name: worker-so}\n"+
+	kubetest.InstallScaledObjectCRD(t, e.c)
+	kubetest.CreateDeployments(t, e.admin, kubetest.Deployment(e.ns, "worker", 1, nil))
+	kubetest.CreateScaledObject(t, e.c, e.ns, "apiVersion: keda.sh/v1alpha1\nkind: ScaledObject\nmetadata: {name: worker-so}\n"+
 		"spec:\n  scaleTargetRef: {name: worker}\n  triggers: [{type: cpu, metadata: {value: \"50\"}}]\n")
 	cfg := configFor(t, e.ns, "", "worker")
-	loop := &daemon.Loop{Config: func() *config.Config { return cfg }, Collector: &load{total: 350},
+	lp := &loop.Loop{Config: func() *config.Config { return cfg }, Collector: &load{total: 350},
 		Scaler: e.newScaler(t, scaler.Options{Mode: scaler.ModeApply})}
-	tk := tickUntil(t, loop, "handed off to the ScaledObject", func(tk daemon.Tick) bool { return tk.HandedOff["worker"] != "" })
+	tk := tickUntil(t, lp, "handed off to the ScaledObject", func(tk loop.Tick) bool { return tk.HandedOff["worker"] != "" })
 	if got := tk.HandedOff["worker"]; got != "ScaledObject/worker-so" {
 		t.Errorf("HandedOff = %q", got)
 	}
-	itest.WaitEvent(t, e.admin, e.ns, "worker", "Normal HandedOff", "ScaledObject/worker-so")
-	if spec, _ := itest.Replicas(t, e.admin, e.ns, "worker"); spec != 1 {
+	kubetest.WaitEvent(t, e.admin, e.ns, "worker", "Normal HandedOff", "ScaledObject/worker-so")
+	if spec, _ := kubetest.Replicas(t, e.admin, e.ns, "worker"); spec != 1 {
 		t.Errorf("worker scaled to %d while a ScaledObject owns it", spec)
 	}
 }
@@ -344,7 +344,7 @@ func TestHandOffToScaledObject(t *testing.T) {
 // their change, and the next tick decides from the new count.
 func TestConcurrentScaleDropsStaleDecision(t *testing.T) {
 	e := newEnv(t)
-	itest.CreateDeployments(t, e.admin, itest.Deployment(e.ns, "worker", 1, nil))
+	kubetest.CreateDeployments(t, e.admin, kubetest.Deployment(e.ns, "worker", 1, nil))
 	rc := e.c.UserConfig(testcluster.UserElmascale)
 	client := kubernetes.NewForConfigOrDie(rc)
 	mapper := restmapper.NewDeferredDiscoveryRESTMapper(memory.NewMemCacheClient(client.Discovery()))
@@ -359,16 +359,16 @@ func TestConcurrentScaleDropsStaleDecision(t *testing.T) {
 		}
 	}}
 	cfg := configFor(t, e.ns, "", "worker")
-	loop := &daemon.Loop{Config: func() *config.Config { return cfg }, Collector: &load{total: 500},
+	lp := &loop.Loop{Config: func() *config.Config { return cfg }, Collector: &load{total: 500},
 		Scaler: e.newScaler(t, scaler.Options{Mode: scaler.ModeApply, Client: client, Scales: bs, Mapper: mapper})}
-	tk := loop.RunOnce(context.Background(), time.Now())
+	tk := lp.RunOnce(context.Background(), time.Now())
 	if o := tk.Outcomes[0]; o.Applied || o.Skipped != scaler.SkipChanged {
 		t.Fatalf("first tick outcome %+v, want skipped as changed", o)
 	}
-	if spec, _ := itest.Replicas(t, e.admin, e.ns, "worker"); spec != 2 {
+	if spec, _ := kubetest.Replicas(t, e.admin, e.ns, "worker"); spec != 2 {
 		t.Errorf("spec.replicas = %d after the dropped decision, want the concurrent 2", spec)
 	}
 	// The policy's rate limit (100% or 4 pods per 15 s) allows 2 → 5.
-	tickUntil(t, loop, "applied from the new count", applied("worker"))
-	itest.WaitReplicas(t, e.admin, e.ns, "worker", 5, 30*time.Second)
+	tickUntil(t, lp, "applied from the new count", applied("worker"))
+	kubetest.WaitReplicas(t, e.admin, e.ns, "worker", 5, 30*time.Second)
 }

@@ -15,7 +15,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 
 	"github.com/elmascale/elmascale/config"
-	"github.com/elmascale/elmascale/daemon"
+	"github.com/elmascale/elmascale/loop"
 )
 
 // errNotSynced is returned by Observe before the caches are filled: reading
@@ -29,14 +29,14 @@ type target struct {
 	kind     string
 	name     string
 	rv       string
-	status   daemon.TargetStatus
+	status   loop.TargetStatus
 	recorded string // AnnotationRecommended as cached
 }
 
 // Observe reads every configured target's replicas from the informer
 // caches; it makes no API request. It also notes which targets are handed
 // off and records an Event when a target's hand-off state changes.
-func (s *Scaler) Observe(ctx context.Context, cfg *config.Config) (map[string]daemon.TargetStatus, error) {
+func (s *Scaler) Observe(ctx context.Context, cfg *config.Config) (map[string]loop.TargetStatus, error) {
 	for _, ok := range s.synced {
 		if !ok() {
 			return nil, errNotSynced
@@ -51,7 +51,7 @@ func (s *Scaler) Observe(ctx context.Context, cfg *config.Config) (map[string]da
 	if err != nil {
 		return nil, err
 	}
-	out := make(map[string]daemon.TargetStatus, len(cfg.Services))
+	out := make(map[string]loop.TargetStatus, len(cfg.Services))
 	seen := make(map[string]target, len(cfg.Services))
 	for _, svc := range cfg.Services {
 		t, err := s.lookup(svc.Target)
@@ -79,14 +79,14 @@ func (s *Scaler) lookup(tg config.Target) (target, error) {
 			return t, ignoreNotFound(err)
 		}
 		t.obj, t.rv, t.recorded = d, d.ResourceVersion, d.Annotations[AnnotationRecommended]
-		t.status = daemon.TargetStatus{Found: true, Current: replicas(d.Spec.Replicas), Ready: d.Status.ReadyReplicas}
+		t.status = loop.TargetStatus{Found: true, Current: replicas(d.Spec.Replicas), Ready: d.Status.ReadyReplicas}
 	case "StatefulSet":
 		st, err := s.sets.StatefulSets(s.opts.Namespace).Get(tg.Name)
 		if err != nil {
 			return t, ignoreNotFound(err)
 		}
 		t.obj, t.rv, t.recorded = st, st.ResourceVersion, st.Annotations[AnnotationRecommended]
-		t.status = daemon.TargetStatus{Found: true, Current: replicas(st.Spec.Replicas), Ready: st.Status.ReadyReplicas}
+		t.status = loop.TargetStatus{Found: true, Current: replicas(st.Spec.Replicas), Ready: st.Status.ReadyReplicas}
 	default:
 		return t, fmt.Errorf("unsupported target kind %q", tg.Kind)
 	}

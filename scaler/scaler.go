@@ -29,7 +29,7 @@ import (
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/record"
 
-	"github.com/elmascale/elmascale/daemon"
+	"github.com/elmascale/elmascale/loop"
 )
 
 // Mode says whether decisions are written or only recommended.
@@ -109,7 +109,7 @@ type Options struct {
 	Now func() time.Time
 }
 
-// Scaler implements daemon.Scaler against a Kubernetes API server.
+// Scaler implements loop.Scaler against a Kubernetes API server.
 type Scaler struct {
 	opts   Options
 	log    *zap.Logger
@@ -133,7 +133,7 @@ type Scaler struct {
 	handoffs map[string]string // service -> HandedOff last seen
 }
 
-var _ daemon.Scaler = (*Scaler)(nil)
+var _ loop.Scaler = (*Scaler)(nil)
 
 // NewForConfig builds the clients a Scaler needs from cfg and fills in what
 // opts leaves empty.

@@ -20,7 +20,7 @@ import (
 	"k8s.io/client-go/tools/record"
 
 	"github.com/elmascale/elmascale/config"
-	"github.com/elmascale/elmascale/daemon"
+	"github.com/elmascale/elmascale/loop"
 	"github.com/elmascale/elmascale/policy"
 )
 
@@ -122,7 +122,7 @@ func TestObserveHandoffs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := map[string]daemon.TargetStatus{
+	want := map[string]loop.TargetStatus{
 		"worker": {Found: true, Current: 3, Ready: 2},
 		"main":   {Found: true, Current: 2, Ready: 2, HandedOff: "HorizontalPodAutoscaler/main-hpa"},
 		"chat":   {Found: true, Current: 2, Ready: 1, HandedOff: OwnerPaused},
@@ -173,7 +173,7 @@ func TestApplyRetriesConflict(t *testing.T) {
 		return true, &autoscalingv1.Scale{ObjectMeta: metav1.ObjectMeta{Name: "worker", Namespace: ns, ResourceVersion: "8"}, Spec: autoscalingv1.ScaleSpec{Replicas: 2}}, nil
 	})
 	out := h.s.Apply(context.Background(), cfg, plan(policy.Decision{Service: "worker", Current: 2, Desired: 5, Reason: "queue backlog"}))
-	if d := cmp.Diff([]daemon.Outcome{{Service: "worker", Applied: true}}, out); d != "" {
+	if d := cmp.Diff([]loop.Outcome{{Service: "worker", Applied: true}}, out); d != "" {
 		t.Errorf("outcomes (-want,+got):\n%s", d)
 	}
 	if d := cmp.Diff([]string{"7", "8"}, sentRV); d != "" {
@@ -202,7 +202,7 @@ func TestApplyDropsStaleDecision(t *testing.T) {
 		return true, &autoscalingv1.Scale{ObjectMeta: metav1.ObjectMeta{Name: "worker", Namespace: ns, ResourceVersion: "9"}, Spec: autoscalingv1.ScaleSpec{Replicas: 7}}, nil
 	})
 	out := h.s.Apply(context.Background(), cfg, plan(policy.Decision{Service: "worker", Current: 2, Desired: 5}))
-	if d := cmp.Diff([]daemon.Outcome{{Service: "worker", Skipped: SkipChanged}}, out); d != "" {
+	if d := cmp.Diff([]loop.Outcome{{Service: "worker", Skipped: SkipChanged}}, out); d != "" {
 		t.Errorf("outcomes (-want,+got):\n%s", d)
 	}
 	if updates != 1 {
@@ -223,15 +223,15 @@ func TestApplyWritesNothing(t *testing.T) {
 		mode   Mode
 		leader bool
 		plan   policy.Plan
-		want   []daemon.Outcome
+		want   []loop.Outcome
 	}{
-		{"dry-run", ModeDryRun, true, up, []daemon.Outcome{
+		{"dry-run", ModeDryRun, true, up, []loop.Outcome{
 			{Service: "worker", Recommended: true},
-			{Service: "main", Skipped: "handed off: HorizontalPodAutoscaler/h scales it"}}},
-		{"not leader", ModeApply, false, up, []daemon.Outcome{
+			{Service: "main", Skipped: "handed off: HorizontalPodAutoscaler/h scales this target"}}},
+		{"not leader", ModeApply, false, up, []loop.Outcome{
 			{Service: "worker", Skipped: SkipNotLeader},
-			{Service: "main", Skipped: "handed off: HorizontalPodAutoscaler/h scales it"}}},
-		{"no change", ModeApply, true, plan(policy.Decision{Service: "worker", Current: 2, Desired: 2}), []daemon.Outcome{
+			{Service: "main", Skipped: "handed off: HorizontalPodAutoscaler/h scales this target"}}},
+		{"no change", ModeApply, true, plan(policy.Decision{Service: "worker", Current: 2, Desired: 2}), []loop.Outcome{
 			{Service: "worker", Skipped: SkipNoChange}}},
 	}
 	for _, tc := range cases {

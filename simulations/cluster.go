@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/elmascale/elmascale/config"
-	"github.com/elmascale/elmascale/daemon"
+	"github.com/elmascale/elmascale/loop"
 	"github.com/elmascale/elmascale/policy"
 )
 
@@ -24,8 +24,8 @@ type Cluster struct {
 }
 
 var (
-	_ daemon.Collector = (*Cluster)(nil)
-	_ daemon.Scaler    = (*Cluster)(nil)
+	_ loop.Collector = (*Cluster)(nil)
+	_ loop.Scaler    = (*Cluster)(nil)
 )
 
 // NewCluster builds the scenario's cluster at virtual time zero, every
@@ -107,27 +107,27 @@ func (c *Cluster) target(s config.Service) int {
 	return c.sc.ServiceIndex(s.Name)
 }
 
-// Observe implements daemon.Scaler: spec and ready replicas per service.
-func (c *Cluster) Observe(_ context.Context, cfg *config.Config) (map[string]daemon.TargetStatus, error) {
-	out := make(map[string]daemon.TargetStatus, len(cfg.Services))
+// Observe implements loop.Scaler: spec and ready replicas per service.
+func (c *Cluster) Observe(_ context.Context, cfg *config.Config) (map[string]loop.TargetStatus, error) {
+	out := make(map[string]loop.TargetStatus, len(cfg.Services))
 	for _, s := range cfg.Services {
 		si := c.target(s)
 		if si < 0 {
-			out[s.Name] = daemon.TargetStatus{}
+			out[s.Name] = loop.TargetStatus{}
 			continue
 		}
 		v := &c.sim.svcs[si]
-		out[s.Name] = daemon.TargetStatus{Found: true, Current: v.desired, Ready: v.readyCount()}
+		out[s.Name] = loop.TargetStatus{Found: true, Current: v.desired, Ready: v.readyCount()}
 	}
 	return out, nil
 }
 
-// Apply implements daemon.Scaler: it changes replicas at once; new pods
+// Apply implements loop.Scaler: it changes replicas at once; new pods
 // become ready after their start-up delay.
-func (c *Cluster) Apply(_ context.Context, cfg *config.Config, plan policy.Plan) []daemon.Outcome {
-	out := make([]daemon.Outcome, 0, len(plan.Decisions))
+func (c *Cluster) Apply(_ context.Context, cfg *config.Config, plan policy.Plan) []loop.Outcome {
+	out := make([]loop.Outcome, 0, len(plan.Decisions))
 	for _, d := range plan.Decisions {
-		o := daemon.Outcome{Service: d.Service}
+		o := loop.Outcome{Service: d.Service}
 		s, ok := cfg.Service(d.Service)
 		si := -1
 		if ok {
@@ -151,12 +151,12 @@ func (c *Cluster) Apply(_ context.Context, cfg *config.Config, plan policy.Plan)
 	return out
 }
 
-// Collect implements daemon.Collector. It answers each configured signal
+// Collect implements loop.Collector. It answers each configured signal
 // from the simulated sources as they stood at their last refresh: pod CPU
 // from metrics-server, latency and in-flight from Prometheus scrapes, queue
 // depth and rates from the RabbitMQ management statistics.
-func (c *Cluster) Collect(_ context.Context, cfg *config.Config, now time.Time) (daemon.Signals, error) {
-	out := make(daemon.Signals, len(cfg.Services))
+func (c *Cluster) Collect(_ context.Context, cfg *config.Config, now time.Time) (loop.Signals, error) {
+	out := make(loop.Signals, len(cfg.Services))
 	for _, s := range cfg.Services {
 		si := c.target(s)
 		obs := make(map[string]policy.Observation, len(s.Signals))

@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/elmascale/elmascale/daemon"
+	"github.com/elmascale/elmascale/loop"
 )
 
 // RunAccelerated drives a loop against the cluster in accelerated real
@@ -18,7 +18,7 @@ import (
 // This is the one place in the package that reads the wall clock, and only
 // to pace the demo; the simulation itself stays a function of the seed.
 // The cluster and loop must not be used by anything else meanwhile.
-func (c *Cluster) RunAccelerated(ctx context.Context, loop *daemon.Loop, interval time.Duration, speedup float64, onTick func(daemon.Tick)) error {
+func (c *Cluster) RunAccelerated(ctx context.Context, lp *loop.Loop, interval time.Duration, speedup float64, onTick func(loop.Tick)) error {
 	if interval < time.Second || speedup <= 0 {
 		return fmt.Errorf("interval must be >= 1s and speedup > 0")
 	}
@@ -35,7 +35,7 @@ func (c *Cluster) RunAccelerated(ctx context.Context, loop *daemon.Loop, interva
 		case <-ticker.C:
 		}
 		c.Advance(interval)
-		t := loop.RunOnce(ctx, c.Now())
+		t := lp.RunOnce(ctx, c.Now())
 		if onTick != nil {
 			onTick(t)
 		}

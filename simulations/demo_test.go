@@ -6,7 +6,7 @@ import (
 	"time"
 
 	"github.com/elmascale/elmascale/config"
-	"github.com/elmascale/elmascale/daemon"
+	"github.com/elmascale/elmascale/loop"
 )
 
 // Verifies the embedded-demo API: a shipped scenario's cluster driven by
@@ -15,9 +15,9 @@ func TestRunAccelerated(t *testing.T) {
 	sc := loadMini(t)
 	cl := NewCluster(sc, 1)
 	cfg := sc.Elmascale
-	loop := &daemon.Loop{Config: func() *config.Config { return cfg }, Collector: cl, Scaler: cl, Clock: cl.Now}
+	lp := &loop.Loop{Config: func() *config.Config { return cfg }, Collector: cl, Scaler: cl, Clock: cl.Now}
 	ticks, changed := 0, false
-	err := cl.RunAccelerated(context.Background(), loop, 15*time.Second, 15*1000, func(tk daemon.Tick) {
+	err := cl.RunAccelerated(context.Background(), lp, 15*time.Second, 15*1000, func(tk loop.Tick) {
 		ticks++
 		for _, o := range tk.Outcomes {
 			if o.Applied {
@@ -40,7 +40,7 @@ func TestRunAccelerated(t *testing.T) {
 
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	if err := NewCluster(sc, 1).RunAccelerated(ctx, loop, 15*time.Second, 1, nil); err == nil {
+	if err := NewCluster(sc, 1).RunAccelerated(ctx, lp, 15*time.Second, 1, nil); err == nil {
 		t.Error("a cancelled context should stop the demo")
 	}
 }

@@ -3,11 +3,13 @@ package simulations
 import (
 	"context"
 	"fmt"
+	"maps"
+	"slices"
 	"sort"
 	"time"
 
 	"github.com/elmascale/elmascale/config"
-	"github.com/elmascale/elmascale/daemon"
+	"github.com/elmascale/elmascale/loop"
 	"github.com/elmascale/elmascale/policy"
 )
 
@@ -41,7 +43,7 @@ type bottleneckRecorder struct {
 	seen     map[string]*Unrelieved
 }
 
-func (b *bottleneckRecorder) Record(t daemon.Tick) {
+func (b *bottleneckRecorder) Record(t loop.Tick) {
 	for _, d := range t.Plan.Decisions {
 		if !d.Bottleneck || d.LimitedBy != policy.LimitPinned || d.Proposal <= 1 {
 			continue
@@ -54,24 +56,15 @@ func (b *bottleneckRecorder) Record(t daemon.Tick) {
 		u.Seconds += b.interval
 		u.Reason = d.Reason
 		for _, e := range d.Explains {
-			if !contains(u.Explains, e) {
+			if !slices.Contains(u.Explains, e) {
 				u.Explains = append(u.Explains, e)
 			}
 		}
 	}
 }
 
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
-}
-
 // Run simulates the scenario under a policy for a seed. A configuration
-// policy is driven by the very daemon.Loop the daemon runs, ticking at its
+// policy is driven by the very loop.Loop the daemon runs, ticking at its
 // configured interval in virtual time; the oracle sets its schedule.
 func Run(ctx context.Context, sc *Scenario, p Policy, seed uint64) (*Result, error) {
 	cl := NewCluster(sc, seed)
@@ -98,7 +91,7 @@ func Run(ctx context.Context, sc *Scenario, p Policy, seed uint64) (*Result, err
 	case p.Config != nil:
 		cfg := p.Config
 		rec := &bottleneckRecorder{interval: cfg.Interval.Seconds(), seen: map[string]*Unrelieved{}}
-		loop := &daemon.Loop{
+		lp := &loop.Loop{
 			Config:    func() *config.Config { return cfg },
 			Collector: cl, Scaler: cl, Recorder: rec,
 			// Step timings are meaningless in virtual time; the clock is
@@ -110,9 +103,9 @@ func Run(ctx context.Context, sc *Scenario, p Policy, seed uint64) (*Result, err
 				return nil, err
 			}
 			cl.sim.advanceTo(t.Seconds())
-			loop.RunOnce(ctx, cl.at(t.Seconds()))
+			lp.RunOnce(ctx, cl.at(t.Seconds()))
 		}
-		for _, name := range sortedKeys(rec.seen) {
+		for _, name := range slices.Sorted(maps.Keys(rec.seen)) {
 			u := rec.seen[name]
 			sort.Strings(u.Explains)
 			res.Unrelieved = append(res.Unrelieved, *u)

@@ -5,9 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -528,9 +530,41 @@ type problems []string
 
 func (p *problems) add(format string, args ...any) { *p = append(*p, fmt.Sprintf(format, args...)) }
 
+// scenarioCompiler carries what the steps of compileScenario share: the
+// file, the scenario being built, the problems found and the name indexes.
+type scenarioCompiler struct {
+	f        *scenarioFile
+	fsys     fs.FS
+	dir      string
+	sc       *Scenario
+	errs     problems
+	services map[string]bool   // service names
+	queues   map[string]bool   // queue names
+	consumer map[string]string // queue -> the service consuming it
+}
+
 func compileScenario(f *scenarioFile, fsys fs.FS, dir string) (*Scenario, error) {
-	var errs problems
-	sc := &Scenario{Name: f.Name, Description: f.Description, Duration: f.Duration.D(), Warmup: f.Warmup.D(), Seed: f.Seed}
+	c := &scenarioCompiler{f: f, fsys: fsys, dir: dir, sc: &Scenario{},
+		services: map[string]bool{}, queues: map[string]bool{}, consumer: map[string]string{}}
+	c.compileHeader()
+	c.compileServices()
+	c.compileQueues()
+	c.compileLoad()
+	c.compileSLO()
+	c.compileObservation()
+	c.compileBindings()
+	c.compileBaselines()
+	if len(c.errs) > 0 {
+		return nil, errors.New(strings.Join(c.errs, "\n"))
+	}
+	return c.sc, nil
+}
+
+// compileHeader compiles the name, the time span and the seed.
+func (c *scenarioCompiler) compileHeader() {
+	f := c.f
+	sc := c.sc
+	*sc = Scenario{Name: f.Name, Description: f.Description, Duration: f.Duration.D(), Warmup: f.Warmup.D(), Seed: f.Seed}
 	if sc.Seed == 0 {
 		sc.Seed = 1
 	}
@@ -538,34 +572,36 @@ func compileScenario(f *scenarioFile, fsys fs.FS, dir string) (*Scenario, error)
 	if f.Start != "" {
 		t, err := time.Parse(time.RFC3339, f.Start)
 		if err != nil {
-			errs.add("start: %v", err)
+			c.errs.add("start: %v", err)
 		}
 		sc.Start = t
 	}
 	if sc.Duration < time.Minute || sc.Duration > 7*24*time.Hour {
-		errs.add("duration: must be in [1m, 168h]")
+		c.errs.add("duration: must be in [1m, 168h]")
 	}
 	if sc.Duration%time.Second != 0 {
-		errs.add("duration: must be whole seconds")
+		c.errs.add("duration: must be whole seconds")
 	}
 	if sc.Warmup < 0 || sc.Warmup >= sc.Duration || sc.Warmup%time.Second != 0 {
-		errs.add("warmup: must be whole seconds, shorter than the duration")
+		c.errs.add("warmup: must be whole seconds, shorter than the duration")
 	}
+}
 
+// compileServices compiles the service models, in name order so that runs never depend on map order.
+func (c *scenarioCompiler) compileServices() {
+	f := c.f
+	sc := c.sc
 	// Services, in name order so that runs never depend on map order.
-	svcIndex := map[string]bool{}
-	for _, name := range sortedKeys(f.Cluster.Services) {
-		svcIndex[name] = true
+	for _, name := range slices.Sorted(maps.Keys(f.Cluster.Services)) {
+		c.services[name] = true
 	}
-	if len(svcIndex) == 0 {
-		errs.add("cluster.services: must list at least one service")
+	if len(c.services) == 0 {
+		c.errs.add("cluster.services: must list at least one service")
 	}
-	queueIndex := map[string]bool{}
-	for _, name := range sortedKeys(f.Cluster.Queues) {
-		queueIndex[name] = true
+	for _, name := range slices.Sorted(maps.Keys(f.Cluster.Queues)) {
+		c.queues[name] = true
 	}
-	consumer := map[string]string{}
-	for _, name := range sortedKeys(f.Cluster.Services) {
+	for _, name := range slices.Sorted(maps.Keys(f.Cluster.Services)) {
 		s := f.Cluster.Services[name]
 		p := "cluster.services." + name
 		m := ServiceModel{
@@ -581,20 +617,20 @@ func compileScenario(f *scenarioFile, fsys fs.FS, dir string) (*Scenario, error)
 			m.Replicas = *s.Replicas
 		}
 		if m.Replicas < 1 || (s.SingleInstance && m.Replicas != 1) {
-			errs.add("%s.replicas: must be >= 1 (exactly 1 for a single-instance service)", p)
+			c.errs.add("%s.replicas: must be >= 1 (exactly 1 for a single-instance service)", p)
 		}
 		if m.Slots < 1 {
-			errs.add("%s.slots: must be >= 1", p)
+			c.errs.add("%s.slots: must be >= 1", p)
 		}
 		var err error
 		if m.ServiceTime, err = compileDist(s.ServiceTime); err != nil {
-			errs.add("%s.serviceTime: %v", p, err)
+			c.errs.add("%s.serviceTime: %v", p, err)
 		}
 		if m.CPURequestMilli <= 0 {
-			errs.add("%s.cpuRequest: must be > 0", p)
+			c.errs.add("%s.cpuRequest: must be > 0", p)
 		}
 		if m.CPUPerRequest < 0 {
-			errs.add("%s.cpuPerRequest: must be >= 0", p)
+			c.errs.add("%s.cpuPerRequest: must be >= 0", p)
 		}
 		if m.Startup <= 0 {
 			m.Startup = 30 * time.Second
@@ -603,71 +639,82 @@ func compileScenario(f *scenarioFile, fsys fs.FS, dir string) (*Scenario, error)
 			m.SchedulingDelay = 2 * time.Second
 		}
 		if m.StartupJitter < 0 || m.Startup-m.StartupJitter < m.SchedulingDelay {
-			errs.add("%s: startup - startupJitter must be at least schedulingDelay", p)
+			c.errs.add("%s: startup - startupJitter must be at least schedulingDelay", p)
 		}
-		for i, c := range s.Calls {
-			if !svcIndex[c.Service] {
-				errs.add("%s.calls[%d]: unknown service %q", p, i, c.Service)
+		for i, call := range s.Calls {
+			if !c.services[call.Service] {
+				c.errs.add("%s.calls[%d]: unknown service %q", p, i, call.Service)
 			}
-			if c.Mean <= 0 || c.Mean > 100 {
-				errs.add("%s.calls[%d].mean: must be in (0, 100]", p, i)
+			if call.Mean <= 0 || call.Mean > 100 {
+				c.errs.add("%s.calls[%d].mean: must be in (0, 100]", p, i)
 			}
-			m.Calls = append(m.Calls, Call(c))
+			m.Calls = append(m.Calls, Call(call))
 		}
 		for i, pub := range s.Publishes {
-			if !queueIndex[pub.Queue] {
-				errs.add("%s.publishes[%d]: unknown queue %q", p, i, pub.Queue)
+			if !c.queues[pub.Queue] {
+				c.errs.add("%s.publishes[%d]: unknown queue %q", p, i, pub.Queue)
 			}
 			if pub.Mean <= 0 || pub.Mean > 1000 {
-				errs.add("%s.publishes[%d].mean: must be in (0, 1000]", p, i)
+				c.errs.add("%s.publishes[%d].mean: must be in (0, 1000]", p, i)
 			}
 			m.Publishes = append(m.Publishes, Publish(pub))
 		}
 		for _, q := range s.Consumes {
-			if !queueIndex[q] {
-				errs.add("%s.consumes: unknown queue %q", p, q)
-			} else if other, ok := consumer[q]; ok {
-				errs.add("%s.consumes: queue %q is already consumed by %s", p, q, other)
+			if !c.queues[q] {
+				c.errs.add("%s.consumes: unknown queue %q", p, q)
+			} else if other, ok := c.consumer[q]; ok {
+				c.errs.add("%s.consumes: queue %q is already consumed by %s", p, q, other)
 			}
-			consumer[q] = name
+			c.consumer[q] = name
 		}
 		m.Consumes = append([]string(nil), s.Consumes...)
 		sc.Services = append(sc.Services, m)
 	}
 	if cyc := callCycle(sc.Services); cyc != "" {
-		errs.add("cluster.services: call cycle %s", cyc)
+		c.errs.add("cluster.services: call cycle %s", cyc)
 	}
-	for _, name := range sortedKeys(f.Cluster.Queues) {
+}
+
+// compileQueues compiles the queue models; each needs its one consumer.
+func (c *scenarioCompiler) compileQueues() {
+	f := c.f
+	sc := c.sc
+	for _, name := range slices.Sorted(maps.Keys(f.Cluster.Queues)) {
 		q := f.Cluster.Queues[name]
-		m := QueueModel{Name: name, CPUPerMessage: q.CPUPerMessage.D(), Consumer: consumer[name]}
+		m := QueueModel{Name: name, CPUPerMessage: q.CPUPerMessage.D(), Consumer: c.consumer[name]}
 		var err error
 		if m.ServiceTime, err = compileDist(q.ServiceTime); err != nil {
-			errs.add("cluster.queues.%s.serviceTime: %v", name, err)
+			c.errs.add("cluster.queues.%s.serviceTime: %v", name, err)
 		}
 		if m.Consumer == "" {
-			errs.add("cluster.queues.%s: no service consumes it", name)
+			c.errs.add("cluster.queues.%s: no service consumes it", name)
 		}
 		sc.Queues = append(sc.Queues, m)
 	}
+}
 
+// compileLoad compiles the load sources.
+func (c *scenarioCompiler) compileLoad() {
+	f := c.f
+	sc := c.sc
 	// Load.
 	if len(f.Load) == 0 {
-		errs.add("load: must have at least one source")
+		c.errs.add("load: must have at least one source")
 	}
 	for i, l := range f.Load {
 		p := fmt.Sprintf("load[%d]", i)
 		src := LoadSource{Service: l.Service, Queue: l.Queue}
 		switch {
 		case (l.Service == "") == (l.Queue == ""):
-			errs.add("%s: set exactly one of service and queue", p)
-		case l.Service != "" && !svcIndex[l.Service]:
-			errs.add("%s.service: unknown service %q", p, l.Service)
-		case l.Queue != "" && !queueIndex[l.Queue]:
-			errs.add("%s.queue: unknown queue %q", p, l.Queue)
+			c.errs.add("%s: set exactly one of service and queue", p)
+		case l.Service != "" && !c.services[l.Service]:
+			c.errs.add("%s.service: unknown service %q", p, l.Service)
+		case l.Queue != "" && !c.queues[l.Queue]:
+			c.errs.add("%s.queue: unknown queue %q", p, l.Queue)
 		}
-		prof, err := compileProfile(l, fsys, dir)
+		prof, err := compileProfile(l, c.fsys, c.dir)
 		if err != nil {
-			errs.add("%s: %v", p, err)
+			c.errs.add("%s: %v", p, err)
 		}
 		src.Profile = prof
 		if l.Noise != nil {
@@ -676,46 +723,51 @@ func compileScenario(f *scenarioFile, fsys fs.FS, dir string) (*Scenario, error)
 				src.Noise.Period = time.Minute
 			}
 			if src.Noise.CV < 0 || src.Noise.CV > 2 {
-				errs.add("%s.noise.cv: must be in [0, 2]", p)
+				c.errs.add("%s.noise.cv: must be in [0, 2]", p)
 			}
 		}
 		sc.Load = append(sc.Load, src)
 	}
+}
 
+// compileSLO compiles the SLOs and the marks.
+func (c *scenarioCompiler) compileSLO() {
+	f := c.f
+	sc := c.sc
 	// SLOs.
 	sc.SLO.Window = f.SLO.Window.D()
 	if sc.SLO.Window == 0 {
 		sc.SLO.Window = 10 * time.Second
 	}
 	if sc.SLO.Window < time.Second || sc.SLO.Window%time.Second != 0 {
-		errs.add("slo.window: must be whole seconds >= 1s")
+		c.errs.add("slo.window: must be whole seconds >= 1s")
 	}
 	sc.SLO.RecoveryHold = f.SLO.RecoveryHold.D()
 	if sc.SLO.RecoveryHold == 0 {
 		sc.SLO.RecoveryHold = 2 * time.Minute
 	}
-	for _, name := range sortedKeys(f.SLO.EndToEnd) {
-		if !svcIndex[name] {
-			errs.add("slo.endToEnd.%s: unknown service", name)
+	for _, name := range slices.Sorted(maps.Keys(f.SLO.EndToEnd)) {
+		if !c.services[name] {
+			c.errs.add("slo.endToEnd.%s: unknown service", name)
 		}
 		sc.SLO.EndToEnd = append(sc.SLO.EndToEnd, LatencySLO{Name: name, P95: f.SLO.EndToEnd[name].D()})
 	}
-	for _, name := range sortedKeys(f.SLO.Services) {
-		if !svcIndex[name] {
-			errs.add("slo.services.%s: unknown service", name)
+	for _, name := range slices.Sorted(maps.Keys(f.SLO.Services)) {
+		if !c.services[name] {
+			c.errs.add("slo.services.%s: unknown service", name)
 		}
 		sc.SLO.Services = append(sc.SLO.Services, LatencySLO{Name: name, P95: f.SLO.Services[name].D()})
 	}
-	for _, name := range sortedKeys(f.SLO.Queues) {
-		if !queueIndex[name] {
-			errs.add("slo.queues.%s: unknown queue", name)
+	for _, name := range slices.Sorted(maps.Keys(f.SLO.Queues)) {
+		if !c.queues[name] {
+			c.errs.add("slo.queues.%s: unknown queue", name)
 		}
 		sc.SLO.Queues = append(sc.SLO.Queues, LatencySLO{Name: name, P95: f.SLO.Queues[name].D()})
 	}
 	for _, l := range [][]LatencySLO{sc.SLO.EndToEnd, sc.SLO.Services, sc.SLO.Queues} {
 		for _, s := range l {
 			if s.P95 <= 0 {
-				errs.add("slo: %s must be > 0", s.Name)
+				c.errs.add("slo: %s must be > 0", s.Name)
 			}
 		}
 	}
@@ -725,11 +777,16 @@ func compileScenario(f *scenarioFile, fsys fs.FS, dir string) (*Scenario, error)
 			mk.Horizon = 30 * time.Minute
 		}
 		if mk.At < 0 || mk.At >= sc.Duration {
-			errs.add("marks[%d].at: must be within the duration", i)
+			c.errs.add("marks[%d].at: must be within the duration", i)
 		}
 		sc.Marks = append(sc.Marks, mk)
 	}
+}
 
+// compileObservation compiles how the simulated cluster is observed.
+func (c *scenarioCompiler) compileObservation() {
+	f := c.f
+	sc := c.sc
 	// Observation.
 	o := f.Observation
 	sc.Observation = Observation{
@@ -741,33 +798,43 @@ func compileScenario(f *scenarioFile, fsys fs.FS, dir string) (*Scenario, error)
 		sc.Observation.LatencyBuckets = append([]float64(nil), DefaultLatencyBuckets...)
 	}
 	if !sort.Float64sAreSorted(sc.Observation.LatencyBuckets) || sc.Observation.LatencyBuckets[0] <= 0 {
-		errs.add("observation.latencyBuckets: must be positive and ascending")
+		c.errs.add("observation.latencyBuckets: must be positive and ascending")
 	}
 	for _, d := range []time.Duration{sc.Observation.ScrapeInterval, sc.Observation.MetricsResolution, sc.Observation.QueueStatsInterval, sc.Observation.QueueRateWindow} {
 		if d < time.Second || d%time.Second != 0 {
-			errs.add("observation: intervals must be whole seconds >= 1s")
+			c.errs.add("observation: intervals must be whole seconds >= 1s")
 			break
 		}
 	}
+}
 
+// compileBindings compiles the metric bindings over the defaults.
+func (c *scenarioCompiler) compileBindings() {
+	f := c.f
+	sc := c.sc
 	sc.Bindings = defaultBindings()
 	for name, b := range f.Bindings {
 		mb := MetricBinding{Series: SeriesKind(b.Series), Quantile: b.Quantile, Window: b.Window.D()}
 		switch mb.Series {
 		case SeriesLatencyQuantile:
 			if mb.Quantile <= 0 || mb.Quantile >= 1 {
-				errs.add("metricBindings.%s.quantile: must be in (0, 1)", name)
+				c.errs.add("metricBindings.%s.quantile: must be in (0, 1)", name)
 			}
 			mb.Window = orDefault(mb.Window, time.Minute)
 		case SeriesRequestRate, SeriesQueuePublishRate, SeriesQueueAckRate:
 			mb.Window = orDefault(mb.Window, time.Minute)
 		case SeriesInFlight, SeriesQueueMessages, SeriesQueueReady:
 		default:
-			errs.add("metricBindings.%s.series: unknown series %q", name, b.Series)
+			c.errs.add("metricBindings.%s.series: unknown series %q", name, b.Series)
 		}
 		sc.Bindings[name] = mb
 	}
+}
 
+// compileBaselines compiles the baselines' settings over their defaults.
+func (c *scenarioCompiler) compileBaselines() {
+	f := c.f
+	sc := c.sc
 	sc.Baselines = BaselineSettings{
 		HPACPUTargetPercent: 70, KEDAQueueLengthPerReplica: 20,
 		KEDAPollingInterval: 30 * time.Second, HPASyncPeriod: 15 * time.Second,
@@ -784,11 +851,6 @@ func compileScenario(f *scenarioFile, fsys fs.FS, dir string) (*Scenario, error)
 	if f.Baselines.HPASyncPeriod != 0 {
 		sc.Baselines.HPASyncPeriod = f.Baselines.HPASyncPeriod.D()
 	}
-
-	if len(errs) > 0 {
-		return nil, errors.New(strings.Join(errs, "\n"))
-	}
-	return sc, nil
 }
 
 func orDefault(d, def time.Duration) time.Duration {
@@ -812,15 +874,6 @@ func callCycle(svcs []ServiceModel) string {
 		return callees
 	})
 	return strings.Join(cycle, " → ")
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }
 
 // ServiceIndex returns the index of a service in Services, or -1.

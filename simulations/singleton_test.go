@@ -2,6 +2,7 @@ package simulations
 
 import (
 	"context"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -51,7 +52,7 @@ func TestSingletonOverloadIsReportedNotScaled(t *testing.T) {
 		if !strings.Contains(found.Reason, "cannot be relieved") {
 			t.Errorf("reason does not say the bottleneck cannot be relieved: %q", found.Reason)
 		}
-		if !contains(found.Explains, "main") {
+		if !slices.Contains(found.Explains, "main") {
 			t.Errorf("notifier should explain main's latency, explains %v", found.Explains)
 		}
 		if n := r.Scores.ScaleActionsByService["main"]; n != 0 {

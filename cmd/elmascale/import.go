@@ -10,7 +10,7 @@ import (
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 
-	"github.com/elmascale/elmascale/daemon/importer"
+	"github.com/elmascale/elmascale/importer"
 )
 
 func runImport(ctx context.Context, args []string, stdout, stderr io.Writer) int {

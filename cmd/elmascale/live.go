@@ -7,13 +7,12 @@ import (
 	"time"
 
 	"go.uber.org/zap"
-	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
-	metricsclient "k8s.io/metrics/pkg/client/clientset/versioned"
 
 	"github.com/elmascale/elmascale/collector"
-	"github.com/elmascale/elmascale/daemon"
 	"github.com/elmascale/elmascale/internal/version"
+	"github.com/elmascale/elmascale/loop"
 )
 
 // rabbitPasswordEnv holds the RabbitMQ password when no file is given.
@@ -53,7 +52,10 @@ func addLiveFlags(fs *flag.FlagSet) *liveFlags {
 }
 
 // options are the collector options the flags set, without clients.
-func (l *liveFlags) options() collector.Options {
+func (l *liveFlags) options() (collector.Options, error) {
+	if l.sourceTimeout <= 0 {
+		return collector.Options{}, errors.New("--source-timeout must be > 0")
+	}
 	return collector.Options{
 		PrometheusURL:        l.prometheusURL,
 		PrometheusConfigFile: l.prometheusConfig,
@@ -62,12 +64,16 @@ func (l *liveFlags) options() collector.Options {
 		RabbitMQPasswordFile: l.rabbitPasswordFile,
 		RabbitMQPasswordEnv:  rabbitPasswordEnv,
 		QueryTimeout:         l.sourceTimeout,
-	}
+	}, nil
 }
 
 // collector builds the live collector. enabled is false when no source was
 // asked for, so the caller can fall back to its snapshot file.
-func (l *liveFlags) collector(logger *zap.Logger) (c daemon.Collector, enabled bool, err error) {
+func (l *liveFlags) collector(logger *zap.Logger) (c loop.Collector, enabled bool, err error) {
+	opts, err := l.options()
+	if err != nil {
+		return nil, false, err
+	}
 	kubeconfig := l.kubeconfig.String()
 	if l.prometheusURL == "" && l.rabbitURL == "" && kubeconfig == "" {
 		if l.prometheusConfig != "" || l.rabbitUser != "" || l.rabbitPasswordFile != "" {
@@ -75,28 +81,15 @@ func (l *liveFlags) collector(logger *zap.Logger) (c daemon.Collector, enabled b
 		}
 		return nil, false, nil
 	}
-	if l.prometheusConfig != "" && l.prometheusURL == "" {
-		return nil, false, errors.New("--prometheus-config needs --prometheus")
-	}
-	if l.sourceTimeout <= 0 {
-		return nil, false, errors.New("--source-timeout must be > 0")
-	}
-	opts := l.options()
 	opts.Logger = logger
+	var rc *rest.Config
 	if kubeconfig != "" {
-		rc, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
-		if err != nil {
+		if rc, err = clientcmd.BuildConfigFromFlags("", kubeconfig); err != nil {
 			return nil, false, fmt.Errorf("kubeconfig %s: %w", kubeconfig, err)
 		}
 		rc.UserAgent = "elmascale/" + version.Version
-		if opts.Kubernetes, err = kubernetes.NewForConfig(rc); err != nil {
-			return nil, false, err
-		}
-		if opts.PodMetrics, err = metricsclient.NewForConfig(rc); err != nil {
-			return nil, false, err
-		}
 	}
-	col, err := collector.New(opts)
+	col, err := collector.NewForConfig(rc, opts)
 	if err != nil {
 		return nil, false, err
 	}

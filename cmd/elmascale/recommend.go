@@ -16,7 +16,7 @@ import (
 	"k8s.io/client-go/tools/record"
 
 	"github.com/elmascale/elmascale/config"
-	"github.com/elmascale/elmascale/daemon"
+	"github.com/elmascale/elmascale/loop"
 	"github.com/elmascale/elmascale/policy"
 	"github.com/elmascale/elmascale/scaler"
 )
@@ -73,8 +73,8 @@ func runRecommend(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		if note != "" {
 			fmt.Fprintln(stderr, note)
 		}
-		loop := &daemon.Loop{Config: func() *config.Config { return cfg }, Collector: col, Scaler: targets}
-		tick := loop.RunOnce(ctx, time.Now())
+		lp := &loop.Loop{Config: func() *config.Config { return cfg }, Collector: col, Scaler: targets}
+		tick := lp.RunOnce(ctx, time.Now())
 		if tick.Err != nil {
 			fmt.Fprintf(stderr, "recommend: %v (affected services hold)\n", tick.Err)
 		}
@@ -99,26 +99,26 @@ func runRecommend(ctx context.Context, args []string, stdout, stderr io.Writer) 
 // readOnlyTargets reads scale targets and never acts: recommend changes
 // nothing in the cluster.
 type readOnlyTargets struct {
-	observe func(context.Context, *config.Config) (map[string]daemon.TargetStatus, error)
+	observe func(context.Context, *config.Config) (map[string]loop.TargetStatus, error)
 }
 
-func (r readOnlyTargets) Observe(ctx context.Context, cfg *config.Config) (map[string]daemon.TargetStatus, error) {
+func (r readOnlyTargets) Observe(ctx context.Context, cfg *config.Config) (map[string]loop.TargetStatus, error) {
 	return r.observe(ctx, cfg)
 }
 
-func (readOnlyTargets) Apply(context.Context, *config.Config, policy.Plan) []daemon.Outcome {
+func (readOnlyTargets) Apply(context.Context, *config.Config, policy.Plan) []loop.Outcome {
 	return nil
 }
 
 // liveTargets reads current replicas from the cluster when a kubeconfig is
 // given; without one it assumes each service runs its minimum and says so.
-func liveTargets(ctx context.Context, kubeconfig string, cfg *config.Config) (daemon.Scaler, string, error) {
+func liveTargets(ctx context.Context, kubeconfig string, cfg *config.Config) (loop.Scaler, string, error) {
 	if kubeconfig == "" {
-		return readOnlyTargets{observe: func(context.Context, *config.Config) (map[string]daemon.TargetStatus, error) {
-			out := make(map[string]daemon.TargetStatus, len(cfg.Policy.Services))
+		return readOnlyTargets{observe: func(context.Context, *config.Config) (map[string]loop.TargetStatus, error) {
+			out := make(map[string]loop.TargetStatus, len(cfg.Policy.Services))
 			for _, s := range cfg.Policy.Services {
 				n := max(s.MinReplicas, 1)
-				out[s.Name] = daemon.TargetStatus{Found: true, Current: n, Ready: n}
+				out[s.Name] = loop.TargetStatus{Found: true, Current: n, Ready: n}
 			}
 			return out, nil
 		}}, "recommend: no --kubeconfig: current replicas assumed at each service's minReplicas", nil

@@ -12,23 +12,20 @@ import (
 	"time"
 
 	"github.com/go-logr/zapr"
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 	"golang.org/x/term"
-	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/klog/v2"
-	metricsclient "k8s.io/metrics/pkg/client/clientset/versioned"
 
 	"github.com/elmascale/elmascale/collector"
-	"github.com/elmascale/elmascale/daemon/demo"
-	"github.com/elmascale/elmascale/daemon/incluster"
+	"github.com/elmascale/elmascale/daemon"
 	"github.com/elmascale/elmascale/internal/version"
+	"github.com/elmascale/elmascale/record"
 	"github.com/elmascale/elmascale/scaler"
 	"github.com/elmascale/elmascale/simulations"
+	"github.com/elmascale/elmascale/simulations/demo"
 )
 
 // errNoCluster is returned when neither a kubeconfig nor an in-cluster
@@ -39,7 +36,7 @@ var errNoCluster = errors.New("no Kubernetes cluster: pass --kubeconfig (or set 
 func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("run", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	var o incluster.Options
+	var o daemon.Options
 	kubeconfig := fs.String("kubeconfig", "", "kubeconfig file (default: $KUBECONFIG, then the in-cluster service account)")
 	fs.StringVar(&o.ConfigPath, "config", "", "elmascale config file, reloaded when it changes (required)")
 	mode := fs.String("mode", string(scaler.ModeDryRun), "apply: write replicas; dry-run: only publish recommendations")
@@ -81,7 +78,7 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	// embedded simulated ELMA365 cluster.
 	if o.ConfigPath == "" {
 		if _, err := restConfig(*kubeconfig); errors.Is(err, errNoCluster) {
-			return runDemo(ctx, demoOpts, o.MetricsAddr, stdout, stderr)
+			return runDemo(ctx, demoOpts, o.MetricsAddr, o.HealthAddr, stdout, stderr)
 		}
 		fmt.Fprintln(stderr, "run: --config is required")
 		return 2
@@ -108,37 +105,26 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	o.RESTConfig.UserAgent = "elmascale/" + version.Version
 	o.Logger, o.Version = log, version.Version
-	o.Registry = prometheus.NewRegistry()
-	o.Registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	if o.Collector, err = newRunCollector(live.options(), o.RESTConfig, o.Registry, log.Named("collector")); err != nil {
+	o.Registry = record.NewRegistry()
+	copts, err := live.options()
+	if err == nil {
+		// metrics.k8s.io through the cluster connection always (CPU and
+		// memory signals), Prometheus and RabbitMQ when their URLs are
+		// given; a signal whose source is not configured is reported
+		// missing, so the policy holds that service.
+		copts.RabbitMQPasswordEnv = rabbitPasswordEnv
+		copts.Logger, copts.Registerer = log.Named("collector"), o.Registry
+		o.Collector, err = collector.NewForConfig(o.RESTConfig, copts)
+	}
+	if err != nil {
 		log.Error("cannot start", zap.Error(err))
 		return 1
 	}
-	if err := incluster.Run(ctx, o); err != nil {
+	if err := daemon.Run(ctx, o); err != nil {
 		log.Error("cannot start", zap.Error(err))
 		return 1
 	}
 	return 0
-}
-
-// newRunCollector builds the signal collector: metrics.k8s.io through the
-// cluster connection always (CPU and memory signals), Prometheus and
-// RabbitMQ when their URLs are given. A signal whose source is not
-// configured is reported missing, so the policy holds that service.
-func newRunCollector(opts collector.Options, rc *rest.Config, reg prometheus.Registerer, log *zap.Logger) (*collector.Collector, error) {
-	if opts.PrometheusConfigFile != "" && opts.PrometheusURL == "" {
-		return nil, errors.New("--prometheus-config needs --prometheus")
-	}
-	var err error
-	if opts.Kubernetes, err = kubernetes.NewForConfig(rc); err != nil {
-		return nil, err
-	}
-	if opts.PodMetrics, err = metricsclient.NewForConfig(rc); err != nil {
-		return nil, err
-	}
-	opts.RabbitMQPasswordEnv = rabbitPasswordEnv
-	opts.Logger, opts.Registerer = log, reg
-	return collector.New(opts)
 }
 
 // restConfig finds the cluster: --kubeconfig, then $KUBECONFIG, then the
@@ -188,8 +174,8 @@ func newLogger(format, level string, w io.Writer) (*zap.Logger, error) {
 
 // runDemo drives the daemon's loop against the embedded simulated ELMA365
 // cluster in accelerated time, printing decisions as they happen.
-func runDemo(ctx context.Context, o demo.Options, metricsAddr string, stdout, stderr io.Writer) int {
-	o.MetricsAddr, o.Out, o.Version = metricsAddr, stdout, version.Version
+func runDemo(ctx context.Context, o demo.Options, metricsAddr, healthAddr string, stdout, stderr io.Writer) int {
+	o.MetricsAddr, o.HealthAddr, o.Out, o.Version = metricsAddr, healthAddr, stdout, version.Version
 	fmt.Fprintln(stdout, "no Kubernetes cluster configured: driving the embedded simulated ELMA365 cluster (Ctrl-C stops)")
 	if _, err := demo.Run(ctx, o); err != nil {
 		fmt.Fprintf(stderr, "run: %v\n", err)

@@ -8,11 +8,10 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"k8s.io/client-go/kubernetes"
-	metricsclient "k8s.io/metrics/pkg/client/clientset/versioned"
 
 	"github.com/elmascale/elmascale/collector"
 	"github.com/elmascale/elmascale/config"
-	"github.com/elmascale/elmascale/daemon/itest"
+	"github.com/elmascale/elmascale/internal/kubetest"
 	"github.com/elmascale/elmascale/internal/testcluster"
 	"github.com/elmascale/elmascale/policy"
 )
@@ -28,15 +27,15 @@ func TestMain(m *testing.M) { testcluster.Main(m) }
 func TestRealClusterPodSamples(t *testing.T) {
 	c := testcluster.ForTest(t)
 	admin := kubernetes.NewForConfigOrDie(c.AdminConfig)
-	ns := itest.Namespace(t, c)
+	ns := kubetest.Namespace(t, c)
 	// 60m of the 100m request: 60% against a 50% target. Memory 32Mi of 64Mi.
-	d := itest.Deployment(ns, "worker", 2, nil)
+	d := kubetest.Deployment(ns, "worker", 2, nil)
 	d.Spec.Template.Annotations = map[string]string{
 		testcluster.AnnotationUsageCPU:    "60m",
 		testcluster.AnnotationUsageMemory: "32Mi",
 	}
-	itest.CreateDeployments(t, admin, d)
-	itest.WaitReplicas(t, admin, ns, "worker", 2, 90*time.Second)
+	kubetest.CreateDeployments(t, admin, d)
+	kubetest.WaitReplicas(t, admin, ns, "worker", 2, 90*time.Second)
 
 	cfg, err := config.Parse([]byte(fmt.Sprintf(`apiVersion: elmascale.io/v1alpha1
 kind: Config
@@ -58,21 +57,13 @@ services:
 	if err != nil {
 		t.Fatal(err)
 	}
-	user := c.UserConfig(testcluster.UserElmascale)
 	reg := prometheus.NewRegistry()
-	col, err := collector.New(collector.Options{
-		Kubernetes: kubernetes.NewForConfigOrDie(user),
-		PodMetrics: metricsclient.NewForConfigOrDie(user),
-		Registerer: reg,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	col := kubetest.Collector(t, c, collector.Options{Registerer: reg})
 
 	// metrics-server derives CPU from two cumulative samples 10 s apart;
 	// allow 10% around the annotated 60m for a window that straddles start.
 	var cpu, mem policy.Observation
-	itest.WaitFor(t, 120*time.Second, "both pods' samples near 60m CPU and at 32Mi", func() error {
+	kubetest.WaitFor(t, 120*time.Second, "both pods' samples near 60m CPU and at 32Mi", func() error {
 		sigs, err := col.Collect(context.Background(), cfg, time.Now())
 		if err != nil {
 			return err

@@ -1,4 +1,4 @@
-package incluster
+package daemon
 
 import (
 	"context"

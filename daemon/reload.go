@@ -1,4 +1,4 @@
-package incluster
+package daemon
 
 import (
 	"bytes"
@@ -12,6 +12,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/elmascale/elmascale/config"
+	"github.com/elmascale/elmascale/record"
 )
 
 // ConfigSource holds the config in force and reloads it when its file
@@ -98,16 +99,16 @@ func (s *ConfigSource) Check() {
 	s.tried = sum
 	cfg, err := s.parse(data)
 	if err != nil {
-		result := reloadFailure
+		result := record.ReloadFailure
 		if _, rej := err.(rejectError); rej {
-			result = reloadRejected
+			result = record.ReloadRejected
 		}
 		s.onLoad(result)
 		s.log.Error("new config rejected; keeping the config in force", zap.String("path", s.path), zap.String("result", result), zap.Error(err))
 		return
 	}
 	s.cur.Store(cfg)
-	s.onLoad(reloadSuccess)
+	s.onLoad(record.ReloadSuccess)
 	s.log.Info("config reloaded", zap.String("path", s.path), zap.Int("services", len(cfg.Services)), zap.Duration("interval", cfg.Interval))
 }
 

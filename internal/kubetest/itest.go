@@ -1,4 +1,4 @@
-package itest
+package kubetest
 
 import (
 	"bufio"
@@ -28,6 +28,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"sigs.k8s.io/yaml"
 
+	"github.com/elmascale/elmascale/collector"
 	"github.com/elmascale/elmascale/internal/testcluster"
 )
 
@@ -280,4 +281,17 @@ func CreateScaledObject(t *testing.T, c *testcluster.Cluster, ns, manifest strin
 		_, err := dyn.Resource(gvr).Namespace(ns).Create(context.Background(), &so, metav1.CreateOptions{})
 		return err
 	})
+}
+
+// Collector builds the real signal collector as user elmascale of c sees
+// the cluster (its resource source reads metrics-server's metrics.k8s.io
+// and the pods with the shipped RBAC). opts adds Prometheus, RabbitMQ,
+// breaker and timeout settings; its clients are filled in here.
+func Collector(t *testing.T, c *testcluster.Cluster, opts collector.Options) *collector.Collector {
+	t.Helper()
+	col, err := collector.NewForConfig(c.UserConfig(testcluster.UserElmascale), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return col
 }

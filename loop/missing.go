@@ -1,11 +1,10 @@
-package incluster
+package loop
 
 import (
 	"context"
 	"time"
 
 	"github.com/elmascale/elmascale/config"
-	"github.com/elmascale/elmascale/daemon"
 	"github.com/elmascale/elmascale/policy"
 )
 
@@ -17,11 +16,11 @@ type MissingCollector struct {
 	Reason string
 }
 
-var _ daemon.Collector = MissingCollector{}
+var _ Collector = MissingCollector{}
 
 // Collect returns StatusMissing for every signal.
-func (m MissingCollector) Collect(_ context.Context, cfg *config.Config, now time.Time) (daemon.Signals, error) {
-	out := make(daemon.Signals, len(cfg.Services))
+func (m MissingCollector) Collect(_ context.Context, cfg *config.Config, now time.Time) (Signals, error) {
+	out := make(Signals, len(cfg.Services))
 	for _, s := range cfg.Services {
 		obs := make(map[string]policy.Observation, len(s.Signals))
 		for _, sg := range s.Signals {

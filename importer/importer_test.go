@@ -16,6 +16,7 @@ import (
 	"k8s.io/client-go/kubernetes/fake"
 
 	"github.com/elmascale/elmascale/policy"
+	"github.com/elmascale/elmascale/scaler"
 )
 
 func ptr[T any](v T) *T { return &v }
@@ -72,7 +73,7 @@ func sampleScaledObject() *unstructured.Unstructured {
 func TestImport(t *testing.T) {
 	scheme := runtime.NewScheme()
 	dyn := dynamicfake.NewSimpleDynamicClientWithCustomListKinds(scheme,
-		map[schema.GroupVersionResource]string{ScaledObjectGVR: "ScaledObjectList"}, sampleScaledObject())
+		map[schema.GroupVersionResource]string{scaler.ScaledObjectGVR: "ScaledObjectList"}, sampleScaledObject())
 	res, err := Import(context.Background(), Options{Client: fake.NewClientset(sampleHPA()), Dynamic: dyn, Namespace: "elma365"})
 	if err != nil {
 		t.Fatal(err)

@@ -19,7 +19,7 @@ func TestDemoScriptStorm(t *testing.T) {
 	addr := make(chan string, 1)
 	sum, err := Run(context.Background(), Options{
 		Scenario: "script-storm", Seed: 1, Speedup: 1e6, Duration: 40 * time.Minute,
-		MetricsAddr: "127.0.0.1:0", OnListen: func(a string) { addr <- a }, Out: &out,
+		MetricsAddr: "127.0.0.1:0", OnListen: func(a, _ string) { addr <- a }, Out: &out,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -44,20 +44,27 @@ func TestDemoScriptStorm(t *testing.T) {
 	}
 }
 
-// Verifies the HTTP endpoints while the demo runs.
+// Verifies the HTTP endpoints while the demo runs: the same metrics,
+// decisions API and probes the daemon serves.
 func TestDemoServesMetricsAndDecisions(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	addr := make(chan string, 1)
+	addrs := make(chan [2]string, 1)
 	done := make(chan error, 1)
 	go func() {
-		_, err := Run(ctx, Options{Scenario: "script-storm", Seed: 1, Speedup: 600, MetricsAddr: "127.0.0.1:0", OnListen: func(a string) { addr <- a }})
+		_, err := Run(ctx, Options{Scenario: "script-storm", Seed: 1, Speedup: 600, MetricsAddr: "127.0.0.1:0", HealthAddr: "127.0.0.1:0",
+			OnListen: func(m, h string) { addrs <- [2]string{m, h} }})
 		done <- err
 	}()
-	base := "http://" + <-addr
+	bound := <-addrs
+	base, probes := "http://"+bound[0], "http://"+bound[1]
 	get := func(path string) string {
 		t.Helper()
-		resp, err := http.Get(base + path)
+		url := base + path
+		if strings.HasSuffix(path, "z") {
+			url = probes + path
+		}
+		resp, err := http.Get(url)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -85,6 +92,10 @@ func TestDemoServesMetricsAndDecisions(t *testing.T) {
 	if body.Decisions[0]["service"] != "worker" || body.Decisions[0]["reason"] == "" {
 		t.Errorf("decision record %v", body.Decisions[0])
 	}
+	// get fails the test on anything but 200: the loop has ticked, so the
+	// demo is live and ready.
+	get("/healthz")
+	get("/readyz")
 	cancel()
 	if err := <-done; err != nil {
 		t.Errorf("a cancelled demo is not an error: %v", err)

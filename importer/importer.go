@@ -16,15 +16,12 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/elmascale/elmascale/config"
+	"github.com/elmascale/elmascale/scaler"
 )
-
-// ScaledObjectGVR is KEDA's ScaledObject resource.
-var ScaledObjectGVR = schema.GroupVersionResource{Group: "keda.sh", Version: "v1alpha1", Resource: "scaledobjects"}
 
 // Options say where to read from.
 type Options struct {
@@ -56,7 +53,7 @@ func Import(ctx context.Context, opts Options) (*Result, error) {
 	}
 	var sos []unstructured.Unstructured
 	if opts.Dynamic != nil {
-		list, err := opts.Dynamic.Resource(ScaledObjectGVR).Namespace(opts.Namespace).List(ctx, metav1.ListOptions{})
+		list, err := opts.Dynamic.Resource(scaler.ScaledObjectGVR).Namespace(opts.Namespace).List(ctx, metav1.ListOptions{})
 		switch {
 		case apierrors.IsNotFound(err):
 			// No KEDA CRD in this cluster: nothing to import from it.

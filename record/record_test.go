@@ -1,93 +1,23 @@
-package incluster
+package record
 
 import (
-	"context"
 	"errors"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/google/go-cmp/cmp"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
-	"github.com/elmascale/elmascale/config"
-	"github.com/elmascale/elmascale/daemon"
+	"github.com/elmascale/elmascale/loop"
 	"github.com/elmascale/elmascale/policy"
 )
 
 var epoch = time.Unix(0, 0).UTC()
 
-const goodConfig = `apiVersion: elmascale.io/v1alpha1
-kind: Config
-namespace: shop
-interval: 10s
-services:
-  worker: {}
-`
-
-func writeFile(t *testing.T, path, data string) {
-	t.Helper()
-	if err := os.WriteFile(path, []byte(data), 0o600); err != nil {
-		t.Fatal(err)
-	}
-}
-
-// Verifies that a reload with an invalid file keeps the config in force and
-// counts a failure, and that a later valid file is taken.
-func TestConfigSourceKeepsLastGood(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "config.yaml")
-	writeFile(t, path, goodConfig)
-	var results []string
-	src, err := NewConfigSource(path, nil, nil, func(r string) { results = append(results, r) })
-	if err != nil {
-		t.Fatal(err)
-	}
-	first := src.Current()
-
-	writeFile(t, path, strings.Replace(goodConfig, "interval: 10s", "interval: banana", 1))
-	src.Check()
-	src.Check() // the same bad content is reported once
-	if src.Current() != first {
-		t.Errorf("invalid config replaced the one in force")
-	}
-	writeFile(t, path, strings.Replace(goodConfig, "interval: 10s", "interval: 20s", 1))
-	src.Check()
-	if got := src.Current().Interval; got != 20*time.Second {
-		t.Errorf("interval after a valid reload = %v, want 20s", got)
-	}
-	if d := cmp.Diff([]string{reloadFailure, reloadSuccess}, results); d != "" {
-		t.Errorf("reload results (-want,+got):\n%s", d)
-	}
-}
-
-// Verifies that a valid config that needs a restart is rejected, not taken.
-func TestConfigSourceRejectsNamespaceChange(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "config.yaml")
-	writeFile(t, path, goodConfig)
-	adjust := func(c *config.Config) error {
-		if c.Namespace != "shop" {
-			return rejectError{"namespace changed"}
-		}
-		return nil
-	}
-	var results []string
-	src, err := NewConfigSource(path, adjust, nil, func(r string) { results = append(results, r) })
-	if err != nil {
-		t.Fatal(err)
-	}
-	writeFile(t, path, strings.Replace(goodConfig, "shop", "other", 1))
-	src.Check()
-	if src.Current().Namespace != "shop" || len(results) != 1 || results[0] != reloadRejected {
-		t.Errorf("namespace %q, results %q; want shop and one rejection", src.Current().Namespace, results)
-	}
-}
-
-func tick(decisions []policy.Decision, outcomes []daemon.Outcome, handedOff map[string]string) daemon.Tick {
-	return daemon.Tick{Time: epoch, Plan: policy.Plan{Decisions: decisions}, Outcomes: outcomes, HandedOff: handedOff,
-		Steps: map[string]time.Duration{daemon.StepObserve: time.Millisecond}}
+func tick(decisions []policy.Decision, outcomes []loop.Outcome, handedOff map[string]string) loop.Tick {
+	return loop.Tick{Time: epoch, Plan: policy.Plan{Decisions: decisions}, Outcomes: outcomes, HandedOff: handedOff,
+		Steps: map[string]time.Duration{loop.StepObserve: time.Millisecond}}
 }
 
 // Verifies the metrics recorded from ticks, and that label sets of services
@@ -99,7 +29,7 @@ func TestMetricsRecord(t *testing.T) {
 	m.Record(tick([]policy.Decision{
 		{Service: "worker", Current: 2, Ready: 2, Desired: 3, Bottleneck: true, Signals: []policy.SignalResult{sig}},
 		{Service: "main", Current: 2, Ready: 1, Desired: 2},
-	}, []daemon.Outcome{{Service: "worker", Applied: true}}, map[string]string{"main": "HorizontalPodAutoscaler/main"}))
+	}, []loop.Outcome{{Service: "worker", Applied: true}}, map[string]string{"main": "HorizontalPodAutoscaler/main"}))
 
 	want := `
 # HELP elmascale_replicas_recommended Replicas recommended for the service in dry-run mode (never written).
@@ -143,7 +73,7 @@ func TestHistoryRing(t *testing.T) {
 	h := NewHistory("apply", 2)
 	for i := int32(1); i <= 3; i++ {
 		h.Record(tick([]policy.Decision{{Service: "worker", Current: i, Desired: i + 1}},
-			[]daemon.Outcome{{Service: "worker", Applied: i != 2, Err: map[bool]error{true: errors.New("boom")}[i == 2]}}, nil))
+			[]loop.Outcome{{Service: "worker", Applied: i != 2, Err: map[bool]error{true: errors.New("boom")}[i == 2]}}, nil))
 	}
 	got := h.Decisions("")
 	if len(got) != 2 || got[0].Current != 2 || got[1].Current != 3 {
@@ -175,27 +105,11 @@ func TestHealthTiedToProgress(t *testing.T) {
 	if ok, _ := h.Live(); ok {
 		t.Errorf("live after 51s without a tick at a 10s interval")
 	}
-	h.Record(daemon.Tick{})
+	h.Record(loop.Tick{})
 	if ok, _ := h.Live(); !ok {
 		t.Errorf("not live right after a tick")
 	}
 	if ok, _ := h.Ready(); !ok {
 		t.Errorf("not ready after a tick")
-	}
-}
-
-// Verifies that the stand-in collector reports every signal missing, so
-// the policy holds instead of acting on invented values.
-func TestMissingCollector(t *testing.T) {
-	cfg, err := config.Parse([]byte(strings.Replace(goodConfig, "worker: {}", "worker: {signals: [{name: cpu, utilization: {resource: cpu, targetPercent: 70}}]}", 1)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	sig, err := MissingCollector{Reason: "none"}.Collect(context.Background(), cfg, epoch)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got := sig["worker"]["cpu"].Status; got != policy.StatusMissing {
-		t.Errorf("status = %q, want missing", got)
 	}
 }

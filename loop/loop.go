@@ -1,4 +1,4 @@
-package daemon
+package loop
 
 import (
 	"context"
@@ -59,11 +59,21 @@ type Recorder interface {
 // Recorders fans each tick out to several recorders, in order.
 type Recorders []Recorder
 
-// Record passes the tick to every recorder.
+// Record passes the tick to every recorder. A recorder that panics is
+// passed over (see RecordSafely), so the others still see the tick.
 func (rs Recorders) Record(t Tick) {
 	for _, r := range rs {
-		r.Record(t)
+		RecordSafely(r, t)
 	}
+}
+
+// RecordSafely gives t to r and turns a panic in r into a return: metrics,
+// history and logs are worth less than the next tick, and a recorder bug
+// must not take the daemon (and with it every scaling decision) down.
+func RecordSafely(r Recorder, t Tick) (recovered any) {
+	defer func() { recovered = recover() }()
+	r.Record(t)
+	return nil
 }
 
 // Tick is one pass of the loop.
@@ -98,7 +108,10 @@ func HandoffOwner(handedOff string) string {
 	return owner
 }
 
-func handoffReason(who string) string {
+// HandoffReason is the one sentence every output gives for a target that
+// another owner scales: the decision's reason, the skipped outcome, the log.
+// who is a TargetStatus.HandedOff value.
+func HandoffReason(who string) string {
 	if !strings.Contains(who, "/") {
 		return "handed off: " + who + " (elmascale leaves this target alone)"
 	}
@@ -182,7 +195,7 @@ func (l *Loop) RunOnce(ctx context.Context, now time.Time) Tick {
 	for i := range plan.Decisions {
 		d := &plan.Decisions[i]
 		if who, ok := t.HandedOff[d.Service]; ok {
-			d.Reason = handoffReason(who)
+			d.Reason = HandoffReason(who)
 		}
 	}
 	t.Plan = plan
@@ -195,21 +208,7 @@ func (l *Loop) RunOnce(ctx context.Context, now time.Time) Tick {
 	step(StepApply, start)
 
 	if l.Recorder != nil {
-		l.Recorder.Record(t)
+		RecordSafely(l.Recorder, t)
 	}
 	return t
-}
-
-// Run ticks every interval until ctx ends. The interval is read from the
-// config each tick, so a reload can change it.
-func (l *Loop) Run(ctx context.Context) error {
-	for {
-		cfg := l.Config()
-		l.RunOnce(ctx, time.Now())
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(cfg.Interval):
-		}
-	}
 }

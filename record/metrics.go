@@ -1,9 +1,9 @@
-package incluster
+package record
 
 import (
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/elmascale/elmascale/daemon"
+	"github.com/elmascale/elmascale/loop"
 	"github.com/elmascale/elmascale/policy"
 )
 
@@ -13,13 +13,15 @@ const (
 	directionDown = "down"
 	limitNone     = "none"
 
-	reloadSuccess  = "success"
-	reloadFailure  = "failure"
-	reloadRejected = "rejected"
+	// ReloadSuccess, ReloadFailure and ReloadRejected are the result label
+	// values of elmascale_config_reloads_total.
+	ReloadSuccess  = "success"
+	ReloadFailure  = "failure"
+	ReloadRejected = "rejected"
 )
 
 // Metrics are the daemon's Prometheus metrics. Names are a contract with
-// the Grafana dashboard (see daemon/METRICS.md). Every per-service label
+// the Grafana dashboard (see record/METRICS.md). Every per-service label
 // set comes from the config, so cardinality is bounded by it; label sets of
 // services that leave the config are deleted.
 type Metrics struct {
@@ -94,10 +96,10 @@ func NewMetrics(r prometheus.Registerer, dryRun bool, version string) *Metrics {
 		m.dryRun.Set(1)
 	}
 	m.buildInfo.WithLabelValues(version).Set(1)
-	for _, res := range []string{reloadSuccess, reloadFailure, reloadRejected} {
+	for _, res := range []string{ReloadSuccess, ReloadFailure, ReloadRejected} {
 		m.reloads.WithLabelValues(res)
 	}
-	for _, s := range []string{daemon.StepObserve, daemon.StepCollect, daemon.StepApply} {
+	for _, s := range []string{loop.StepObserve, loop.StepCollect, loop.StepApply} {
 		m.loopErrors.WithLabelValues(s)
 	}
 	return m
@@ -117,7 +119,7 @@ func (m *Metrics) Reload(result string) { m.reloads.WithLabelValues(result).Inc(
 
 // Record updates the metrics from one tick. It is called from the loop
 // goroutine only.
-func (m *Metrics) Record(t daemon.Tick) {
+func (m *Metrics) Record(t loop.Tick) {
 	m.ticks.Inc()
 	var total float64
 	for step, d := range t.Steps {
@@ -152,7 +154,7 @@ func (m *Metrics) Record(t daemon.Tick) {
 		m.scaleActions.WithLabelValues(o.Service, dir, lim).Inc()
 	}
 	if applyFailed {
-		m.loopErrors.WithLabelValues(daemon.StepApply).Inc()
+		m.loopErrors.WithLabelValues(loop.StepApply).Inc()
 	}
 
 	seen := make(map[string]bool, len(t.Plan.Decisions))
@@ -201,7 +203,7 @@ func (m *Metrics) Record(t daemon.Tick) {
 
 	seenH := make(map[[2]string]bool, len(t.HandedOff))
 	for s, who := range t.HandedOff {
-		k := [2]string{s, daemon.HandoffOwner(who)}
+		k := [2]string{s, loop.HandoffOwner(who)}
 		seenH[k] = true
 		m.handoffs.WithLabelValues(k[:]...).Set(1)
 	}

@@ -8,20 +8,16 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
-	"net/http"
 	"sort"
 	"strings"
 	"text/tabwriter"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/elmascale/elmascale/config"
-	"github.com/elmascale/elmascale/daemon"
-	"github.com/elmascale/elmascale/daemon/incluster"
+	"github.com/elmascale/elmascale/loop"
+	"github.com/elmascale/elmascale/record"
 	"github.com/elmascale/elmascale/simulations"
 )
 
@@ -38,10 +34,11 @@ type Options struct {
 	// whole scenario.
 	Duration time.Duration
 	// MetricsAddr serves /metrics, /api/v1/decisions and
-	// /api/v1/recommendations; empty turns the server off.
-	MetricsAddr string
-	// OnListen is told the bound address.
-	OnListen func(addr string)
+	// /api/v1/recommendations; HealthAddr serves /healthz and /readyz, as
+	// the daemon does. Empty turns a server off.
+	MetricsAddr, HealthAddr string
+	// OnListen is told the bound addresses.
+	OnListen func(metrics, health string)
 	// Out receives the live decision table.
 	Out      io.Writer
 	Registry *prometheus.Registry
@@ -71,8 +68,7 @@ func Run(ctx context.Context, o Options) (Summary, error) {
 		o.Out = io.Discard
 	}
 	if o.Registry == nil {
-		o.Registry = prometheus.NewRegistry()
-		o.Registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+		o.Registry = record.NewRegistry()
 	}
 	sc, err := simulations.LoadShipped(o.Scenario)
 	if err != nil {
@@ -83,21 +79,25 @@ func Run(ctx context.Context, o Options) (Summary, error) {
 
 	// The simulated cluster is changed for real: this is apply mode, and
 	// this process is the only (so the leading) instance.
-	metrics := incluster.NewMetrics(o.Registry, false, o.Version)
+	metrics := record.NewMetrics(o.Registry, false, o.Version)
 	metrics.SetLeader(true)
-	history := incluster.NewHistory("apply", 2000)
+	history := record.NewHistory("apply", 2000)
+	// A tick is due every interval of simulated time, which passes Speedup
+	// times faster than the wall clock the probes are read by.
+	wallInterval := max(time.Second, time.Duration(float64(cfg.Interval)/o.Speedup))
+	health := record.NewHealth(time.Now, func() time.Duration { return wallInterval })
 	sum := Summary{Bottlenecks: map[string]int{}}
 
-	if o.MetricsAddr != "" {
-		srv, addr, err := serve(o.MetricsAddr, o.Registry, history)
-		if err != nil {
-			return Summary{}, err
-		}
-		defer srv.Close()
-		if o.OnListen != nil {
-			o.OnListen(addr)
-		}
-		fmt.Fprintf(o.Out, "serving /metrics and /api/v1/decisions on http://%s\n", addr)
+	srv, err := record.Endpoints{Registry: o.Registry, History: history, Health: health}.Serve(o.MetricsAddr, o.HealthAddr, nil)
+	if err != nil {
+		return Summary{}, err
+	}
+	defer srv.Close()
+	if o.OnListen != nil {
+		o.OnListen(srv.MetricsAddr, srv.HealthAddr)
+	}
+	if srv.MetricsAddr != "" {
+		fmt.Fprintf(o.Out, "serving /metrics and /api/v1/decisions on http://%s\n", srv.MetricsAddr)
 	}
 	fmt.Fprintf(o.Out, "embedded simulated ELMA365 cluster: scenario %s (%s of load, %d services) at %g× speed\n\n",
 		sc.Name, sc.Duration, len(cfg.Services), o.Speedup)
@@ -105,16 +105,16 @@ func Run(ctx context.Context, o Options) (Summary, error) {
 
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	var stop func(daemon.Tick)
+	var stop func(loop.Tick)
 	if o.Duration > 0 {
 		stopAt := sc.Start.Add(o.Duration)
-		stop = func(t daemon.Tick) {
+		stop = func(t loop.Tick) {
 			if !t.Time.Before(stopAt) {
 				cancel()
 			}
 		}
 	}
-	err = runDemo(runCtx, cluster, cfg, o, metrics, history, table, &sum, stop)
+	err = runDemo(runCtx, cluster, cfg, o, loop.Recorders{metrics, history, health}, table, &sum, stop)
 	finish(o.Out, &sum)
 	// Stopped by its Duration or by the user: not a failure.
 	if errors.Is(err, context.Canceled) {
@@ -124,14 +124,14 @@ func Run(ctx context.Context, o Options) (Summary, error) {
 }
 
 func runDemo(ctx context.Context, cluster *simulations.Cluster, cfg *config.Config, o Options,
-	metrics *incluster.Metrics, history *incluster.History, table *table, sum *Summary, extra func(daemon.Tick)) error {
-	loop := &daemon.Loop{
+	rec loop.Recorder, table *table, sum *Summary, extra func(loop.Tick)) error {
+	l := &loop.Loop{
 		Config:    func() *config.Config { return cfg },
 		Collector: cluster,
 		Scaler:    cluster,
-		Recorder:  daemon.Recorders{metrics, history},
+		Recorder:  rec,
 	}
-	return cluster.RunAccelerated(ctx, loop, cfg.Interval, o.Speedup, func(t daemon.Tick) {
+	return cluster.RunAccelerated(ctx, l, cfg.Interval, o.Speedup, func(t loop.Tick) {
 		sum.Ticks++
 		var total int32
 		for _, d := range t.Plan.Decisions {
@@ -178,20 +178,6 @@ func orNone(s string) string {
 	return s
 }
 
-func serve(addr string, reg *prometheus.Registry, h *incluster.History) (*http.Server, string, error) {
-	l, err := net.Listen("tcp", addr)
-	if err != nil {
-		return nil, "", fmt.Errorf("metrics address %s: %w", addr, err)
-	}
-	mux := http.NewServeMux()
-	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
-	mux.HandleFunc("/api/v1/decisions", h.ServeDecisions)
-	mux.HandleFunc("/api/v1/recommendations", h.ServeRecommendations)
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
-	go func() { _ = srv.Serve(l) }()
-	return srv, l.Addr().String(), nil
-}
-
 // table prints every change as it happens and, each simulated half hour, a
 // status line, so a person can follow the day.
 type table struct {
@@ -208,7 +194,7 @@ func newTable(out io.Writer, start time.Time) *table {
 	return t
 }
 
-func (t *table) tick(k daemon.Tick, total int32) {
+func (t *table) tick(k loop.Tick, total int32) {
 	clock := k.Time.Format("15:04:05")
 	var hot []string
 	for _, d := range k.Plan.Decisions {

@@ -1,4 +1,4 @@
-package incluster_test
+package daemon_test
 
 import (
 	"bufio"
@@ -19,14 +19,13 @@ import (
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
-	metricsclient "k8s.io/metrics/pkg/client/clientset/versioned"
 
 	"github.com/elmascale/elmascale/collector"
 	"github.com/elmascale/elmascale/config"
-	"github.com/elmascale/elmascale/daemon"
-	"github.com/elmascale/elmascale/daemon/itest"
 	"github.com/elmascale/elmascale/deploy"
+	"github.com/elmascale/elmascale/internal/kubetest"
 	"github.com/elmascale/elmascale/internal/testcluster"
+	"github.com/elmascale/elmascale/loop"
 	"github.com/elmascale/elmascale/scaler"
 )
 
@@ -35,7 +34,7 @@ import (
 // runtime): the part elmascale's own data makes grow. The file-backed rest
 // of RSS is clean, shared pages of the binary (built as the image builds it,
 // every subcommand linked in), reclaimable page cache; it is logged beside
-// it, and daemon/METRICS.md has the numbers.
+// it, and record/METRICS.md has the numbers.
 const rssLimitMiB = 50
 
 // Verifies that `elmascale run`, as a separate process under user
@@ -54,7 +53,7 @@ func TestRSSWatching1000Deployments(t *testing.T) {
 	}
 	const n = 1000
 	c := testcluster.ForTest(t)
-	ns := itest.Namespace(t, c)
+	ns := kubetest.Namespace(t, c)
 	bin := buildElmascale(t)
 
 	fast := c.UserConfig(testcluster.UserAdmin)
@@ -69,7 +68,7 @@ func TestRSSWatching1000Deployments(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for i := range work {
-				d := itest.Deployment(ns, fmt.Sprintf("svc-%04d", i), 0, nil)
+				d := kubetest.Deployment(ns, fmt.Sprintf("svc-%04d", i), 0, nil)
 				if _, err := admin.AppsV1().Deployments(ns).Create(context.Background(), d, metav1.CreateOptions{}); err != nil {
 					errs <- err
 				}
@@ -114,7 +113,7 @@ func TestRSSWatching1000Deployments(t *testing.T) {
 			t.Logf("daemon log:\n%s", logs.String())
 		}
 	})
-	itest.WaitFor(t, 60*time.Second, "10 ticks", func() error {
+	kubetest.WaitFor(t, 60*time.Second, "10 ticks", func() error {
 		code, body := getNoFail("http://" + metricsAddr + "/metrics")
 		if code != 200 {
 			return fmt.Errorf("metrics %d", code)
@@ -167,7 +166,7 @@ func TestRSSWatching1000Deployments(t *testing.T) {
 func TestPresetTickDuration(t *testing.T) {
 	c := testcluster.ForTest(t)
 	admin := kubernetes.NewForConfigOrDie(c.AdminConfig)
-	ns := itest.Namespace(t, c)
+	ns := kubetest.Namespace(t, c)
 	preset := strings.Replace(string(deploy.ELMA365Preset), "namespace: elma365", "namespace: "+ns, 1)
 	cfg, err := config.Parse([]byte(preset))
 	if err != nil {
@@ -178,12 +177,12 @@ func TestPresetTickDuration(t *testing.T) {
 		if s.Pinned {
 			replicas = 1
 		}
-		d := itest.Deployment(ns, s.Name, replicas, nil)
+		d := kubetest.Deployment(ns, s.Name, replicas, nil)
 		d.Spec.Template.Annotations = map[string]string{testcluster.AnnotationUsageCPU: "60m"}
-		itest.CreateDeployments(t, admin, d)
+		kubetest.CreateDeployments(t, admin, d)
 	}
 	user := c.UserConfig(testcluster.UserElmascale)
-	col, err := collector.New(collector.Options{Kubernetes: kubernetes.NewForConfigOrDie(user), PodMetrics: metricsclient.NewForConfigOrDie(user)})
+	col := kubetest.Collector(t, c, collector.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -197,10 +196,10 @@ func TestPresetTickDuration(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer sc.Close()
-	loop := &daemon.Loop{Config: func() *config.Config { return cfg }, Collector: col, Scaler: sc}
+	lp := &loop.Loop{Config: func() *config.Config { return cfg }, Collector: col, Scaler: sc}
 	// Wait for usable CPU samples so collect does the real work.
-	itest.WaitFor(t, 150*time.Second, "CPU samples for every service", func() error {
-		tk := loop.RunOnce(ctx, time.Now())
+	kubetest.WaitFor(t, 150*time.Second, "CPU samples for every service", func() error {
+		tk := lp.RunOnce(ctx, time.Now())
 		for _, d := range tk.Plan.Decisions {
 			for _, s := range d.Signals {
 				if s.Name == "cpu" && s.Status != "ok" {
@@ -215,7 +214,7 @@ func TestPresetTickDuration(t *testing.T) {
 	steps := map[string]time.Duration{}
 	for i := 0; i < ticks; i++ {
 		start := time.Now()
-		tk := loop.RunOnce(ctx, start)
+		tk := lp.RunOnce(ctx, start)
 		totals = append(totals, time.Since(start))
 		for k, v := range tk.Steps {
 			steps[k] += v
@@ -224,7 +223,7 @@ func TestPresetTickDuration(t *testing.T) {
 	}
 	sort.Slice(totals, func(i, j int) bool { return totals[i] < totals[j] })
 	var per []string
-	for _, k := range []string{daemon.StepObserve, daemon.StepCollect, daemon.StepDecide, daemon.StepApply} {
+	for _, k := range []string{loop.StepObserve, loop.StepCollect, loop.StepDecide, loop.StepApply} {
 		per = append(per, fmt.Sprintf("%s %s", k, (steps[k]/ticks).Round(time.Microsecond)))
 	}
 	t.Logf("ELMA365 preset tick over %d ticks: median %s, max %s; mean per step: %s",
@@ -240,7 +239,7 @@ func buildElmascale(t *testing.T) string {
 	bin := filepath.Join(t.TempDir(), "elmascale")
 	// Built as the container image builds it (Dockerfile, make build-static).
 	cmd := exec.Command("go", "build", "-trimpath", "-tags", "noplots", "-ldflags", "-s -w", "-o", bin, "./cmd/elmascale")
-	cmd.Dir = itest.RepoRoot()
+	cmd.Dir = kubetest.RepoRoot()
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}

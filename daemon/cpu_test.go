@@ -1,4 +1,4 @@
-package incluster_test
+package daemon_test
 
 import (
 	"context"
@@ -12,13 +12,13 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
-	metricsclient "k8s.io/metrics/pkg/client/clientset/versioned"
 
 	"github.com/elmascale/elmascale/collector"
-	"github.com/elmascale/elmascale/daemon/incluster"
-	"github.com/elmascale/elmascale/daemon/itest"
+	"github.com/elmascale/elmascale/daemon"
+	"github.com/elmascale/elmascale/internal/kubetest"
 	"github.com/elmascale/elmascale/internal/testcluster"
 	"github.com/elmascale/elmascale/policy"
+	"github.com/elmascale/elmascale/record"
 )
 
 // Verifies CPU-utilization scaling end to end: KWOK reports the pod CPU
@@ -29,12 +29,12 @@ import (
 func TestCPUUtilizationEndToEnd(t *testing.T) {
 	c := testcluster.ForTest(t)
 	admin := kubernetes.NewForConfigOrDie(c.AdminConfig)
-	ns := itest.Namespace(t, c)
-	d := itest.Deployment(ns, "web", 2, nil)
+	ns := kubetest.Namespace(t, c)
+	d := kubetest.Deployment(ns, "web", 2, nil)
 	// 50m of a 100m request: 50%, exactly the target.
 	d.Spec.Template.Annotations = map[string]string{testcluster.AnnotationUsageCPU: "50m"}
-	itest.CreateDeployments(t, admin, d)
-	itest.WaitReplicas(t, admin, ns, "web", 2, 60*time.Second)
+	kubetest.CreateDeployments(t, admin, d)
+	kubetest.WaitReplicas(t, admin, ns, "web", 2, 60*time.Second)
 
 	path := filepath.Join(t.TempDir(), "config.yaml")
 	writeConfig(t, path, fmt.Sprintf(`apiVersion: elmascale.io/v1alpha1
@@ -49,21 +49,13 @@ services:
       - name: cpu
         utilization: {resource: cpu, targetPercent: 50}
 `, ns))
-	user := c.UserConfig(testcluster.UserElmascale)
 	reg := prometheus.NewRegistry()
-	col, err := collector.New(collector.Options{
-		Kubernetes: kubernetes.NewForConfigOrDie(user),
-		PodMetrics: metricsclient.NewForConfigOrDie(user),
-		Registerer: reg,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	dm := startDaemon(t, c, "cpu", path, func(o *incluster.Options) { o.Collector, o.Registry = col, reg })
+	col := kubetest.Collector(t, c, collector.Options{Registerer: reg})
+	dm := startDaemon(t, c, "cpu", path, func(o *daemon.Options) { o.Collector, o.Registry = col, reg })
 
 	// First PodMetrics take 30-40 s after the pods start.
 	start := time.Now()
-	itest.WaitFor(t, 90*time.Second, "a usable CPU signal at target", func() error {
+	kubetest.WaitFor(t, 90*time.Second, "a usable CPU signal at target", func() error {
 		r := latest(t, dm, "web")
 		if len(r.Signals) == 0 || r.Signals[0].Status != policy.StatusOK {
 			return fmt.Errorf("decision %+v", r.Decision)
@@ -87,20 +79,20 @@ services:
 	}
 	hot := time.Now()
 	// 150% against a 50% target asks for 3x the replicas: 6, the maximum.
-	itest.WaitReplicas(t, admin, ns, "web", 6, 90*time.Second)
+	kubetest.WaitReplicas(t, admin, ns, "web", 6, 90*time.Second)
 	t.Logf("scaled 2 → 6 Ready pods %s after the pods ran hot", time.Since(hot).Round(time.Second))
-	itest.WaitEvent(t, admin, ns, "web", "Normal ScaledUp", "replicas 2 → 6")
+	kubetest.WaitEvent(t, admin, ns, "web", "Normal ScaledUp", "replicas 2 → 6")
 }
 
 // latest returns the service's newest decision from /api/v1/decisions.
-func latest(t *testing.T, d *runningDaemon, service string) incluster.DecisionRecord {
+func latest(t *testing.T, d *runningDaemon, service string) record.DecisionRecord {
 	t.Helper()
 	var body struct {
-		Decisions []incluster.DecisionRecord `json:"decisions"`
+		Decisions []record.DecisionRecord `json:"decisions"`
 	}
 	_, raw := get(t, "http://"+d.metrics+"/api/v1/decisions?service="+service)
 	if err := json.Unmarshal([]byte(raw), &body); err != nil || len(body.Decisions) == 0 {
-		return incluster.DecisionRecord{}
+		return record.DecisionRecord{}
 	}
 	return body.Decisions[len(body.Decisions)-1]
 }

@@ -1,4 +1,4 @@
-package incluster
+package daemon
 
 import (
 	"context"
@@ -6,23 +6,20 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"net"
-	"net/http"
 	"os"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"go.uber.org/zap"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/utils/clock"
 
 	"github.com/elmascale/elmascale/config"
-	"github.com/elmascale/elmascale/daemon"
+	"github.com/elmascale/elmascale/loop"
+	"github.com/elmascale/elmascale/record"
 	"github.com/elmascale/elmascale/scaler"
 )
 
@@ -59,7 +56,7 @@ type Options struct {
 	OnListen func(metrics, health string)
 
 	// Collector samples signals; nil means MissingCollector.
-	Collector daemon.Collector
+	Collector loop.Collector
 	Logger    *zap.Logger
 	// Registry for the metrics; nil means a new one with the Go and process
 	// collectors.
@@ -91,11 +88,10 @@ func (o *Options) defaults() error {
 		o.Logger = zap.NewNop()
 	}
 	if o.Registry == nil {
-		o.Registry = prometheus.NewRegistry()
-		o.Registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+		o.Registry = record.NewRegistry()
 	}
 	if o.Collector == nil {
-		o.Collector = MissingCollector{Reason: "no signal collector configured"}
+		o.Collector = loop.MissingCollector{Reason: "no signal collector configured"}
 	}
 	if o.ReloadEvery == 0 {
 		o.ReloadEvery = 5 * time.Second
@@ -135,7 +131,7 @@ func Run(ctx context.Context, o Options) error {
 		return err
 	}
 	log := o.Logger
-	metrics := NewMetrics(o.Registry, o.Mode == scaler.ModeDryRun, o.Version)
+	metrics := record.NewMetrics(o.Registry, o.Mode == scaler.ModeDryRun, o.Version)
 
 	var firstNS string
 	adjust := func(c *config.Config) error {
@@ -178,16 +174,19 @@ func Run(ctx context.Context, o Options) error {
 		return err
 	}
 
-	history := NewHistory(string(o.Mode), o.DecisionHistory)
-	health := NewHealth(o.Clock.Now, func() time.Duration { return src.Current().Interval })
+	history := record.NewHistory(string(o.Mode), o.DecisionHistory)
+	health := record.NewHealth(o.Clock.Now, func() time.Duration { return src.Current().Interval })
 	health.SetNotReady("waiting for informer caches")
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var wg sync.WaitGroup
-	servers, err := serve(o, metrics, history, health)
+	servers, err := record.Endpoints{Registry: o.Registry, History: history, Health: health}.Serve(o.MetricsAddr, o.HealthAddr, o.Logger)
 	if err != nil {
 		return err
+	}
+	if o.OnListen != nil {
+		o.OnListen(servers.MetricsAddr, servers.HealthAddr)
 	}
 
 	wg.Add(1)
@@ -220,13 +219,13 @@ func Run(ctx context.Context, o Options) error {
 	if err := sc.Start(ctx); err != nil {
 		log.Error("informers did not sync", zap.Error(err))
 	} else {
-		loop := &daemon.Loop{
+		lp := &loop.Loop{
 			Config:    src.Current,
 			Collector: o.Collector,
 			Scaler:    sc,
-			Recorder:  daemon.Recorders{metrics, history, health, tickLogger{log}},
+			Recorder:  loop.Recorders{metrics, history, health, record.TickLogger{Log: log}},
 		}
-		runLoop(ctx, loop, src, o.Clock)
+		runLoop(ctx, lp, src, o.Clock)
 	}
 
 	// Shutdown: the lease goes first so a standby takes over at once.
@@ -236,68 +235,21 @@ func Run(ctx context.Context, o Options) error {
 	}
 	sc.Close()
 	wg.Wait()
-	shutdownCtx, done := context.WithTimeout(context.Background(), 5*time.Second)
-	defer done()
-	for _, s := range servers {
-		_ = s.Shutdown(shutdownCtx)
-	}
+	servers.Shutdown(5 * time.Second)
 	log.Info("elmascale stopped")
 	return nil
 }
 
 // runLoop ticks until ctx ends. The interval is read from the config after
 // each tick, so a reload can change it.
-func runLoop(ctx context.Context, loop *daemon.Loop, src *ConfigSource, clk clock.Clock) {
+func runLoop(ctx context.Context, lp *loop.Loop, src *ConfigSource, clk clock.Clock) {
 	for ctx.Err() == nil {
-		loop.RunOnce(ctx, clk.Now())
+		lp.RunOnce(ctx, clk.Now())
 		select {
 		case <-ctx.Done():
 		case <-clk.After(src.Current().Interval):
 		}
 	}
-}
-
-func serve(o Options, metrics *Metrics, history *History, health *Health) ([]*http.Server, error) {
-	var servers []*http.Server
-	var addrs [2]string
-	start := func(i int, addr string, mux *http.ServeMux) error {
-		if addr == "" {
-			return nil
-		}
-		ln, err := net.Listen("tcp", addr)
-		if err != nil {
-			return fmt.Errorf("listen %s: %w", addr, err)
-		}
-		addrs[i] = ln.Addr().String()
-		srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
-		servers = append(servers, srv)
-		go func() {
-			if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-				o.Logger.Error("HTTP server stopped", zap.String("addr", addr), zap.Error(err))
-			}
-		}()
-		return nil
-	}
-	m := http.NewServeMux()
-	m.Handle("GET /metrics", promhttp.HandlerFor(o.Registry, promhttp.HandlerOpts{Registry: o.Registry}))
-	m.HandleFunc("GET /api/v1/decisions", history.ServeDecisions)
-	m.HandleFunc("GET /api/v1/recommendations", history.ServeRecommendations)
-	h := http.NewServeMux()
-	h.HandleFunc("GET /healthz", probe(health.Live))
-	h.HandleFunc("GET /readyz", probe(health.Ready))
-	if err := start(0, o.MetricsAddr, m); err != nil {
-		return nil, err
-	}
-	if err := start(1, o.HealthAddr, h); err != nil {
-		for _, s := range servers {
-			_ = s.Close()
-		}
-		return nil, err
-	}
-	if o.OnListen != nil {
-		o.OnListen(addrs[0], addrs[1])
-	}
-	return servers, nil
 }
 
 // podNamespace is the namespace this pod runs in, or fallback outside a pod.
@@ -307,21 +259,4 @@ func podNamespace(fallback string) string {
 		return strings.TrimSpace(string(b))
 	}
 	return fallback
-}
-
-// tickLogger logs each tick: failures at warn, the rest at debug. Writes
-// are logged by the scaler where they happen.
-type tickLogger struct{ log *zap.Logger }
-
-func (l tickLogger) Record(t daemon.Tick) {
-	if t.Err != nil {
-		l.log.Warn("tick incomplete; affected services held", zap.Error(t.Err))
-	}
-	if ce := l.log.Check(zap.DebugLevel, "tick"); ce != nil {
-		var total time.Duration
-		for _, d := range t.Steps {
-			total += d
-		}
-		ce.Write(zap.Int("decisions", len(t.Plan.Decisions)), zap.Int("handedOff", len(t.HandedOff)), zap.Duration("took", total))
-	}
 }

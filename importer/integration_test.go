@@ -11,8 +11,8 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/elmascale/elmascale/config"
-	"github.com/elmascale/elmascale/daemon/importer"
-	"github.com/elmascale/elmascale/daemon/itest"
+	"github.com/elmascale/elmascale/importer"
+	"github.com/elmascale/elmascale/internal/kubetest"
 	"github.com/elmascale/elmascale/internal/testcluster"
 	"github.com/elmascale/elmascale/policy"
 )
@@ -48,9 +48,9 @@ spec:
 func TestImportFromCluster(t *testing.T) {
 	c := testcluster.ForTest(t)
 	admin := kubernetes.NewForConfigOrDie(c.AdminConfig)
-	ns := itest.Namespace(t, c)
-	itest.InstallScaledObjectCRD(t, c)
-	itest.CreateScaledObject(t, c, ns, workerScaledObject)
+	ns := kubetest.Namespace(t, c)
+	kubetest.InstallScaledObjectCRD(t, c)
+	kubetest.CreateScaledObject(t, c, ns, workerScaledObject)
 
 	hpas := []*autoscalingv2.HorizontalPodAutoscaler{
 		{

@@ -1,4 +1,4 @@
-package incluster_test
+package daemon_test
 
 import (
 	"context"
@@ -17,9 +17,10 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
 
-	"github.com/elmascale/elmascale/daemon/incluster"
-	"github.com/elmascale/elmascale/daemon/itest"
+	"github.com/elmascale/elmascale/daemon"
+	"github.com/elmascale/elmascale/internal/kubetest"
 	"github.com/elmascale/elmascale/internal/testcluster"
+	"github.com/elmascale/elmascale/record"
 	"github.com/elmascale/elmascale/scaler"
 )
 
@@ -49,12 +50,12 @@ type runningDaemon struct {
 	health  string
 }
 
-// startDaemon runs incluster.Run in-process as user elmascale.
-func startDaemon(t *testing.T, c *testcluster.Cluster, name, cfgPath string, mod func(*incluster.Options)) *runningDaemon {
+// startDaemon runs daemon.Run in-process as user elmascale.
+func startDaemon(t *testing.T, c *testcluster.Cluster, name, cfgPath string, mod func(*daemon.Options)) *runningDaemon {
 	t.Helper()
 	d := &runningDaemon{t: t, name: name, done: make(chan error, 1), reg: prometheus.NewRegistry()}
 	addrs := make(chan [2]string, 1)
-	o := incluster.Options{
+	o := daemon.Options{
 		RESTConfig:  c.UserConfig(testcluster.UserElmascale),
 		ConfigPath:  cfgPath,
 		Mode:        scaler.ModeApply,
@@ -71,7 +72,7 @@ func startDaemon(t *testing.T, c *testcluster.Cluster, name, cfgPath string, mod
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	d.cancel = cancel
-	go func() { d.done <- incluster.Run(ctx, o) }()
+	go func() { d.done <- daemon.Run(ctx, o) }()
 	select {
 	case a := <-addrs:
 		d.metrics, d.health = a[0], a[1]
@@ -179,15 +180,15 @@ func setReplicas(t *testing.T, admin kubernetes.Interface, ns, name string, n in
 func TestRunReloadAndEndpoints(t *testing.T) {
 	c := testcluster.ForTest(t)
 	admin := kubernetes.NewForConfigOrDie(c.AdminConfig)
-	ns := itest.Namespace(t, c)
-	itest.CreateDeployments(t, admin, itest.Deployment(ns, "worker", 1, nil))
+	ns := kubetest.Namespace(t, c)
+	kubetest.CreateDeployments(t, admin, kubetest.Deployment(ns, "worker", 1, nil))
 	path := filepath.Join(t.TempDir(), "config.yaml")
 	writeConfig(t, path, configYAML(ns, 2))
 	d := startDaemon(t, c, "solo", path, nil)
-	itest.WaitReplicas(t, admin, ns, "worker", 2, 30*time.Second)
-	itest.WaitEvent(t, admin, ns, "worker", "Normal ScaledUp", "replicas 1 → 2")
+	kubetest.WaitReplicas(t, admin, ns, "worker", 2, 30*time.Second)
+	kubetest.WaitEvent(t, admin, ns, "worker", "Normal ScaledUp", "replicas 1 → 2")
 
-	itest.WaitFor(t, 10*time.Second, "ready", func() error {
+	kubetest.WaitFor(t, 10*time.Second, "ready", func() error {
 		if code, body := get(t, "http://"+d.health+"/readyz"); code != 200 {
 			return fmt.Errorf("readyz %d %s", code, body)
 		}
@@ -204,8 +205,8 @@ func TestRunReloadAndEndpoints(t *testing.T) {
 		}
 	}
 	var decisions struct {
-		Mode      string                     `json:"mode"`
-		Decisions []incluster.DecisionRecord `json:"decisions"`
+		Mode      string                  `json:"mode"`
+		Decisions []record.DecisionRecord `json:"decisions"`
 	}
 	_, body = get(t, "http://"+d.metrics+"/api/v1/decisions?service=worker")
 	if err := json.Unmarshal([]byte(body), &decisions); err != nil || decisions.Mode != "apply" || len(decisions.Decisions) == 0 {
@@ -217,7 +218,7 @@ func TestRunReloadAndEndpoints(t *testing.T) {
 	}
 
 	writeConfig(t, path, strings.Replace(configYAML(ns, 3), "minReplicas", "minReplica", 1))
-	itest.WaitFor(t, 10*time.Second, "the invalid config to be counted", func() error {
+	kubetest.WaitFor(t, 10*time.Second, "the invalid config to be counted", func() error {
 		if v := d.metric("elmascale_config_reloads_total", map[string]string{"result": "failure"}); v != 1 {
 			return fmt.Errorf("failures = %v", v)
 		}
@@ -225,10 +226,10 @@ func TestRunReloadAndEndpoints(t *testing.T) {
 	})
 	// The old config (minReplicas 2) still rules: a drift to 1 is undone.
 	setReplicas(t, admin, ns, "worker", 1)
-	itest.WaitReplicas(t, admin, ns, "worker", 2, 30*time.Second)
+	kubetest.WaitReplicas(t, admin, ns, "worker", 2, 30*time.Second)
 
 	writeConfig(t, path, configYAML(ns, 3))
-	itest.WaitReplicas(t, admin, ns, "worker", 3, 30*time.Second)
+	kubetest.WaitReplicas(t, admin, ns, "worker", 3, 30*time.Second)
 	if v := d.metric("elmascale_config_reloads_total", map[string]string{"result": "success"}); v != 1 {
 		t.Errorf("successful reloads = %v, want 1", v)
 	}
@@ -240,32 +241,32 @@ func TestRunReloadAndEndpoints(t *testing.T) {
 func TestLeaderElection(t *testing.T) {
 	c := testcluster.ForTest(t)
 	admin := kubernetes.NewForConfigOrDie(c.AdminConfig)
-	ns := itest.Namespace(t, c)
-	itest.CreateDeployments(t, admin, itest.Deployment(ns, "worker", 1, nil))
+	ns := kubetest.Namespace(t, c)
+	kubetest.CreateDeployments(t, admin, kubetest.Deployment(ns, "worker", 1, nil))
 	path := filepath.Join(t.TempDir(), "config.yaml")
 	writeConfig(t, path, configYAML(ns, 2))
 	const lease, renew, retry = 4 * time.Second, 3 * time.Second, 500 * time.Millisecond
-	elect := func(keep bool) func(*incluster.Options) {
-		return func(o *incluster.Options) {
+	elect := func(keep bool) func(*daemon.Options) {
+		return func(o *daemon.Options) {
 			o.LeaderElect, o.LeaseNamespace = true, ns
 			o.LeaseDuration, o.RenewDeadline, o.RetryPeriod = lease, renew, retry
 			o.KeepLeaseOnExit = keep
 		}
 	}
 	a := startDaemon(t, c, "daemon-a", path, elect(true))
-	itest.WaitFor(t, 15*time.Second, "a to lead", func() error {
+	kubetest.WaitFor(t, 15*time.Second, "a to lead", func() error {
 		if a.metric("elmascale_leader", nil) != 1 {
 			return fmt.Errorf("not yet")
 		}
 		return nil
 	})
 	b := startDaemon(t, c, "daemon-b", path, elect(false))
-	itest.WaitReplicas(t, admin, ns, "worker", 2, 30*time.Second)
+	kubetest.WaitReplicas(t, admin, ns, "worker", 2, 30*time.Second)
 
 	// Drift twice; both daemons see it, only the leader writes.
 	for i := 0; i < 2; i++ {
 		setReplicas(t, admin, ns, "worker", 1)
-		itest.WaitReplicas(t, admin, ns, "worker", 2, 30*time.Second)
+		kubetest.WaitReplicas(t, admin, ns, "worker", 2, 30*time.Second)
 	}
 	time.Sleep(2 * time.Second)
 	if wa, wb := a.metric("elmascale_scale_actions_total", nil), b.metric("elmascale_scale_actions_total", nil); wa != 3 || wb != 0 {
@@ -278,7 +279,7 @@ func TestLeaderElection(t *testing.T) {
 	// Kill the leader: it stops without releasing the lease, like a crash.
 	killed := time.Now()
 	a.stop()
-	itest.WaitFor(t, lease+5*time.Second, "b to lead", func() error {
+	kubetest.WaitFor(t, lease+5*time.Second, "b to lead", func() error {
 		if b.metric("elmascale_leader", nil) != 1 {
 			return fmt.Errorf("not yet")
 		}
@@ -290,7 +291,7 @@ func TestLeaderElection(t *testing.T) {
 		t.Errorf("takeover took %s, want within the lease duration %s (plus retry slack)", took, lease)
 	}
 	setReplicas(t, admin, ns, "worker", 1)
-	itest.WaitReplicas(t, admin, ns, "worker", 2, 30*time.Second)
+	kubetest.WaitReplicas(t, admin, ns, "worker", 2, 30*time.Second)
 	if wb := b.metric("elmascale_scale_actions_total", nil); wb != 1 {
 		t.Errorf("new leader writes = %v, want 1", wb)
 	}
@@ -321,12 +322,12 @@ func TestAPIServerOutage(t *testing.T) {
 		_ = c.Stop()
 	})
 	admin := kubernetes.NewForConfigOrDie(c.AdminConfig)
-	ns := itest.Namespace(t, c)
-	itest.CreateDeployments(t, admin, itest.Deployment(ns, "worker", 1, nil))
+	ns := kubetest.Namespace(t, c)
+	kubetest.CreateDeployments(t, admin, kubetest.Deployment(ns, "worker", 1, nil))
 	path := filepath.Join(t.TempDir(), "config.yaml")
 	writeConfig(t, path, configYAML(ns, 2))
 	d := startDaemon(t, c, "outage", path, nil)
-	itest.WaitReplicas(t, admin, ns, "worker", 2, 30*time.Second)
+	kubetest.WaitReplicas(t, admin, ns, "worker", 2, 30*time.Second)
 
 	if err := c.StopAPIServer(); err != nil {
 		t.Fatal(err)
@@ -349,8 +350,8 @@ func TestAPIServerOutage(t *testing.T) {
 	if err := c.StartAPIServer(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	itest.WaitReplicas(t, admin, ns, "worker", 3, 60*time.Second)
-	if spec, _ := itest.Replicas(t, admin, ns, "worker"); spec != 3 {
+	kubetest.WaitReplicas(t, admin, ns, "worker", 3, 60*time.Second)
+	if spec, _ := kubetest.Replicas(t, admin, ns, "worker"); spec != 3 {
 		t.Errorf("replicas %d after recovery, want 3", spec)
 	}
 }
