@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"encoding/json"
 	"math"
 	"strings"
 	"testing"
@@ -430,5 +431,185 @@ func TestLatencyLeavesScaleDownToSaturationSignals(t *testing.T) {
 	only.Behavior.ScaleDown.StabilizationWindow = 0
 	if d := decideOne(t, only, observed(8, map[string]Observation{"latency": ok(0.1)})); d.Desired != 7 {
 		t.Errorf("latency-only: desired %d, want 7", d.Desired)
+	}
+}
+
+// Verifies that a rate policy counts from the replicas at the start of its
+// period, which changes in both directions move: a scale-down inside the
+// period leaves room to scale back up, as in the HPA controller.
+func TestRateCountsChangesInBothDirections(t *testing.T) {
+	s := service("api", 1, 100, SignalSpec{Name: "rps", Kind: KindPerReplica, PerReplica: &PerReplicaSpec{TargetPerReplica: 10}})
+	s.Behavior.ScaleUp.Policies = []RatePolicy{{Type: RatePods, Value: 2, Period: time.Minute}}
+	s.Behavior.ScaleDown = ScalingRules{SelectPolicy: SelectMax, Policies: []RatePolicy{{Type: RatePods, Value: 4, Period: time.Minute}}}
+	spec := Spec{Services: []ServiceSpec{s}}
+	state, current := State{}, int32(10)
+	steps := []struct {
+		at     time.Duration
+		total  float64
+		want   int32
+		reason ScalingLimitedReason
+	}{
+		{0, 60, 6, ReasonDesiredWithinRange},                   // −4, as many as the minute allows
+		{15 * time.Second, 200, 12, ReasonScaleUpLimit},        // the minute started at 10: +2 from there
+		{30 * time.Second, 200, 12, ReasonScaleUpLimit},        // 12 − 6 + 4 = 10 at the start: nothing more
+		{61 * time.Second, 200, 12, ReasonScaleUpLimit},        // the −4 left the minute; the +6 has not
+		{76 * time.Second, 200, 14, ReasonScaleUpLimit},        // both left it
+		{91 * time.Second, 30, 8, ReasonScaleDownLimit},        // the minute started at 12 (+2 at 76s): −4 from there
+		{106 * time.Second, 200, 14, ReasonScaleUpLimit},       // 8 − 2 + 6 = 12 at the start: +2 from there
+		{121 * time.Second, 140, 14, ReasonDesiredWithinRange}, // wants what runs
+	}
+	for _, st := range steps {
+		now := anyTime.Add(st.at)
+		snap := Snapshot{Time: now, Services: map[string]ServiceObservation{"api": observed(current, map[string]Observation{"rps": {Status: StatusOK, Time: now, Value: st.total}})}}
+		var plan Plan
+		plan, state = Decide(spec, snap, state, now)
+		d := plan.Decisions[0]
+		if d.Desired != st.want || d.ScalingLimited != st.reason {
+			t.Fatalf("at %s: desired %d (%s), want %d (%s): %s", st.at, d.Desired, d.ScalingLimited, st.want, st.reason, d.Reason)
+		}
+		current = d.Desired
+	}
+}
+
+// Verifies the legacy behavior of an HPA without spec.behavior: a
+// scale-up is capped at max(2×current, 4) on every tick, with no rate
+// memory and no scale-up stabilization; a scale-down waits for the highest
+// recommendation of the last 5 minutes; no scale events are kept.
+func TestLegacyBehavior(t *testing.T) {
+	s := service("api", 1, 100, SignalSpec{Name: "rps", Kind: KindPerReplica, PerReplica: &PerReplicaSpec{TargetPerReplica: 10}})
+	s.Behavior = LegacyBehavior()
+	spec := Spec{Services: []ServiceSpec{s}}
+	state, current := State{}, int32(2)
+	steps := []struct {
+		at     time.Duration
+		total  float64
+		want   int32
+		limit  Limit
+		reason ScalingLimitedReason
+	}{
+		{0, 300, 4, LimitRate, ReasonScaleUpLimit}, // max(2×2, 4)
+		{15 * time.Second, 300, 8, LimitRate, ReasonScaleUpLimit},
+		{30 * time.Second, 300, 16, LimitRate, ReasonScaleUpLimit},
+		{45 * time.Second, 300, 30, LimitNone, ReasonDesiredWithinRange},
+		{60 * time.Second, 100, 30, LimitStabilization, ReasonDesiredWithinRange},
+		{5*time.Minute + 45*time.Second, 100, 30, LimitStabilization, ReasonDesiredWithinRange}, // 45s's 30 is exactly 5 minutes old: still in
+		{6*time.Minute + 1*time.Second, 100, 10, LimitNone, ReasonDesiredWithinRange},
+		{6*time.Minute + 16*time.Second, 250, 20, LimitRate, ReasonScaleUpLimit}, // no rate memory of the scale-down: only the cap
+	}
+	for _, st := range steps {
+		now := anyTime.Add(st.at)
+		snap := Snapshot{Time: now, Services: map[string]ServiceObservation{"api": observed(current, map[string]Observation{"rps": {Status: StatusOK, Time: now, Value: st.total}})}}
+		var plan Plan
+		plan, state = Decide(spec, snap, state, now)
+		d := plan.Decisions[0]
+		if d.Desired != st.want || d.LimitedBy != st.limit || d.ScalingLimited != st.reason {
+			t.Fatalf("at %s: desired %d by %q (%s), want %d by %q (%s): %s", st.at, d.Desired, d.LimitedBy, d.ScalingLimited, st.want, st.limit, st.reason, d.Reason)
+		}
+		if st.at == 0 && !strings.Contains(d.Reason, "capped at max(2×2, 4)") {
+			t.Errorf("reason %q should name the legacy cap", d.Reason)
+		}
+		if n := len(state.Services["api"].Events); n != 0 {
+			t.Fatalf("at %s: %d scale events kept, want none", st.at, n)
+		}
+		current = d.Desired
+	}
+}
+
+// Verifies per-direction tolerances: behavior.scaleUp.tolerance and
+// behavior.scaleDown.tolerance replace the behavior's for their direction,
+// and a signal's own tolerance replaces both.
+func TestPerDirectionTolerance(t *testing.T) {
+	tol := func(v float64) *float64 { return &v }
+	cases := []struct {
+		name           string
+		up, down       *float64
+		signal         float64
+		pods           int
+		usage, current int32
+		want           int32
+	}{
+		{name: "108% is outside a 5% scale-up tolerance", up: tol(0.05), pods: 4, usage: 540, want: 5},
+		{name: "108% is inside the default 10%", pods: 4, usage: 540, want: 4},
+		{name: "80% is outside the default 10%", pods: 8, usage: 400, want: 7},
+		{name: "80% is inside a 25% scale-down tolerance", down: tol(0.25), pods: 8, usage: 400, want: 8},
+		{name: "the scale-down tolerance leaves scale-ups alone", down: tol(0.25), pods: 4, usage: 600, want: 5},
+		{name: "a signal's tolerance replaces both", up: tol(0.05), signal: 0.3, pods: 4, usage: 540, want: 4},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			sig := cpuSignal("cpu", 50)
+			sig.Tolerance = tc.signal
+			s := service("api", 1, 20, sig)
+			s.Behavior.ScaleUp.Tolerance, s.Behavior.ScaleDown.Tolerance = tc.up, tc.down
+			s.Behavior.ScaleDown.StabilizationWindow = 0
+			d := decideOne(t, s, observed(int32(tc.pods), map[string]Observation{"cpu": podsObs(runningPods(tc.pods, int64(tc.usage), 1000))}))
+			if d.Desired != tc.want {
+				t.Fatalf("desired %d, want %d (%s)", d.Desired, tc.want, d.Reason)
+			}
+		})
+	}
+}
+
+// Verifies the pods signal kind: the pods' average against a per-pod
+// target, with HPA's handling of missing and pending pods.
+func TestPodsSignal(t *testing.T) {
+	sig := SignalSpec{Name: "rps", Kind: KindPods, Pods: &PodsSpec{TargetPerPod: 20}}
+	pods := func(values ...float64) []PodSample {
+		p := runningPods(len(values), 0, 0)
+		for i, v := range values {
+			p[i].Value = v
+		}
+		return p
+	}
+	missing := func(p []PodSample, i int) []PodSample { p[i].HasMetric, p[i].Value = false, 0; return p }
+	pending := func(p []PodSample, i int) []PodSample { p[i].Phase, p[i].HasMetric = PodPending, false; return p }
+	cases := []struct {
+		name    string
+		pods    []PodSample
+		want    int32
+		invalid bool
+	}{
+		{name: "average over the pods", pods: pods(30, 40, 20, 30), want: 6},
+		// Naively ceil(0.5×3) = 2; the missing pod is assumed at the target.
+		{name: "a missing pod counts at the target on a scale-down", pods: missing(pods(10, 10, 10, 0), 3), want: 3},
+		// 1.5× on the measured pods, 0.75× counting the pending ones as idle:
+		// the direction flips, so the count holds.
+		{name: "pending pods count as idle on a scale-up and a flip holds", pods: pending(pending(pods(30, 30, 0, 0), 2), 3), want: 4},
+		{name: "readiness does not matter, only the phase", pods: func() []PodSample { p := pods(40, 40, 40, 40); p[0].Ready = false; return p }(), want: 8},
+		{name: "a NaN sample is invalid", pods: pods(30, math.NaN(), 20, 30), invalid: true},
+		{name: "no sample at all is invalid", pods: missing(missing(pods(0, 0), 0), 1), invalid: true},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			r := signalProposal(t, sig, podsObs(tc.pods), 4)
+			if tc.invalid {
+				if r.Status != StatusInvalid {
+					t.Fatalf("status %s (%s), want invalid", r.Status, r.Note)
+				}
+				return
+			}
+			if r.Status != StatusOK || r.Proposal != tc.want {
+				t.Fatalf("proposal %d (%s: %s), want %d", r.Proposal, r.Status, r.Note, tc.want)
+			}
+		})
+	}
+}
+
+// Verifies that a decision's ScalingLimited reason reads and writes as the
+// HPA controller's name, and is left out when the step did not run.
+func TestScalingLimitedReasonJSON(t *testing.T) {
+	data, err := json.Marshal(Decision{Service: "api", ScalingLimited: ReasonScaleUpLimit})
+	if err != nil || !strings.Contains(string(data), `"scalingLimited":"ScaleUpLimit"`) {
+		t.Fatalf("marshal: %s, %v", data, err)
+	}
+	var d Decision
+	if err := json.Unmarshal(data, &d); err != nil || d.ScalingLimited != ReasonScaleUpLimit {
+		t.Fatalf("unmarshal: %v, %v", d.ScalingLimited, err)
+	}
+	if data, _ := json.Marshal(Decision{Service: "api"}); strings.Contains(string(data), "scalingLimited") {
+		t.Errorf("ReasonNone should be omitted: %s", data)
+	}
+	if err := json.Unmarshal([]byte(`{"scalingLimited":"Bogus"}`), &d); err == nil {
+		t.Error("an unknown reason should not parse")
 	}
 }

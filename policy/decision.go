@@ -1,6 +1,9 @@
 package policy
 
-import "time"
+import (
+	"fmt"
+	"time"
+)
 
 // Limit names the rule that made a decision's desired count differ from its
 // proposal, or held it.
@@ -21,23 +24,57 @@ const (
 
 // ScalingLimitedReason is the reason the HPA controller gives its
 // ScalingLimited condition when it fits a recommendation to the rate
-// policies (or the legacy scale-up cap) and the bounds.
-type ScalingLimitedReason string
+// policies (or the legacy scale-up cap) and the bounds. It marshals as the
+// controller's name for it; the zero value, ReasonNone, as nothing.
+type ScalingLimitedReason uint8
 
 // ScalingLimited reasons, as the HPA controller names them.
 const (
+	// ReasonNone: the rate and bounds step did not run.
+	ReasonNone ScalingLimitedReason = iota
 	// ReasonDesiredWithinRange: nothing had to change the recommendation.
-	ReasonDesiredWithinRange ScalingLimitedReason = "DesiredWithinRange"
+	ReasonDesiredWithinRange
 	// ReasonScaleUpLimit: a scale-up rate policy, or the legacy cap of
 	// max(2×current, 4), allowed fewer replicas.
-	ReasonScaleUpLimit ScalingLimitedReason = "ScaleUpLimit"
+	ReasonScaleUpLimit
 	// ReasonScaleDownLimit: a scale-down rate policy allowed fewer removals.
-	ReasonScaleDownLimit ScalingLimitedReason = "ScaleDownLimit"
+	ReasonScaleDownLimit
 	// ReasonTooManyReplicas: lowered to MaxReplicas.
-	ReasonTooManyReplicas ScalingLimitedReason = "TooManyReplicas"
+	ReasonTooManyReplicas
 	// ReasonTooFewReplicas: raised to MinReplicas.
-	ReasonTooFewReplicas ScalingLimitedReason = "TooFewReplicas"
+	ReasonTooFewReplicas
 )
+
+var scalingLimitedNames = [...]string{
+	ReasonNone:               "",
+	ReasonDesiredWithinRange: "DesiredWithinRange",
+	ReasonScaleUpLimit:       "ScaleUpLimit",
+	ReasonScaleDownLimit:     "ScaleDownLimit",
+	ReasonTooManyReplicas:    "TooManyReplicas",
+	ReasonTooFewReplicas:     "TooFewReplicas",
+}
+
+// String is the HPA controller's name of the reason.
+func (r ScalingLimitedReason) String() string {
+	if int(r) < len(scalingLimitedNames) {
+		return scalingLimitedNames[r]
+	}
+	return fmt.Sprintf("ScalingLimitedReason(%d)", uint8(r))
+}
+
+// MarshalText writes the reason's name.
+func (r ScalingLimitedReason) MarshalText() ([]byte, error) { return []byte(r.String()), nil }
+
+// UnmarshalText reads a reason's name.
+func (r *ScalingLimitedReason) UnmarshalText(b []byte) error {
+	for i, n := range scalingLimitedNames {
+		if n == string(b) {
+			*r = ScalingLimitedReason(i)
+			return nil
+		}
+	}
+	return fmt.Errorf("unknown ScalingLimited reason %q", b)
+}
 
 // SignalResult is one signal's contribution to a decision.
 type SignalResult struct {
@@ -72,14 +109,14 @@ type Decision struct {
 	// Bottleneck is true when the service is saturated on its own signals, or
 	// is the deepest saturated dependency explaining another's latency.
 	Bottleneck bool `json:"bottleneck"`
-	// Explains lists services whose latency breach this bottleneck explains.
-	Explains  []string `json:"explains,omitempty"`
-	LimitedBy Limit    `json:"limitedBy,omitempty"`
 	// ScalingLimited is what the HPA controller's ScalingLimited condition
-	// would say of the rate and bounds step; empty when that step did not
-	// run (target not found, current count outside the bounds).
+	// would say of the rate and bounds step; ReasonNone when that step did
+	// not run (target not found, current count outside the bounds).
 	ScalingLimited ScalingLimitedReason `json:"scalingLimited,omitempty"`
-	Signals        []SignalResult       `json:"signals,omitempty"`
+	// Explains lists services whose latency breach this bottleneck explains.
+	Explains  []string       `json:"explains,omitempty"`
+	LimitedBy Limit          `json:"limitedBy,omitempty"`
+	Signals   []SignalResult `json:"signals,omitempty"`
 	// Reason is one line a human can read.
 	Reason string `json:"reason,omitempty"`
 }

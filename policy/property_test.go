@@ -34,7 +34,7 @@ func genSpec(t *rapid.T, deps bool) Spec {
 		if rapid.Bool().Draw(t, name+".fallback") {
 			s.FallbackReplicas = rapid.Int32Range(0, s.MaxReplicas).Draw(t, name+".fallbackN")
 		}
-		kinds := rapid.SliceOfN(rapid.SampledFrom([]SignalKind{KindUtilization, KindQueue, KindLatency, KindPerReplica, KindObject}), 0, 3).Draw(t, name+".kinds")
+		kinds := rapid.SliceOfN(rapid.SampledFrom([]SignalKind{KindUtilization, KindQueue, KindLatency, KindPerReplica, KindObject, KindPods}), 0, 3).Draw(t, name+".kinds")
 		for j, k := range kinds {
 			sig := SignalSpec{Name: fmt.Sprintf("g%d", j), Kind: k}
 			switch k {
@@ -48,7 +48,9 @@ func genSpec(t *rapid.T, deps bool) Spec {
 			case KindPerReplica:
 				sig.PerReplica = &PerReplicaSpec{TargetPerReplica: rapid.Float64Range(0.5, 500).Draw(t, "per")}
 			case KindObject:
-				sig.Object = &ObjectSpec{Target: rapid.Float64Range(0.5, 500).Draw(t, "objTarget")}
+				sig.Object = &ObjectSpec{Target: rapid.Float64Range(0.5, 500).Draw(t, "objTarget"), RefuseAgainstLoad: rapid.Bool().Draw(t, "refuse")}
+			case KindPods:
+				sig.Pods = &PodsSpec{TargetPerPod: rapid.Float64Range(0.5, 500).Draw(t, "perPod")}
 			}
 			s.Signals = append(s.Signals, sig)
 		}
@@ -66,11 +68,14 @@ func genSpec(t *rapid.T, deps bool) Spec {
 func genObservation(t *rapid.T, sig SignalSpec, current int32, label string) Observation {
 	o := Observation{Status: StatusOK, Time: anyTime.Add(-time.Second)}
 	switch sig.Kind {
-	case KindUtilization:
+	case KindUtilization, KindPods:
 		n := rapid.IntRange(0, 6).Draw(t, label+".pods")
 		for i := range n {
 			p := runningPods(1, rapid.Int64Range(0, 3000).Draw(t, label+".usage"), 1000)[0]
 			p.Name = fmt.Sprintf("p%d", i)
+			if sig.Kind == KindPods {
+				p.Value = rapid.Float64Range(0, 5000).Draw(t, label+".value")
+			}
 			if rapid.IntRange(0, 4).Draw(t, label+".nometric") == 0 {
 				p.HasMetric = false
 			}
@@ -126,6 +131,9 @@ func corrupt(t *rapid.T, o Observation) (Observation, bool) {
 		if len(o.Pods) > 0 {
 			p := append([]PodSample(nil), o.Pods...)
 			p[0].Usage = -1
+			for x := range p {
+				p[x].Value = math.NaN()
+			}
 			o.Pods = p
 		} else if o.Queue == nil {
 			o.Value = math.NaN()
@@ -218,11 +226,25 @@ func TestPropertyBadDataNeverScalesDown(t *testing.T) {
 
 // Verifies that, from a fresh state and without a budget or dependencies,
 // more load never lowers a service's desired replicas. (With dependencies
-// it may, on purpose: a symptom's replicas move to its bottleneck.)
+// it may, on purpose: a symptom's replicas move to its bottleneck. An
+// object signal may too, as HPA's does, unless it refuses a result against
+// the load: 4 replicas with 1 ready hold at 1.05× the target but ask for
+// ceil(1.5×1) = 2 at 1.5×.)
 func TestPropertyMoreLoadNeverLowersDesired(t *testing.T) {
 	rapid.Check(t, func(t *rapid.T) {
 		spec := genSpec(t, false)
 		spec.Budget = Budget{}
+		for i := range spec.Services {
+			sigs := append([]SignalSpec(nil), spec.Services[i].Signals...)
+			for j := range sigs {
+				if sigs[j].Object != nil {
+					o := *sigs[j].Object
+					o.RefuseAgainstLoad = true
+					sigs[j].Object = &o
+				}
+			}
+			spec.Services[i].Signals = sigs
+		}
 		snap := genSnapshot(t, spec)
 		k := rapid.Float64Range(1, 5).Draw(t, "factor")
 		heavier := Snapshot{Time: snap.Time, Services: map[string]ServiceObservation{}}
@@ -241,6 +263,7 @@ func TestPropertyMoreLoadNeverLowersDesired(t *testing.T) {
 					p := append([]PodSample(nil), ob.Pods...)
 					for x := range p {
 						p[x].Usage = int64(float64(p[x].Usage) * k)
+						p[x].Value *= k
 					}
 					ob.Pods = p
 				}

@@ -129,10 +129,6 @@ func utilization(r *SignalResult, spec *UtilizationSpec, pods []PodSample, curre
 	m := podMetric{
 		utilization: true, resource: spec.Resource, cpu: spec.Resource == ResourceCPU,
 		targetPercent: int64(spec.TargetPercent), initPeriod: spec.CPUInitializationPeriod, readinessDelay: spec.InitialReadinessDelay,
-		// With fewer measured pods than replicas (pods not created yet),
-		// HPA's arithmetic can answer load above target with fewer
-		// replicas than run now; refuse a result against the load.
-		refuseAgainstLoad: true,
 	}
 	if m.initPeriod == 0 {
 		m.initPeriod = defaultCPUInitializationPeriod
@@ -169,9 +165,6 @@ type podMetric struct {
 	// cpu applies HPA's rule for the CPU samples of starting pods.
 	cpu                        bool
 	initPeriod, readinessDelay time.Duration
-	// refuseAgainstLoad also refuses, when every pod is measured, a
-	// proposal that points against the load.
-	refuseAgainstLoad bool
 }
 
 // podState is where HPA's groupPods puts a pod.
@@ -236,6 +229,10 @@ func (m *podMetric) ratio(s podSum) (ratio, current float64) {
 // target for pods; on a scale-up they, and unready pods, count as using
 // nothing. Missing data is not zero load: those assumptions only ever damp
 // a change, and a result whose direction they flip keeps the current count.
+// Unlike HPA, a result against the load is refused even when every pod is
+// measured: with fewer pods than replicas (pods not created yet, or the
+// surge of a rollout) ceil(ratio × pods) can answer load above target with
+// fewer replicas than run now, or load below it with more.
 func (m *podMetric) replicas(r *SignalResult, pods []PodSample, current int32, tol tolerances, now time.Time) error {
 	fallbackPercent := max(100, m.targetPercent)
 	var ready, unready, missing podSum
@@ -281,12 +278,12 @@ func (m *podMetric) replicas(r *SignalResult, pods []PodSample, current int32, t
 	if !scaleUpWithUnready && missing.n == 0 {
 		if tol.within(ratio) {
 			r.Proposal = current
-			r.Note = m.describe(value, ready.n, "within tolerance")
+			r.Note = m.describe(value, ready.n, true)
 			return nil
 		}
 		r.Proposal = ceilReplicas(ratio * float64(ready.n))
-		r.Note = m.describe(value, ready.n, "")
-		if m.refuseAgainstLoad && ((ratio > 1 && r.Proposal < current) || (ratio < 1 && r.Proposal > current)) {
+		r.Note = m.describe(value, ready.n, false)
+		if (ratio > 1 && r.Proposal < current) || (ratio < 1 && r.Proposal > current) {
 			r.Proposal = current
 		}
 		return nil
@@ -317,15 +314,14 @@ func (m *podMetric) replicas(r *SignalResult, pods []PodSample, current int32, t
 	return nil
 }
 
-func (m *podMetric) describe(value float64, ready int, suffix string) string {
-	if m.utilization {
-		if suffix != "" {
-			return fmt.Sprintf("%d%% of %s request, target %d%%, %s", int64(value), m.resource, m.targetPercent, suffix)
-		}
+func (m *podMetric) describe(value float64, ready int, within bool) string {
+	switch {
+	case m.utilization && within:
+		return fmt.Sprintf("%d%% of %s request, target %d%%, within tolerance", int64(value), m.resource, m.targetPercent)
+	case m.utilization:
 		return fmt.Sprintf("%d%% of %s request over %d ready pods, target %d%%", int64(value), m.resource, ready, m.targetPercent)
-	}
-	if suffix != "" {
-		return fmt.Sprintf("%.4g per pod, target %.4g, %s", value, m.targetValue, suffix)
+	case within:
+		return fmt.Sprintf("%.4g per pod, target %.4g, within tolerance", value, m.targetValue)
 	}
 	return fmt.Sprintf("%.4g per pod over %d ready pods, target %.4g", value, ready, m.targetValue)
 }

@@ -68,7 +68,7 @@ const (
 	KindObject SignalKind = "object"
 	// KindPods is a metric sampled per pod whose average is compared with a
 	// per-pod target (HPA Pods metrics), with the HPA replica calculator's
-	// handling of missing and unready pods.
+	// handling of missing and unready pods, as for utilization.
 	KindPods SignalKind = "pods"
 )
 
