@@ -9,7 +9,7 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X github.com/elmascale/elmascale/internal/version.Version=$(VERSION)
 UNIT_PKGS := ./policy/... ./config/... ./loop/... ./record/... ./cmd/... ./internal/archtest/...
 
-.PHONY: all build build-static image test test-unit test-integration lint bench demo setup clean
+.PHONY: all build build-static image image-docker test test-unit test-integration lint bench demo setup clean
 all: build
 
 build:
@@ -20,7 +20,15 @@ build:
 build-static:
 	CGO_ENABLED=0 $(GO) build -trimpath -tags noplots -ldflags '$(LDFLAGS)' -o $(BIN)/elmascale-static ./cmd/elmascale
 
-image:
+# image writes bin/elmascale-image.tar without a container engine: one file
+# that `docker load -i`, `ctr -n k8s.io images import` and
+# `microk8s ctr image import` all accept (hack/ociimage). image-docker builds
+# the same image with the Dockerfile, for a registry.
+image: build-static
+	$(GO) run ./hack/ociimage --binary $(BIN)/elmascale-static --version $(VERSION) \
+		--revision $$(git rev-parse HEAD 2>/dev/null) --out $(BIN)/elmascale-image.tar
+
+image-docker:
 	docker build --build-arg VERSION=$(VERSION) -t elmascale:$(VERSION) .
 
 test-unit:
