@@ -2,60 +2,68 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"io"
 	"os"
 
+	"github.com/spf13/cobra"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/elmascale/elmascale/importer"
 )
 
-func runImport(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("import", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	ns := fs.String("namespace", "", "namespace whose HPAs and KEDA ScaledObjects to import (required)")
-	kubeconfig := fs.String("kubeconfig", "", "kubeconfig file (default: $KUBECONFIG, then the in-cluster service account)")
-	out := fs.String("o", "", "write the config to this file (default: standard output)")
-	if err := fs.Parse(args); err != nil {
-		return 2
+func newImportCommand() *cobra.Command {
+	var ns, kubeconfig, out string
+	cmd := &cobra.Command{
+		Use:   "import",
+		Short: "Write an elmascale config equivalent to a namespace's HPAs and KEDA ScaledObjects",
+		Long: `Read the HorizontalPodAutoscalers and KEDA ScaledObjects of a namespace and write an
+elmascale config with the same targets, bounds, signals and behavior. Settings without an
+equivalent are kept as NOTE comments.`,
+		Example: `  elmascale import --namespace elma365 -o elmascale.yaml`,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return runImport(cmd.Context(), ns, kubeconfig, out, cmd.OutOrStdout(), cmd.ErrOrStderr())
+		},
 	}
-	if *ns == "" {
-		fmt.Fprintln(stderr, "import: --namespace is required")
-		return 2
+	fs := cmd.Flags()
+	fs.StringVar(&ns, "namespace", "", "namespace whose HPAs and KEDA ScaledObjects to import (required)")
+	fs.StringVar(&kubeconfig, "kubeconfig", "", "kubeconfig file (default: $KUBECONFIG, then the in-cluster service account)")
+	fs.StringVarP(&out, "output", "o", "", "write the config to this file (default: standard output)")
+	_ = cmd.MarkFlagFilename("kubeconfig")
+	_ = cmd.MarkFlagFilename("output", "yaml", "yml")
+	return cmd
+}
+
+func runImport(ctx context.Context, ns, kubeconfig, out string, stdout, stderr io.Writer) error {
+	if ns == "" {
+		return usageErrorf("--namespace is required")
 	}
-	rc, err := restConfig(*kubeconfig)
+	rc, err := restConfig(kubeconfig)
 	if err != nil {
-		fmt.Fprintf(stderr, "import: %v\n", err)
-		return 1
+		return failed(err)
 	}
 	client, err := kubernetes.NewForConfig(rc)
 	if err != nil {
-		fmt.Fprintf(stderr, "import: %v\n", err)
-		return 1
+		return failed(err)
 	}
 	dyn, err := dynamic.NewForConfig(rc)
 	if err != nil {
-		fmt.Fprintf(stderr, "import: %v\n", err)
-		return 1
+		return failed(err)
 	}
-	res, err := importer.Import(ctx, importer.Options{Client: client, Dynamic: dyn, Namespace: *ns})
+	res, err := importer.Import(ctx, importer.Options{Client: client, Dynamic: dyn, Namespace: ns})
 	if err != nil {
-		fmt.Fprintf(stderr, "import: %v\n", err)
-		return 1
+		return failed(err)
 	}
-	if *out == "" {
+	if out == "" {
 		_, err = stdout.Write(res.YAML)
 	} else {
-		err = os.WriteFile(*out, res.YAML, 0o644)
+		err = os.WriteFile(out, res.YAML, 0o644)
 	}
 	if err != nil {
-		fmt.Fprintf(stderr, "import: %v\n", err)
-		return 1
+		return failed(err)
 	}
 	fmt.Fprintf(stderr, "import: %d service(s) from %d HPA(s) and %d ScaledObject(s); %d setting(s) without an equivalent are marked NOTE\n",
 		len(res.Config.Services), res.HPAs, res.ScaledObjects, len(res.Notes))
-	return 0
+	return nil
 }

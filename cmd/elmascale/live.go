@@ -2,10 +2,10 @@ package main
 
 import (
 	"errors"
-	"flag"
 	"fmt"
 	"time"
 
+	"github.com/spf13/pflag"
 	"go.uber.org/zap"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
@@ -28,13 +28,13 @@ type liveFlags struct {
 	rabbitPasswordFile string
 	// kubeconfig is the --kubeconfig flag, this file's or one the command
 	// defined before; read when the collector is built.
-	kubeconfig    flag.Value
+	kubeconfig    pflag.Value
 	sourceTimeout time.Duration
 }
 
 // addLiveFlags defines the source flags on fs. A --kubeconfig the command
 // already defines is shared rather than defined twice.
-func addLiveFlags(fs *flag.FlagSet) *liveFlags {
+func addLiveFlags(fs *pflag.FlagSet) *liveFlags {
 	l := &liveFlags{}
 	fs.StringVar(&l.prometheusURL, "prometheus", "", "Prometheus (or Thanos, Mimir) query API base URL, e.g. http://prometheus.monitoring:9090")
 	fs.StringVar(&l.prometheusConfig, "prometheus-config", "", "file with Prometheus http_config settings: bearer token, basic auth, TLS")
@@ -47,7 +47,7 @@ func addLiveFlags(fs *flag.FlagSet) *liveFlags {
 		fs.String("kubeconfig", "", "kubeconfig of the cluster whose pods metrics.k8s.io measures (CPU and memory signals)")
 		l.kubeconfig = fs.Lookup("kubeconfig").Value
 	}
-	fs.DurationVar(&l.sourceTimeout, "source-timeout", 10*time.Second, "timeout of each request to a signal source")
+	durationFlag(fs, &l.sourceTimeout, "source-timeout", 10*time.Second, time.Millisecond, "", "timeout of each request to a signal source")
 	return l
 }
 

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -11,6 +10,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/spf13/cobra"
 	"go.uber.org/zap"
 	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/client-go/tools/record"
@@ -21,40 +21,48 @@ import (
 	"github.com/elmascale/elmascale/scaler"
 )
 
-func runRecommend(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("recommend", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	cfgPath := fs.String("config", "", "configuration file (default: the embedded ELMA365 preset)")
-	snapPath := fs.String("snapshot", "", "snapshot JSON file to decide on (instead of live sources)")
-	output := fs.String("o", "table", "output format: table or json")
-	live := addLiveFlags(fs)
-	if err := fs.Parse(args); err != nil {
-		return 2
+func newRecommendCommand() *cobra.Command {
+	var cfgPath, snapPath, output string
+	var live *liveFlags
+	cmd := &cobra.Command{
+		Use:   "recommend",
+		Short: "Compute decisions once from a snapshot file or live sources; change nothing",
+		Long: `Compute one decision pass and print it. The input is either a snapshot file (--snapshot)
+or one live collection from Prometheus, RabbitMQ and metrics.k8s.io (--prometheus,
+--rabbitmq, --kubeconfig). Nothing is written anywhere, not even Events.`,
+		Example: `  elmascale recommend --snapshot examples/snapshots/script-storm.json
+  elmascale recommend --prometheus http://localhost:9090 --kubeconfig ~/.kube/config -o json`,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return runRecommend(cmd.Context(), cfgPath, snapPath, output, live, cmd.OutOrStdout(), cmd.ErrOrStderr())
+		},
 	}
-	if *output != "table" && *output != "json" {
-		fmt.Fprintf(stderr, "recommend: -o must be table or json\n")
-		return 2
-	}
-	cfg, err := loadConfig(*cfgPath)
+	fs := cmd.Flags()
+	fs.StringVar(&cfgPath, "config", "", "configuration file (default: the embedded ELMA365 preset)")
+	fs.StringVar(&snapPath, "snapshot", "", "snapshot JSON file to decide on (instead of live sources)")
+	enumFlag(cmd, &output, "output", "o", "table", []string{"table", "json"}, "output format")
+	live = addLiveFlags(fs)
+	_ = cmd.MarkFlagFilename("config", "yaml", "yml")
+	_ = cmd.MarkFlagFilename("snapshot", "json")
+	return cmd
+}
+
+func runRecommend(ctx context.Context, cfgPath, snapPath, output string, live *liveFlags, stdout, stderr io.Writer) error {
+	cfg, err := loadConfig(cfgPath)
 	if err != nil {
-		fmt.Fprintf(stderr, "recommend: config %s: %v\n", displayName(*cfgPath), err)
-		return 1
+		return failed(fmt.Errorf("config %s: %w", displayName(cfgPath), err))
 	}
 	col, liveOn, err := live.collector(zap.NewNop())
 	if err != nil {
-		fmt.Fprintf(stderr, "recommend: %v\n", err)
-		return 2
+		return usageErrorf("%v", err)
 	}
 	var plan policy.Plan
 	switch {
-	case *snapPath != "" && liveOn:
-		fmt.Fprintln(stderr, "recommend: give either --snapshot or live sources, not both")
-		return 2
-	case *snapPath != "":
-		snap, err := readSnapshot(*snapPath)
+	case snapPath != "" && liveOn:
+		return usageErrorf("give either --snapshot or live sources, not both")
+	case snapPath != "":
+		snap, err := readSnapshot(snapPath)
 		if err != nil {
-			fmt.Fprintf(stderr, "recommend: %v\n", err)
-			return 1
+			return failed(err)
 		}
 		now := snap.Time
 		if now.IsZero() {
@@ -67,8 +75,7 @@ func runRecommend(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		defer cancel()
 		targets, note, err := liveTargets(ctx, live.kubeconfig.String(), cfg)
 		if err != nil {
-			fmt.Fprintf(stderr, "recommend: %v\n", err)
-			return 1
+			return failed(err)
 		}
 		if note != "" {
 			fmt.Fprintln(stderr, note)
@@ -80,20 +87,18 @@ func runRecommend(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		}
 		plan = tick.Plan
 	default:
-		fmt.Fprintln(stderr, "recommend: --snapshot or a live source (--prometheus, --rabbitmq, --kubeconfig) is required")
-		return 2
+		return usageErrorf("--snapshot or a live source (--prometheus, --rabbitmq, --kubeconfig) is required")
 	}
-	if *output == "json" {
+	if output == "json" {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
 		if err := enc.Encode(plan); err != nil {
-			fmt.Fprintf(stderr, "recommend: %v\n", err)
-			return 1
+			return failed(err)
 		}
-		return 0
+		return nil
 	}
 	printPlan(stdout, plan)
-	return 0
+	return nil
 }
 
 // readOnlyTargets reads scale targets and never acts: recommend changes

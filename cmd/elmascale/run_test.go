@@ -24,9 +24,9 @@ func TestRunAndImportFlags(t *testing.T) {
 		code      int
 		stderrHas string
 	}{
-		{"run on a cluster needs a config", []string{"run", "--kubeconfig", "/nonexistent/kubeconfig"}, 2, "--config is required"},
-		{"the demo rejects an unknown scenario", []string{"run", "--demo-scenario", "nope"}, 1, "scenario \"nope\""},
-		{"run rejects a mode", []string{"run", "--config", cfg, "--mode", "yolo"}, 2, "--mode must be"},
+		{"run names a kubeconfig it cannot read", []string{"run", "--kubeconfig", "/nonexistent/kubeconfig", "--log-format", "console"}, 1, "/nonexistent/kubeconfig"},
+		{"the demo rejects an unknown scenario", []string{"run", "--demo-scenario", "nope"}, 2, `invalid argument "nope" for "--demo-scenario" flag: must be `},
+		{"run rejects a mode", []string{"run", "--config", cfg, "--mode", "yolo"}, 2, `invalid argument "yolo" for "--mode" flag: must be apply or dry-run`},
 		{"run without a cluster", []string{"run", "--config", cfg, "--log-format", "console"}, 1, "no Kubernetes cluster"},
 		{"import needs a namespace", []string{"import"}, 2, "--namespace is required"},
 		{"import without a cluster", []string{"import", "--namespace", "x"}, 1, "no Kubernetes cluster"},

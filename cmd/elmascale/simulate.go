@@ -2,8 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -11,68 +9,93 @@ import (
 	"strings"
 	"time"
 
+	"github.com/spf13/cobra"
+
 	"github.com/elmascale/elmascale/simulations"
 	"github.com/elmascale/elmascale/simulations/report"
 )
 
-func runSimulate(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("simulate", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	scenarioFlag := fs.String("scenario", "", "scenario file, the name of a shipped scenario, or all (-list shows them)")
-	policyFlag := fs.String("policy", "all", "comma-separated policies: "+strings.Join(simulations.PolicyNames(), ", ")+", or all")
-	seed := fs.Uint64("seed", 0, "first seed (default: the scenario's)")
-	seeds := fs.Int("seeds", 1, "number of consecutive seeds to run and average")
-	out := fs.String("out", "", "directory for report.md and the plots (one subdirectory per scenario with -scenario all)")
-	bench := fs.String("benchmarks", "", "also rewrite this benchmarks page, with its plots in -out")
-	list := fs.Bool("list", false, "list the shipped scenarios and exit")
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, "Usage: elmascale simulate --scenario F [--policy P] [--seed N] [--seeds K] --out DIR [--benchmarks FILE]")
-		fmt.Fprintln(stderr, "\nRuns a scenario on the simulated ELMA365 cluster under each policy, through the same")
-		fmt.Fprintln(stderr, "control loop and policy code the daemon runs, and writes a score table and plots.")
-		fmt.Fprintln(stderr)
-		fs.PrintDefaults()
+// simulateFlags are simulate's flags.
+type simulateFlags struct {
+	scenario, policy, out, bench string
+	seed                         uint64
+	seeds                        int
+	list                         bool
+}
+
+func newSimulateCommand() *cobra.Command {
+	f := &simulateFlags{}
+	cmd := &cobra.Command{
+		Use:   "simulate",
+		Short: "Score elmascale against HPA-, KEDA-style and static baselines and an oracle on a simulated ELMA365 cluster",
+		Long: `Run a scenario on the simulated ELMA365 cluster under each policy, through the same
+control loop and policy code the daemon runs, and write a score table and plots.
+
+Policies: elmascale (the scenario's configuration), preset (the shipped ELMA365 preset),
+hpa (CPU utilization, as an HPA), latency-hpa (latency against the SLO alone, no attribution),
+keda (queue length per replica, as KEDA), static (fixed replicas) and oracle (offline, knowing
+the load in advance).`,
+		Example: `  elmascale simulate --list
+  elmascale simulate --scenario script-storm --policy elmascale,hpa --out /tmp/storm`,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return runSimulate(cmd.Context(), f, cmd.OutOrStdout(), cmd.ErrOrStderr())
+		},
 	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return 2
-	}
-	if *list {
+	fs := cmd.Flags()
+	fs.StringVar(&f.scenario, "scenario", "", "scenario file, the name of a shipped scenario, or all (--list shows them; required)")
+	fs.StringVar(&f.policy, "policy", "all", "comma-separated policies: "+strings.Join(simulations.PolicyNames(), ", ")+", or all")
+	fs.Uint64Var(&f.seed, "seed", 0, "first seed (default: the scenario's)")
+	fs.IntVar(&f.seeds, "seeds", 1, "number of consecutive seeds to run and average")
+	fs.StringVar(&f.out, "out", "", "directory for report.md and the plots, one subdirectory per scenario with --scenario all (required)")
+	fs.StringVar(&f.bench, "benchmarks", "", "also rewrite this benchmarks page, with its plots in --out")
+	fs.BoolVar(&f.list, "list", false, "list the shipped scenarios and exit")
+	_ = cmd.RegisterFlagCompletionFunc("scenario", func(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
+		return append(simulations.ScenarioNames(), "all"), cobra.ShellCompDirectiveDefault
+	})
+	_ = cmd.RegisterFlagCompletionFunc("policy", cobra.FixedCompletions(append(simulations.PolicyNames(), "all"), cobra.ShellCompDirectiveNoFileComp))
+	_ = cmd.MarkFlagDirname("out")
+	_ = cmd.MarkFlagFilename("benchmarks", "md")
+	return cmd
+}
+
+func runSimulate(ctx context.Context, f *simulateFlags, stdout, stderr io.Writer) error {
+	if f.list {
 		for _, n := range simulations.ScenarioNames() {
 			sc, err := simulations.LoadShipped(n)
 			if err != nil {
-				fmt.Fprintf(stderr, "%s: %v\n", n, err)
-				return 1
+				return failed(fmt.Errorf("%s: %w", n, err))
 			}
 			fmt.Fprintf(stdout, "%-20s %s (%s)\n", n, sc.Description, sc.Duration)
 		}
-		return 0
+		return nil
 	}
-	if *scenarioFlag == "" || *out == "" || *seeds < 1 {
-		fs.Usage()
-		return 2
+	switch {
+	case f.scenario == "" && f.out == "":
+		return usageErrorf("--scenario and --out are required (--list shows the scenarios)")
+	case f.scenario == "":
+		return usageErrorf("--scenario is required: a scenario file, a shipped scenario's name, or all (--list shows them)")
+	case f.out == "":
+		return usageErrorf("--out is required: the directory for report.md and the plots")
+	case f.seeds < 1:
+		return usageErrorf("--seeds must be at least 1")
 	}
-	policies, err := parsePolicies(*policyFlag)
+	policies, err := parsePolicies(f.policy)
 	if err != nil {
-		fmt.Fprintln(stderr, "simulate:", err)
-		return 2
+		return usageErrorf("%v", err)
 	}
 	var scenarios []*simulations.Scenario
-	if *scenarioFlag == "all" {
+	if f.scenario == "all" {
 		for _, n := range simulations.ScenarioNames() {
 			sc, err := simulations.LoadShipped(n)
 			if err != nil {
-				fmt.Fprintln(stderr, "simulate:", err)
-				return 1
+				return failed(err)
 			}
 			scenarios = append(scenarios, sc)
 		}
 	} else {
-		sc, err := loadScenario(*scenarioFlag)
+		sc, err := loadScenario(f.scenario)
 		if err != nil {
-			fmt.Fprintln(stderr, "simulate:", err)
-			return 1
+			return failed(err)
 		}
 		scenarios = append(scenarios, sc)
 	}
@@ -80,12 +103,12 @@ func runSimulate(ctx context.Context, args []string, stdout, stderr io.Writer) i
 	var all []*report.Scenario
 	var timings []report.Timing
 	for _, sc := range scenarios {
-		first := *seed
+		first := f.seed
 		if first == 0 {
 			first = sc.Seed
 		}
 		rs := &report.Scenario{Scenario: sc, Wall: map[string]time.Duration{}}
-		for k := 0; k < *seeds; k++ {
+		for k := 0; k < f.seeds; k++ {
 			rs.Seeds = append(rs.Seeds, first+uint64(k))
 		}
 		yamls := map[string][]byte{}
@@ -95,8 +118,7 @@ func runSimulate(ctx context.Context, args []string, stdout, stderr io.Writer) i
 			for k, s := range rs.Seeds {
 				p, err := simulations.BuildPolicy(sc, name, s)
 				if err != nil {
-					fmt.Fprintf(stderr, "simulate: %s: %v\n", sc.Name, err)
-					return 1
+					return failed(fmt.Errorf("%s: %w", sc.Name, err))
 				}
 				if p.YAML != nil {
 					yamls[name] = p.YAML
@@ -104,8 +126,7 @@ func runSimulate(ctx context.Context, args []string, stdout, stderr io.Writer) i
 				start := time.Now()
 				r, err := simulations.Run(ctx, sc, p, s)
 				if err != nil {
-					fmt.Fprintf(stderr, "simulate: %s/%s: %v\n", sc.Name, name, err)
-					return 1
+					return failed(fmt.Errorf("%s/%s: %w", sc.Name, name, err))
 				}
 				t.Wall += time.Since(start)
 				t.Events += r.Events
@@ -116,14 +137,13 @@ func runSimulate(ctx context.Context, args []string, stdout, stderr io.Writer) i
 			timings = append(timings, t)
 			fmt.Fprintf(stderr, "%s/%s: %d run(s), %.1fs\n", sc.Name, name, t.Runs, t.Wall.Seconds())
 		}
-		dir := *out
+		dir := f.out
 		if len(scenarios) > 1 {
-			dir = filepath.Join(*out, sc.Name)
+			dir = filepath.Join(f.out, sc.Name)
 		}
-		if *bench == "" || len(scenarios) == 1 {
+		if f.bench == "" || len(scenarios) == 1 {
 			if err := report.WriteScenario(dir, rs, yamls); err != nil {
-				fmt.Fprintln(stderr, "simulate:", err)
-				return 1
+				return failed(err)
 			}
 		}
 		fmt.Fprintf(stdout, "## %s\n\n", sc.Name)
@@ -131,16 +151,15 @@ func runSimulate(ctx context.Context, args []string, stdout, stderr io.Writer) i
 		fmt.Fprintln(stdout)
 		all = append(all, rs)
 	}
-	if *bench != "" {
-		if err := report.WriteBenchmarks(*bench, *out, all, timings); err != nil {
-			fmt.Fprintln(stderr, "simulate:", err)
-			return 1
+	if f.bench != "" {
+		if err := report.WriteBenchmarks(f.bench, f.out, all, timings); err != nil {
+			return failed(err)
 		}
-		fmt.Fprintf(stderr, "wrote %s\n", *bench)
+		fmt.Fprintf(stderr, "wrote %s\n", f.bench)
 	} else {
-		fmt.Fprintf(stderr, "wrote %s\n", filepath.Join(*out, "report.md"))
+		fmt.Fprintf(stderr, "wrote %s\n", filepath.Join(f.out, "report.md"))
 	}
-	return 0
+	return nil
 }
 
 // loadScenario reads a scenario file, or a shipped scenario by name.

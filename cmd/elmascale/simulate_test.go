@@ -1,8 +1,6 @@
 package main
 
 import (
-	"bytes"
-	"context"
 	"os"
 	"path/filepath"
 	"strings"
@@ -43,13 +41,12 @@ elmascale:
 		t.Fatal(err)
 	}
 	out := filepath.Join(dir, "out")
-	var stdout, stderr bytes.Buffer
-	code := runSimulate(context.Background(), []string{"--scenario", scenario, "--policy", "hpa,oracle", "--out", out}, &stdout, &stderr)
+	code, stdout, stderr := run(t, "simulate", "--scenario", scenario, "--policy", "hpa,oracle", "--out", out)
 	if code != 0 {
-		t.Fatalf("exit %d: %s", code, stderr.String())
+		t.Fatalf("exit %d: %s", code, stderr)
 	}
-	if !strings.Contains(stdout.String(), "| hpa |") || !strings.Contains(stdout.String(), "| oracle |") {
-		t.Errorf("score table lacks a policy row:\n%s", stdout.String())
+	if !strings.Contains(stdout, "| hpa |") || !strings.Contains(stdout, "| oracle |") {
+		t.Errorf("score table lacks a policy row:\n%s", stdout)
 	}
 	md, err := os.ReadFile(filepath.Join(out, "report.md"))
 	if err != nil {
@@ -63,7 +60,7 @@ elmascale:
 			t.Errorf("report does not show %s", f)
 		}
 	}
-	if code := runSimulate(context.Background(), []string{"--scenario", scenario, "--policy", "nope", "--out", out}, &stdout, &stderr); code != 2 {
-		t.Errorf("unknown policy: exit %d, want 2", code)
+	if code, _, stderr := run(t, "simulate", "--scenario", scenario, "--policy", "nope", "--out", out); code != 2 || !strings.Contains(stderr, `unknown policy "nope"`) {
+		t.Errorf("unknown policy: exit %d %q, want 2 naming it", code, stderr)
 	}
 }
