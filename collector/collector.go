@@ -263,6 +263,8 @@ func (c *Collector) Collect(ctx context.Context, cfg *config.Config, now time.Ti
 				obs = c.utilization(kubeRes[svc.Name], kubeErr, sg.Resource)
 			case policy.KindQueue:
 				obs = c.queue(prom, rabbitRes, rabbitErr, sg.Queue, now)
+			case policy.KindPods:
+				obs = c.pods(kubeRes[svc.Name], kubeErr, prom, sg.Metric)
 			default:
 				obs = prom.observation(sg.Metric, sg.Key)
 			}
@@ -403,6 +405,11 @@ func workFor(cfg *config.Config) work {
 			switch sg.Kind {
 			case policy.KindUtilization:
 				needPods = true
+			case policy.KindPods:
+				needPods = true
+				if sg.Metric != "" {
+					usedMetric[sg.Metric] = true
+				}
 			case policy.KindQueue:
 				if sg.Queue == nil {
 					continue
