@@ -76,6 +76,9 @@ func (c *Cluster) SetReplicas(service string, n int32) error {
 	if c.sc.Services[si].SingleInstance && n > 1 {
 		return fmt.Errorf("%s cannot run as more than one instance", service)
 	}
+	if st := c.sc.Services[si].Store; st != "" && n != c.sim.svcs[si].desired {
+		return fmt.Errorf("%s is a data store (%s): it is not scaled from here", service, st)
+	}
 	c.sim.setReplicas(int32(si), n)
 	return nil
 }

@@ -9,8 +9,13 @@ import (
 // pod is one replica. Times are seconds of virtual time.
 type pod struct {
 	created, started, readyAt float64
-	busy                      int32
-	ready, terminating, gone  bool
+	// startup is the drawn time from scheduling to readiness.
+	startup float64
+	// busy counts the slots held, working those doing own work (burning
+	// CPU); they differ when a sync request holds its slot during calls.
+	busy, working            int32
+	node                     int32 // -1 while unscheduled, or without nodes
+	ready, terminating, gone bool
 	// cpu is the CPU time burnt so far, in seconds.
 	cpu float64
 	// metrics-server's view: the usage measured at the last scrape.
@@ -21,9 +26,28 @@ type pod struct {
 }
 
 type edge struct {
-	to    int32
-	whole int32
-	frac  float64
+	to      int32
+	whole   int32
+	frac    float64
+	timeout float64 // seconds, 0 for none
+	retries int32
+}
+
+func callEdges(sc *Scenario, calls []Call) []edge {
+	var out []edge
+	for _, c := range calls {
+		out = append(out, edge{to: int32(sc.ServiceIndex(c.Service)), whole: int32(c.Mean), frac: c.Mean - math.Floor(c.Mean),
+			timeout: c.Timeout.Seconds(), retries: c.Retries})
+	}
+	return out
+}
+
+func publishEdges(sc *Scenario, pubs []Publish) []edge {
+	var out []edge
+	for _, p := range pubs {
+		out = append(out, edge{to: int32(sc.QueueIndex(p.Queue)), whole: int32(p.Mean), frac: p.Mean - math.Floor(p.Mean)})
+	}
+	return out
 }
 
 // promSample is one Prometheus scrape of a service.
@@ -56,6 +80,20 @@ type svcState struct {
 	// cpuPerSec is CPU seconds burnt per second of own work.
 	cpuPerSec float64
 	slots     int32
+	// sync services hold a slot until the request's calls have answered.
+	sync bool
+	// limitCores is the CPU limit (0: none); slow is the phase factor in
+	// force this step.
+	limitCores float64
+	slow       float64
+	// failedEntry counts requests from outside that failed (a call ran
+	// out of attempts); timeouts counts attempts abandoned by callers.
+	failedEntry, timeouts uint64
+	// waited and started count this window's starts that had to wait
+	// longer than a mean service time, for saturation of what no policy
+	// can scale.
+	waited, started uint32
+	satSecs         float64
 
 	inFlight int32
 	requests uint64
@@ -78,6 +116,8 @@ type svcState struct {
 
 type queueState struct {
 	m         *QueueModel
+	calls     []edge
+	pubs      []edge
 	consumer  int32
 	ready     ring
 	unacked   int64
@@ -98,7 +138,14 @@ type request struct {
 	edge   int32 // next call edge to consider
 	rep    int32 // further calls still to make on edge-1
 	queue  int32 // queue of a message, -1 for a synchronous request
-	entry  bool  // arrived from outside the cluster
+	// tok names the call this request waits on (0: none) and ptok the
+	// parent's call this request answers: tokens are never reused, so an
+	// answer to an attempt the parent has given up on is recognised.
+	tok, ptok uint32
+	attempt   int32
+	entry     bool // arrived from outside the cluster
+	held      bool // holds its pod's slot until it completes
+	failed    bool // a call ran out of attempts
 }
 
 // sim is the discrete-event core. It knows nothing of configs or policies.
@@ -132,6 +179,15 @@ type sim struct {
 	bounds   []float64
 	events   uint64
 	onWindow func(s *sim)
+	load     *Load
+	tok      uint32
+	// nodes is nil without a node pool; pending lists pods waiting for
+	// room, oldest first.
+	nodes   *nodeSet
+	pending []podRef
+	// pendingSecs is pod-seconds spent Pending for want of room, nodeSecs
+	// node-seconds, both over the scored time.
+	pendingSecs, nodeSecs float64
 
 	scrapeEvery, resEvery, statsEvery, windowEvery int64
 	// warmup is the whole seconds before scoring starts.
@@ -148,9 +204,11 @@ func (s *sim) countAction(si int32) {
 	}
 }
 
+type podRef struct{ svc, pod int32 }
+
 func newSim(sc *Scenario, seed uint64, promKeep, statsKeep int) *sim {
 	s := &sim{
-		sc: sc, seed: seed,
+		sc: sc, seed: seed, load: sc.NewLoad(seed),
 		arrRN:   rand.New(rand.NewPCG(seed, 0xa5a5_0001)),
 		startRN: rand.New(rand.NewPCG(seed, 0xa5a5_0002)),
 		keySrc:  keySource{},
@@ -173,6 +231,11 @@ func newSim(sc *Scenario, seed uint64, promKeep, statsKeep int) *sim {
 		q.consumer = int32(sc.ServiceIndex(q.m.Consumer))
 		q.cpuPerSec = q.m.CPUPerMessage.Seconds() / q.m.ServiceTime.MeanSeconds()
 		q.stats = make([]queueSample, statsKeep)
+		q.calls = callEdges(sc, q.m.Calls)
+		q.pubs = publishEdges(sc, q.m.Publishes)
+	}
+	if sc.Nodes != nil {
+		s.nodes = newNodes(sc.Nodes)
 	}
 	s.svcs = make([]svcState, len(sc.Services))
 	for i := range sc.Services {
@@ -181,23 +244,27 @@ func newSim(sc *Scenario, seed uint64, promKeep, statsKeep int) *sim {
 		v.m = m
 		v.slots = m.Slots
 		v.cpuPerSec = m.CPUPerRequest.Seconds() / m.ServiceTime.MeanSeconds()
+		v.sync = m.Concurrency == ConcurrencySync
+		v.limitCores = float64(m.CPULimitMilli) / 1000
+		v.slow = 1
 		v.buckets = make([]uint64, len(s.bounds)+1)
 		v.scrapes = make([]promSample, promKeep)
 		for k := range v.scrapes {
 			v.scrapes[k].buckets = make([]uint64, len(v.buckets))
 		}
-		for _, c := range m.Calls {
-			v.calls = append(v.calls, edge{to: int32(sc.ServiceIndex(c.Service)), whole: int32(c.Mean), frac: c.Mean - math.Floor(c.Mean)})
-		}
-		for _, p := range m.Publishes {
-			v.pubs = append(v.pubs, edge{to: int32(sc.QueueIndex(p.Queue)), whole: int32(p.Mean), frac: p.Mean - math.Floor(p.Mean)})
-		}
+		v.calls = callEdges(sc, m.Calls)
+		v.pubs = publishEdges(sc, m.Publishes)
 		for _, q := range m.Consumes {
 			v.consumes = append(v.consumes, int32(sc.QueueIndex(q)))
 		}
 		// Initial pods have been ready for an hour.
 		for k := int32(0); k < m.Replicas; k++ {
-			v.pods = append(v.pods, pod{created: -3600, started: -3600, readyAt: -3600, ready: true, scrapedAt: -3600})
+			node := int32(-1)
+			if s.nodes != nil && m.Store == "" {
+				// compileNodes checked that the initial pods fit.
+				node = s.nodes.place(m.CPURequestMilli, m.MemoryRequestBytes)
+			}
+			v.pods = append(v.pods, pod{created: -3600, started: -3600, readyAt: -3600, ready: true, scrapedAt: -3600, node: node})
 			v.active = append(v.active, int32(len(v.pods)-1))
 			v.live++
 			v.free += v.slots
@@ -235,6 +302,7 @@ const (
 	saltRoot    = 0x726f6f74
 	saltChild   = 0x6368696c
 	saltMessage = 0x6d657373
+	saltRetry   = 0x72657472
 )
 
 // keySource is a rand.Source whose stream is reset from a request's key,
@@ -285,6 +353,10 @@ func (s *sim) advanceTo(t float64) {
 				s.done(v, float64(math.Float32frombits(uint32(ev.b))))
 			case evPodReady:
 				s.podReady(v, ev.b)
+			case evTimeout:
+				s.timeout(v, uint32(ev.b))
+			case evNodeAdd:
+				s.nodeAdded()
 			}
 		}
 		s.step++
@@ -299,9 +371,24 @@ func (s *sim) rates(start float64) {
 	mid := secondsToDuration(start + 0.5)
 	s.total = 0
 	for i := range s.srcs {
-		s.total += s.sc.SourceRate(s.seed, i, mid)
+		s.total += s.load.Rate(i, mid)
 		s.cum[i] = s.total
 	}
+	for i := range s.svcs {
+		if ph := s.svcs[i].m.Phases; len(ph) > 0 {
+			s.svcs[i].slow = phaseFactor(ph, mid)
+		}
+	}
+}
+
+// phaseFactor is the service-time factor of the phase in force at t.
+func phaseFactor(phases []Phase, t time.Duration) float64 {
+	for _, p := range phases {
+		if t >= p.From && t < p.To {
+			return p.Factor
+		}
+	}
+	return 1
 }
 
 // nextArrival draws the time of the next external arrival after t. The
@@ -336,13 +423,14 @@ func (s *sim) arrive(src int32) {
 		return
 	}
 	s.svcs[target].entryArrivals++
-	s.call(target, -1, true, key)
+	s.call(target, -1, 0, true, key)
 }
 
-// call makes a synchronous request to service si on behalf of parent.
-func (s *sim) call(si, parent int32, entry bool, key uint64) {
+// call makes a synchronous request to service si on behalf of parent,
+// answering the parent's call tok.
+func (s *sim) call(si, parent int32, tok uint32, entry bool, key uint64) {
 	id := s.alloc()
-	s.reqs[id] = request{key: key, arrive: s.now, parent: parent, svc: si, pod: -1, queue: -1, entry: entry}
+	s.reqs[id] = request{key: key, arrive: s.now, parent: parent, svc: si, pod: -1, queue: -1, entry: entry, ptok: tok}
 	v := &s.svcs[si]
 	v.area += float64(v.inFlight) * (s.now - v.areaT)
 	v.areaT = s.now
@@ -382,62 +470,109 @@ func (s *sim) publish(qi int32, key uint64) {
 
 // start begins a request's own work on a pod. The drawn duration rides
 // in the completion event, so the CPU it burns can be charged then.
+//
+// A phase stretches the work. A CPU limit stretches it further when the
+// pod's own work in progress would burn CPU faster than the limit allows
+// (the CFS quota throttles it): by demand/limit, with the demand taken as
+// the work in progress when this work starts. The CPU charged is the
+// unstretched work's, so a throttled pod reads at its limit.
 func (s *sim) start(id, si, pi int32) {
 	v := &s.svcs[si]
-	v.pods[pi].busy++
+	p := &v.pods[pi]
+	p.busy++
+	p.working++
 	v.free--
 	r := &s.reqs[id]
 	r.pod = pi
-	var d float64
+	var d, rate float64
 	s.keySrc.x = r.key ^ saltTime
+	wait := s.now - r.arrive
 	if r.queue >= 0 {
 		q := &s.qs[r.queue]
 		q.unacked++
-		wait := math.Max(s.now-r.arrive, 1e-6)
-		q.win.add(wait)
-		q.all.add(wait)
+		w := math.Max(wait, 1e-6)
+		q.win.add(w)
+		q.all.add(w)
 		d = q.m.ServiceTime.draw(s.keyRN)
+		rate = q.cpuPerSec
 	} else {
 		d = v.m.ServiceTime.draw(s.keyRN)
+		rate = v.cpuPerSec
+		v.started++
+		if wait > v.m.ServiceTime.mean {
+			v.waited++
+		}
 	}
-	s.heap.push(s.now+d, evDone, id, int32(math.Float32bits(float32(d))))
+	d *= v.slow
+	cpu := d
+	if v.limitCores > 0 {
+		if demand := float64(p.working) * rate; demand > v.limitCores {
+			d *= demand / v.limitCores
+		}
+	}
+	s.heap.push(s.now+d, evDone, id, int32(math.Float32bits(float32(cpu))))
 }
 
-// done ends a request's own work of duration d: the pod's slot goes to the
-// next waiting work, and the request goes on to its calls or completes.
-func (s *sim) done(id int32, d float64) {
+// done ends a request's own work, which burnt cpu seconds of work at the
+// request's CPU rate: the request publishes its messages and goes on to
+// its calls; its slot goes to the next waiting work unless the service
+// holds slots during calls.
+func (s *sim) done(id int32, cpu float64) {
 	r := &s.reqs[id]
 	si, pi := r.svc, r.pod
 	v := &s.svcs[si]
 	p := &v.pods[pi]
-	p.busy--
+	p.working--
+	pubs, calls := v.pubs, v.calls
 	if r.queue >= 0 {
 		q := &s.qs[r.queue]
-		p.cpu += d * q.cpuPerSec
-		q.unacked--
-		q.acked++
-		s.free = append(s.free, id)
+		p.cpu += cpu * q.cpuPerSec
+		pubs, calls = q.pubs, q.calls
 	} else {
-		p.cpu += d * v.cpuPerSec
-		key := r.key
-		for k := range v.pubs {
-			e := &v.pubs[k]
-			for n := e.draws(key, k, saltPublish); n > 0; n-- {
-				s.publish(e.to, splitmix(key^saltMessage^uint64(k)<<32^uint64(n)))
-			}
+		p.cpu += cpu * v.cpuPerSec
+	}
+	key := r.key
+	for k := range pubs {
+		e := &pubs[k]
+		for n := e.draws(key, k, saltPublish); n > 0; n-- {
+			s.publish(e.to, splitmix(key^saltMessage^uint64(k)<<32^uint64(n)))
 		}
 	}
+	if v.sync && len(calls) > 0 {
+		s.reqs[id].held = true
+	} else {
+		s.release(si, pi)
+	}
+	s.proceed(id)
+}
+
+// release frees a slot of pod pi: it goes to waiting work, or, on a pod
+// being removed, brings its end nearer.
+func (s *sim) release(si, pi int32) {
+	v := &s.svcs[si]
+	p := &v.pods[pi]
+	p.busy--
 	if p.terminating {
 		if p.busy == 0 {
-			p.gone = true
-			v.live--
+			s.podGone(si, pi)
 		}
-	} else {
-		v.free++
-		s.fill(si, pi)
+		return
 	}
-	if s.reqs[id].queue < 0 {
-		s.proceed(id)
+	v.free++
+	s.fill(si, pi)
+}
+
+// podGone removes a pod that has finished its work, freeing its room on
+// its node for pods waiting for one.
+func (s *sim) podGone(si, pi int32) {
+	v := &s.svcs[si]
+	p := &v.pods[pi]
+	p.gone = true
+	v.live--
+	if p.node >= 0 {
+		s.nodes.release(p.node, v.m.CPURequestMilli, v.m.MemoryRequestBytes)
+		p.node = -1
+		s.schedulePending()
 	}
 }
 
@@ -464,29 +599,82 @@ func (s *sim) fill(si, pi int32) {
 	}
 }
 
+// callsOf is the call edges of a request: its message's queue's for a
+// message, its service's otherwise.
+func (s *sim) callsOf(r *request) []edge {
+	if r.queue >= 0 {
+		return s.qs[r.queue].calls
+	}
+	return s.svcs[r.svc].calls
+}
+
 // proceed makes a request's next call, or completes it.
 func (s *sim) proceed(id int32) {
 	for {
 		r := &s.reqs[id]
-		v := &s.svcs[r.svc]
+		calls := s.callsOf(r)
 		if r.rep > 0 {
 			r.rep--
-			s.call(v.calls[r.edge-1].to, id, false, childKey(r.key, r.edge-1, r.rep))
+			s.issue(id, calls, r.edge-1, r.rep)
 			return
 		}
-		if int(r.edge) >= len(v.calls) {
+		if int(r.edge) >= len(calls) {
 			s.finish(id)
 			return
 		}
 		k := r.edge
-		e := &v.calls[k]
+		e := &calls[k]
 		r.edge++
 		if n := e.draws(r.key, int(k), saltCall); n > 0 {
 			r.rep = n - 1
-			s.call(e.to, id, false, childKey(r.key, k, r.rep))
+			s.issue(id, calls, k, r.rep)
 			return
 		}
 	}
+}
+
+// issue makes one attempt of request id's call on edge k (rep calls of
+// it still to come), arming the edge's timeout. A retry is a new request
+// with a key of its own.
+func (s *sim) issue(id int32, calls []edge, k, rep int32) {
+	s.tok++
+	if s.tok == 0 {
+		s.tok++
+	}
+	tok := s.tok
+	r := &s.reqs[id]
+	r.tok = tok
+	key := childKey(r.key, k, rep)
+	if r.attempt > 0 {
+		key = splitmix(key ^ saltRetry ^ uint64(r.attempt))
+	}
+	e := &calls[k]
+	if e.timeout > 0 {
+		s.heap.push(s.now+e.timeout, evTimeout, id, int32(tok))
+	}
+	s.call(e.to, id, tok, false, key)
+}
+
+// timeout fires when request id has waited its edge's timeout for call
+// tok: unless answered meanwhile, the attempt is abandoned (the callee
+// carries on), and the call is retried or, out of attempts, fails.
+func (s *sim) timeout(id int32, tok uint32) {
+	r := &s.reqs[id]
+	if r.tok != tok {
+		return
+	}
+	r.tok = 0
+	calls := s.callsOf(r)
+	e := &calls[r.edge-1]
+	s.svcs[e.to].timeouts++
+	if r.attempt < e.retries {
+		r.attempt++
+		s.issue(id, calls, r.edge-1, r.rep)
+		return
+	}
+	r.attempt = 0
+	r.failed = true
+	s.proceed(id)
 }
 
 // childKey is the key of the call on edge k with rep calls still to come.
@@ -494,9 +682,21 @@ func childKey(parent uint64, k, rep int32) uint64 {
 	return splitmix(parent ^ saltChild ^ uint64(k+1)<<32 ^ uint64(rep+1))
 }
 
-// finish records a completed synchronous request and resumes its caller.
+// finish completes a request: a message is acknowledged; a synchronous
+// request is recorded and resumes its caller, unless the caller has given
+// up on it.
 func (s *sim) finish(id int32) {
 	r := s.reqs[id]
+	if r.held {
+		s.release(r.svc, r.pod)
+	}
+	s.free = append(s.free, id)
+	if r.queue >= 0 {
+		q := &s.qs[r.queue]
+		q.unacked--
+		q.acked++
+		return
+	}
 	v := &s.svcs[r.svc]
 	lat := math.Max(s.now-r.arrive, 1e-6)
 	v.area += float64(v.inFlight) * (s.now - v.areaT)
@@ -506,14 +706,21 @@ func (s *sim) finish(id int32) {
 	v.latCount++
 	v.buckets[bucketOf(s.bounds, lat)]++
 	v.win.add(lat)
-	v.all.add(lat)
 	if r.entry {
 		v.winEntry.add(lat)
-		v.allEntry.add(lat)
+		if r.failed {
+			v.failedEntry++
+		}
 	}
-	s.free = append(s.free, id)
 	if r.parent >= 0 {
-		s.proceed(r.parent)
+		if pr := &s.reqs[r.parent]; pr.tok == r.ptok {
+			pr.tok = 0
+			pr.attempt = 0
+			if r.failed {
+				pr.failed = true
+			}
+			s.proceed(r.parent)
+		}
 	}
 }
 
@@ -545,9 +752,10 @@ func (s *sim) podReady(si, pi int32) {
 }
 
 // setReplicas changes a service's replica count as a ReplicaSet would: new
-// pods start (pending for the scheduling delay, then running but unready
-// until their start-up completes); removed pods are chosen unready first,
-// then the most recently ready, and finish the work they hold.
+// pods are scheduled on a node with room (or stay Pending until one has
+// room), then run but stay unready until their start-up completes;
+// removed pods are chosen unready first, then the most recently ready,
+// and finish the work they hold.
 func (s *sim) setReplicas(si int32, n int32) {
 	v := &s.svcs[si]
 	m := v.m
@@ -556,13 +764,14 @@ func (s *sim) setReplicas(si int32, n int32) {
 		if j := m.StartupJitter.Seconds(); j > 0 {
 			startup += (2*s.startRN.Float64() - 1) * j
 		}
-		p := pod{created: s.now, started: s.now + m.SchedulingDelay.Seconds(), readyAt: s.now + startup}
-		p.scrapedAt = p.started
-		v.pods = append(v.pods, p)
+		v.pods = append(v.pods, pod{created: s.now, startup: startup, node: -1, started: math.Inf(1), readyAt: math.Inf(1)})
 		pi := int32(len(v.pods) - 1)
-		s.heap.push(p.readyAt, evPodReady, si, pi)
 		v.live++
 		v.desired++
+		if !s.schedule(si, pi) {
+			s.pending = append(s.pending, podRef{si, pi})
+			s.askForNodes()
+		}
 	}
 	for v.desired > n {
 		victim := int32(-1)
@@ -586,11 +795,77 @@ func (s *sim) setReplicas(si int32, n int32) {
 		}
 		p := &v.pods[victim]
 		p.terminating = true
-		if p.busy == 0 {
-			p.gone = true
-			v.live--
-		}
 		v.desired--
+		if p.busy == 0 {
+			s.podGone(si, victim)
+		}
+	}
+}
+
+// schedule binds a new pod to a node with room, when there is one, and
+// starts it: Pending for the scheduling delay, then running and unready
+// for the rest of its start-up.
+func (s *sim) schedule(si, pi int32) bool {
+	v := &s.svcs[si]
+	p := &v.pods[pi]
+	if s.nodes != nil {
+		node := s.nodes.place(v.m.CPURequestMilli, v.m.MemoryRequestBytes)
+		if node < 0 {
+			return false
+		}
+		p.node = node
+	}
+	p.started = s.now + v.m.SchedulingDelay.Seconds()
+	p.readyAt = s.now + p.startup
+	p.scrapedAt = p.started
+	s.heap.push(p.readyAt, evPodReady, si, pi)
+	return true
+}
+
+// schedulePending binds waiting pods, oldest first, to the room there is
+// now; pods removed meanwhile are dropped.
+func (s *sim) schedulePending() {
+	kept := s.pending[:0]
+	for _, r := range s.pending {
+		p := &s.svcs[r.svc].pods[r.pod]
+		if p.gone || p.terminating {
+			continue
+		}
+		if !s.schedule(r.svc, r.pod) {
+			kept = append(kept, r)
+		}
+	}
+	s.pending = kept
+}
+
+// askForNodes is the cluster autoscaler: when pods are Pending for want
+// of room it orders the nodes their requests need, each ready after the
+// pool's AddDelay.
+func (s *sim) askForNodes() {
+	if s.nodes == nil {
+		return
+	}
+	var cpu, mem int64
+	for _, r := range s.pending {
+		v := &s.svcs[r.svc]
+		if p := &v.pods[r.pod]; !p.gone && !p.terminating {
+			cpu += v.m.CPURequestMilli
+			mem += v.m.MemoryRequestBytes
+		}
+	}
+	for k := s.nodes.wanted(cpu, mem); k > 0; k-- {
+		s.nodes.coming++
+		s.heap.push(s.now+s.sc.Nodes.AddDelay.Seconds(), evNodeAdd, 0, 0)
+	}
+}
+
+// nodeAdded makes an ordered node take pods.
+func (s *sim) nodeAdded() {
+	s.nodes.coming--
+	s.nodes.add()
+	s.schedulePending()
+	if len(s.pending) > 0 {
+		s.askForNodes()
 	}
 }
 
@@ -605,6 +880,14 @@ func (s *sim) endOfStep() {
 		for i := range s.svcs {
 			s.svcs[i].replicaSeconds += float64(s.svcs[i].live)
 		}
+		if s.nodes != nil {
+			s.nodeSecs += float64(len(s.nodes.freeCPU))
+			for _, r := range s.pending {
+				if p := &s.svcs[r.svc].pods[r.pod]; !p.gone && !p.terminating {
+					s.pendingSecs++
+				}
+			}
+		}
 	}
 	if t%s.scrapeEvery == 0 {
 		s.scrapeProm()
@@ -615,8 +898,26 @@ func (s *sim) endOfStep() {
 	if t%s.statsEvery == 0 {
 		s.refreshQueueStats()
 	}
-	if t%s.windowEvery == 0 && s.onWindow != nil {
-		s.onWindow(s)
+	if t%s.windowEvery == 0 {
+		s.flushWindow()
+		if s.onWindow != nil {
+			s.onWindow(s)
+		} else {
+			for i := range s.svcs {
+				s.svcs[i].win.reset()
+				s.svcs[i].winEntry.reset()
+			}
+		}
+	}
+}
+
+// flushWindow adds the window's latencies to the run's: recording each
+// request once, in the window's histogram, halves the hot path's work.
+func (s *sim) flushWindow() {
+	for i := range s.svcs {
+		v := &s.svcs[i]
+		v.all.merge(&v.win)
+		v.allEntry.merge(&v.winEntry)
 	}
 }
 

@@ -27,6 +27,7 @@ func runAll(t *testing.T, sc *Scenario) []*Result {
 		}
 		out = append(out, r)
 	}
+	ScoreRelievable(out)
 	return out
 }
 

@@ -6,6 +6,8 @@ import "math"
 const (
 	evDone     uint32 = iota // request a finished its own work
 	evPodReady               // pod b of service a became ready
+	evTimeout                // request a's call b timed out
+	evNodeAdd                // a node the cluster autoscaler added is ready
 
 	evKindShift = 30
 	evValueMask = 1<<evKindShift - 1

@@ -54,6 +54,7 @@ func NewOracle(sc *Scenario, seed uint64) *Oracle {
 	}
 	lam := make([]float64, nS)
 	qlam := make([]float64, nQ)
+	load := sc.NewLoad(seed)
 	qSum := make([][]float64, nQ) // mean rate per step, for the smoothing
 	for i := range qSum {
 		qSum[i] = make([]float64, steps)
@@ -64,7 +65,7 @@ func NewOracle(sc *Scenario, seed uint64) *Oracle {
 			clear(lam)
 			clear(qlam)
 			for i, l := range sc.Load {
-				r := sc.SourceRate(seed, i, t)
+				r := load.Rate(i, t)
 				if l.Service != "" {
 					lam[sc.ServiceIndex(l.Service)] += r
 				} else {

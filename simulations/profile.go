@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io/fs"
 	"math"
+	"math/rand/v2"
 	"path"
 	"sort"
 	"strconv"
@@ -161,14 +162,21 @@ func readCSVTrace(fsys fs.FS, name string) (*Piecewise, error) {
 
 // Noise multiplies a profile by a mean-one lognormal factor with the given
 // coefficient of variation, drawn afresh every Period and interpolated
-// linearly in between, so load wanders rather than jumps.
+// linearly in between, so load wanders rather than jumps. Sources with the
+// same Group share part of their noise: each knot's normal deviate is
+// Correlation times the group's plus sqrt(1−Correlation²) times the
+// source's own, so a busy minute at the gateway is a busy minute at the
+// front end too (correlation of the log-factors ≈ Correlation² between two
+// sources of the group; 1 makes them move together).
 type Noise struct {
-	CV     float64
-	Period time.Duration
+	CV          float64
+	Period      time.Duration
+	Group       string
+	Correlation float64
 }
 
 // factor is the noise multiplier at t for a seed and source. It is a pure
-// function of its arguments, so the oracle sees exactly the load the
+// function of its arguments, so the reference sees exactly the load the
 // simulation draws from.
 func (n Noise) factor(seed uint64, source int, t time.Duration) float64 {
 	if n.CV == 0 {
@@ -184,11 +192,28 @@ func (n Noise) factor(seed uint64, source int, t time.Duration) float64 {
 func (n Noise) knot(seed uint64, source int, k int64) float64 {
 	sigma2 := math.Log1p(n.CV * n.CV)
 	sigma := math.Sqrt(sigma2)
-	h := splitmix(seed ^ splitmix(uint64(source)+0x9e37) ^ splitmix(uint64(k)*0x632be59bd9b4e019))
+	z := normalAt(seed ^ splitmix(uint64(source)+0x9e37) ^ splitmix(uint64(k)*0x632be59bd9b4e019))
+	if n.Correlation > 0 {
+		g := normalAt(seed ^ splitmix(hashString(n.Group)) ^ splitmix(uint64(k)*0x632be59bd9b4e019))
+		z = n.Correlation*g + math.Sqrt(1-n.Correlation*n.Correlation)*z
+	}
+	return math.Exp(sigma*z - sigma2/2)
+}
+
+// normalAt is a standard normal deviate drawn from a hash (Box–Muller).
+func normalAt(x uint64) float64 {
+	h := splitmix(x)
 	u1 := (float64(h>>11) + 0.5) / (1 << 53)
 	u2 := (float64(splitmix(h)>>11) + 0.5) / (1 << 53)
-	z := math.Sqrt(-2*math.Log(u1)) * math.Cos(2*math.Pi*u2)
-	return math.Exp(sigma*z - sigma2/2)
+	return math.Sqrt(-2*math.Log(u1)) * math.Cos(2*math.Pi*u2)
+}
+
+func hashString(s string) uint64 {
+	h := uint64(0xcbf29ce484222325)
+	for i := 0; i < len(s); i++ {
+		h = (h ^ uint64(s[i])) * 0x100000001b3
+	}
+	return h
 }
 
 func splitmix(x uint64) uint64 {
@@ -198,10 +223,87 @@ func splitmix(x uint64) uint64 {
 	return x ^ (x >> 31)
 }
 
+// Load is a scenario's external load for one seed: every source's rate at
+// any time, its profile times its noise times its bursts. It is what every
+// policy of the seed faces, and what the reference plans with.
+type Load struct {
+	sc   *Scenario
+	seed uint64
+	// bursts[i] are source i's bursts in time order.
+	bursts [][]burst
+	next   []int // per source, the first burst that may still matter
+	last   []time.Duration
+}
+
+type burst struct {
+	from, to time.Duration
+	factor   float64
+}
+
+// NewLoad draws the seed's bursts and returns its load.
+func (sc *Scenario) NewLoad(seed uint64) *Load {
+	l := &Load{sc: sc, seed: seed, bursts: make([][]burst, len(sc.Load)), next: make([]int, len(sc.Load)), last: make([]time.Duration, len(sc.Load))}
+	for i := range sc.Load {
+		b := sc.Load[i].Bursts
+		if b == nil {
+			continue
+		}
+		r := rand.New(rand.NewPCG(seed, 0xb0b5_0000+uint64(i)))
+		sigma2 := math.Log1p(b.FactorCV * b.FactorCV)
+		for t := time.Duration(0); ; {
+			t += time.Duration(r.ExpFloat64() * float64(b.Every))
+			if t >= sc.Duration {
+				break
+			}
+			d := time.Duration(b.Duration.draw(r) * float64(time.Second))
+			f := b.Factor
+			if b.FactorCV > 0 {
+				f = math.Max(1, b.Factor*math.Exp(math.Sqrt(sigma2)*r.NormFloat64()-sigma2/2))
+			}
+			l.bursts[i] = append(l.bursts[i], burst{from: t, to: t + d, factor: f})
+		}
+	}
+	return l
+}
+
+// Bursts lists source i's bursts for the seed as [from, to) and factor.
+func (l *Load) Bursts(i int) (from, to []time.Duration, factor []float64) {
+	for _, b := range l.bursts[i] {
+		from, to, factor = append(from, b.from), append(to, b.to), append(factor, b.factor)
+	}
+	return from, to, factor
+}
+
+// Rate is source i's mean arrival rate at t. Queried at times that do not
+// decrease it takes constant time; earlier times are answered too.
+func (l *Load) Rate(i int, t time.Duration) float64 {
+	src := &l.sc.Load[i]
+	r := src.Profile.Rate(t) * src.Noise.factor(l.seed, i, t)
+	bs := l.bursts[i]
+	if len(bs) == 0 {
+		return r
+	}
+	k := l.next[i]
+	if t < l.last[i] {
+		k = 0 // asked about an earlier time: search again
+	}
+	l.last[i] = t
+	for k < len(bs) && bs[k].to <= t {
+		k++
+	}
+	l.next[i] = k
+	// Overlapping bursts multiply.
+	for j := k; j < len(bs) && bs[j].from <= t; j++ {
+		if t < bs[j].to {
+			r *= bs[j].factor
+		}
+	}
+	return r
+}
+
 // SourceRate is the mean arrival rate of the scenario's load source i at t
-// for a seed, noise included: the load every policy faces, and what the
-// oracle plans with.
+// for a seed, noise and bursts included. It draws the seed's bursts on
+// every call; use NewLoad for many queries.
 func (sc *Scenario) SourceRate(seed uint64, i int, t time.Duration) float64 {
-	src := &sc.Load[i]
-	return src.Profile.Rate(t) * src.Noise.factor(seed, i, t)
+	return sc.NewLoad(seed).Rate(i, t)
 }

@@ -52,6 +52,9 @@ type Scenario struct {
 	ElmascaleYAML []byte
 	// Baselines tunes how the baseline configurations are generated.
 	Baselines BaselineSettings
+	// Nodes, when set, is the node pool pods are scheduled on; without it
+	// capacity is unlimited and no pod is ever Pending for want of room.
+	Nodes *NodePool
 }
 
 // ServiceModel is one simulated service (one Deployment).
@@ -86,6 +89,63 @@ type ServiceModel struct {
 	Publishes []Publish
 	// Consumes lists queues whose messages this service's pods work on.
 	Consumes []string
+
+	// Concurrency says what a slot is: ConcurrencyAsync (the default) frees
+	// it when the own work ends, so requests waiting on their calls hold
+	// nothing; ConcurrencySync holds it until the last call has answered,
+	// as a thread-per-request server or a connection pool does, so a slow
+	// dependency exhausts the pool and requests queue upstream.
+	Concurrency Concurrency
+	// CPULimitMilli is the pod's CPU limit (0: none). Own work that would
+	// burn CPU faster than the limit is stretched by the ratio, as the CFS
+	// quota throttles it.
+	CPULimitMilli int64
+	// MemoryRequestBytes is the pod's memory request, for node fitting.
+	MemoryRequestBytes int64
+	// Phases slow the service down (or speed it up) from one time to
+	// another: own work started within a phase takes Factor times as long.
+	Phases []Phase
+	// Store is the kind of data store (StorePostgreSQL, …) this model is,
+	// or "" for a service. A data store is never scaled by anything: it
+	// keeps its replicas, and the scores say when it saturates.
+	Store string
+}
+
+// Concurrency is how a pod's slots are held; see ServiceModel.Concurrency.
+type Concurrency string
+
+// The concurrency models.
+const (
+	ConcurrencyAsync Concurrency = "async"
+	ConcurrencySync  Concurrency = "sync"
+)
+
+// The data store kinds a scenario can name; they only label the store.
+const (
+	StorePostgreSQL = "postgresql"
+	StoreMongoDB    = "mongodb"
+	StoreRedis      = "redis"
+	StoreMinIO      = "minio"
+	StoreRabbitMQ   = "rabbitmq"
+)
+
+// Phase multiplies a service's own service time by Factor for work that
+// starts in [From, To).
+type Phase struct {
+	From, To time.Duration
+	Factor   float64
+}
+
+// NodePool is the nodes pods run on. Pods that fit on no node stay
+// Pending; with MaxCount above Count a cluster autoscaler adds nodes,
+// each ready AddDelay after pods first went Pending for want of one.
+// Nodes are never removed.
+type NodePool struct {
+	Count, MaxCount int
+	// CPUMilli and MemoryBytes are each node's allocatable resources.
+	CPUMilli    int64
+	MemoryBytes int64
+	AddDelay    time.Duration
 }
 
 // Call is an edge of the call graph: Mean calls to Service per request
@@ -93,6 +153,13 @@ type ServiceModel struct {
 type Call struct {
 	Service string
 	Mean    float64
+	// Timeout is how long the caller waits for one attempt (0: forever);
+	// it then abandons the attempt (the callee still does the work, as a
+	// server that does not see the client go away does) and makes up to
+	// Retries further attempts, after which the call fails and the caller
+	// goes on with a failed request.
+	Timeout time.Duration
+	Retries int32
 }
 
 // Publish is Mean messages to Queue per request.
@@ -109,6 +176,13 @@ type QueueModel struct {
 	CPUPerMessage time.Duration
 	// Consumer is the service consuming it (filled in from Consumes).
 	Consumer string
+	// Calls and Publishes are what a message (a user script) does after
+	// its own work, like a service's: synchronous calls one after another,
+	// then messages to queues. A message is acknowledged when its last
+	// call has answered; whether it holds its consumer's slot meanwhile is
+	// the consumer's Concurrency.
+	Calls     []Call
+	Publishes []Publish
 }
 
 // LoadSource is one stream of external arrivals into a service or queue.
@@ -118,6 +192,8 @@ type LoadSource struct {
 	Queue   string
 	Profile Profile
 	Noise   Noise
+	// Bursts are extra load drawn per seed on top of the profile.
+	Bursts *Bursts
 }
 
 // SLOs are what a run is scored on. Every latency is a p95 over Window.
@@ -249,6 +325,11 @@ type scenarioFile struct {
 type clusterFile struct {
 	Services map[string]serviceFile `yaml:"services"`
 	Queues   map[string]queueFile   `yaml:"queues"`
+	Stores   map[string]storeFile   `yaml:"stores"`
+	// Pools are expanded into services and queues before decoding
+	// (expandPools); the decoded value is unused.
+	Pools []poolFile `yaml:"pools"`
+	Nodes *nodesFile `yaml:"nodes"`
 }
 
 type serviceFile struct {
@@ -265,11 +346,19 @@ type serviceFile struct {
 	Calls           []callFile      `yaml:"calls"`
 	Publishes       []publishFile   `yaml:"publishes"`
 	Consumes        []string        `yaml:"consumes"`
+	Concurrency     string          `yaml:"concurrency"`
+	CPULimit        Millicores      `yaml:"cpuLimit"`
+	MemoryRequest   Bytes           `yaml:"memoryRequest"`
+	Phases          []phaseFile     `yaml:"phases"`
+	// store is set for the entries compileStores makes from cluster.stores.
+	store string
 }
 
 type callFile struct {
-	Service string  `yaml:"service"`
-	Mean    float64 `yaml:"mean"`
+	Service string          `yaml:"service"`
+	Mean    float64         `yaml:"mean"`
+	Timeout config.Duration `yaml:"timeout"`
+	Retries int32           `yaml:"retries"`
 }
 
 type publishFile struct {
@@ -280,6 +369,8 @@ type publishFile struct {
 type queueFile struct {
 	ServiceTime   distFile        `yaml:"serviceTime"`
 	CPUPerMessage config.Duration `yaml:"cpuPerMessage"`
+	Calls         []callFile      `yaml:"calls"`
+	Publishes     []publishFile   `yaml:"publishes"`
 }
 
 type distFile struct {
@@ -298,6 +389,7 @@ type loadFile struct {
 	CSV      string          `yaml:"csv"`
 	Noise    *noiseFile      `yaml:"noise"`
 	Constant *float64        `yaml:"constant"`
+	Bursts   *burstsFile     `yaml:"bursts"`
 }
 
 type pointFile struct {
@@ -313,8 +405,10 @@ type sineFile struct {
 }
 
 type noiseFile struct {
-	CV     float64         `yaml:"cv"`
-	Period config.Duration `yaml:"period"`
+	CV          float64         `yaml:"cv"`
+	Period      config.Duration `yaml:"period"`
+	Group       string          `yaml:"group"`
+	Correlation float64         `yaml:"correlation"`
 }
 
 type sloFile struct {
@@ -428,6 +522,7 @@ func ParseScenario(data []byte, fsys fs.FS, dir string) (*Scenario, error) {
 			raw["cluster"] = mergeYAML(bm, c)
 		}
 	}
+	cluster, _ := raw["cluster"].(map[string]any)
 	// Elmascale config: preset or file plus overrides.
 	var cfgYAML []byte
 	if e, ok := raw["elmascale"].(map[string]any); ok {
@@ -473,6 +568,16 @@ func ParseScenario(data []byte, fsys fs.FS, dir string) (*Scenario, error) {
 		}
 		if o, ok := e["overrides"].(map[string]any); ok {
 			base = mergeYAML(base, o)
+		}
+		if cluster != nil {
+			cfgServices, _ := base["services"].(map[string]any)
+			if cfgServices == nil {
+				cfgServices = map[string]any{}
+				base["services"] = cfgServices
+			}
+			if err := expandPools(cluster, cfgServices); err != nil {
+				return nil, err
+			}
 		}
 		var err error
 		if cfgYAML, err = yaml.Marshal(base); err != nil {
@@ -547,8 +652,10 @@ func compileScenario(f *scenarioFile, fsys fs.FS, dir string) (*Scenario, error)
 	c := &scenarioCompiler{f: f, fsys: fsys, dir: dir, sc: &Scenario{},
 		services: map[string]bool{}, queues: map[string]bool{}, consumer: map[string]string{}}
 	c.compileHeader()
+	c.compileStores()
 	c.compileServices()
 	c.compileQueues()
+	c.compileNodes()
 	c.compileLoad()
 	c.compileSLO()
 	c.compileObservation()
@@ -641,24 +748,9 @@ func (c *scenarioCompiler) compileServices() {
 		if m.StartupJitter < 0 || m.Startup-m.StartupJitter < m.SchedulingDelay {
 			c.errs.add("%s: startup - startupJitter must be at least schedulingDelay", p)
 		}
-		for i, call := range s.Calls {
-			if !c.services[call.Service] {
-				c.errs.add("%s.calls[%d]: unknown service %q", p, i, call.Service)
-			}
-			if call.Mean <= 0 || call.Mean > 100 {
-				c.errs.add("%s.calls[%d].mean: must be in (0, 100]", p, i)
-			}
-			m.Calls = append(m.Calls, Call(call))
-		}
-		for i, pub := range s.Publishes {
-			if !c.queues[pub.Queue] {
-				c.errs.add("%s.publishes[%d]: unknown queue %q", p, i, pub.Queue)
-			}
-			if pub.Mean <= 0 || pub.Mean > 1000 {
-				c.errs.add("%s.publishes[%d].mean: must be in (0, 1000]", p, i)
-			}
-			m.Publishes = append(m.Publishes, Publish(pub))
-		}
+		m.Calls = c.compileCalls(p, s.Calls)
+		m.Publishes = c.compilePublishes(p, s.Publishes)
+		c.compileServiceMechanics(p, &s, &m)
 		for _, q := range s.Consumes {
 			if !c.queues[q] {
 				c.errs.add("%s.consumes: unknown queue %q", p, q)
@@ -689,6 +781,8 @@ func (c *scenarioCompiler) compileQueues() {
 		if m.Consumer == "" {
 			c.errs.add("cluster.queues.%s: no service consumes it", name)
 		}
+		m.Calls = c.compileCalls("cluster.queues."+name, q.Calls)
+		m.Publishes = c.compilePublishes("cluster.queues."+name, q.Publishes)
 		sc.Queues = append(sc.Queues, m)
 	}
 }
@@ -718,13 +812,19 @@ func (c *scenarioCompiler) compileLoad() {
 		}
 		src.Profile = prof
 		if l.Noise != nil {
-			src.Noise = Noise{CV: l.Noise.CV, Period: l.Noise.Period.D()}
+			src.Noise = Noise{CV: l.Noise.CV, Period: l.Noise.Period.D(), Group: l.Noise.Group, Correlation: l.Noise.Correlation}
 			if src.Noise.Period <= 0 {
 				src.Noise.Period = time.Minute
 			}
 			if src.Noise.CV < 0 || src.Noise.CV > 2 {
 				c.errs.add("%s.noise.cv: must be in [0, 2]", p)
 			}
+			if src.Noise.Correlation < 0 || src.Noise.Correlation > 1 || (src.Noise.Correlation > 0 && src.Noise.Group == "") {
+				c.errs.add("%s.noise.correlation: must be in [0, 1], with a group naming the sources it is shared with", p)
+			}
+		}
+		if l.Bursts != nil {
+			src.Bursts = c.compileBursts(p+".bursts", l.Bursts)
 		}
 		sc.Load = append(sc.Load, src)
 	}

@@ -18,6 +18,22 @@ type Scores struct {
 	// ReplicaSeconds is the cost: the integral of existing pods (starting,
 	// ready or terminating) over time, all services.
 	ReplicaSeconds float64 `json:"replicaSeconds"`
+	// FloorReplicaSeconds is the part of ReplicaSeconds no policy controls:
+	// every service's floor (ServiceBounds: a managed service's minReplicas
+	// in the scenario's elmascale configuration, a pinned or single-instance
+	// service at one, anything unmanaged at its replicas) over the scored
+	// time.
+	FloorReplicaSeconds float64 `json:"floorReplicaSeconds"`
+	// ElasticReplicaSeconds is ReplicaSeconds above the floor: what scaling
+	// spent, the figure policies are compared on. A floor of 49 replicas
+	// all day makes raw replica-seconds of policies that differ several
+	// fold above the floor look within a few percent of each other.
+	ElasticReplicaSeconds float64 `json:"elasticReplicaSeconds"`
+	// RelievableViolationSeconds is ViolationSeconds in the windows in
+	// which the reference (the oracle policy, same seed) met every SLO:
+	// the violations some scaling could have avoided. Set by
+	// ScoreRelievable; nil when no reference ran.
+	RelievableViolationSeconds *float64 `json:"relievableViolationSeconds,omitempty"`
 	// ReplicaSecondsByService for the services whose count changed.
 	ReplicaSecondsByService map[string]float64 `json:"replicaSecondsByService,omitempty"`
 	// ScaleActions counts replica changes written (churn).
@@ -29,6 +45,21 @@ type Scores struct {
 	QueueWaitP95 map[string]float64 `json:"queueWaitP95,omitempty"`
 	// EndToEndP95 over the whole run, seconds, by entry service.
 	EndToEndP95 map[string]float64 `json:"endToEndP95,omitempty"`
+	// Saturated is, for each data store and single-instance service that
+	// saturated, the scored seconds in which it did: windows in which at
+	// least 5% of its requests waited longer than a mean service time for
+	// a slot or connection, or its oldest waiting request is older than
+	// the window. No replica count relieves these.
+	Saturated map[string]float64 `json:"saturatedSeconds,omitempty"`
+	// FailedRequests counts, by entry service, requests from outside that
+	// failed because a call ran out of attempts (see Call.Timeout).
+	FailedRequests map[string]uint64 `json:"failedRequests,omitempty"`
+	// Timeouts counts, by callee, attempts its callers abandoned.
+	Timeouts map[string]uint64 `json:"timeouts,omitempty"`
+	// NodeSeconds and PendingPodSeconds, with a node pool: the nodes that
+	// existed, and the pods that waited for room, over the scored time.
+	NodeSeconds       float64 `json:"nodeSeconds,omitempty"`
+	PendingPodSeconds float64 `json:"pendingPodSeconds,omitempty"`
 }
 
 // Recovery is the time from a mark until the end of the last SLO
@@ -48,6 +79,9 @@ type Recovery struct {
 type Series struct {
 	Step   time.Duration
 	Values map[string][]float64
+	// Violating[k] says whether scored window k (covering (k·Step,
+	// (k+1)·Step]) violated at least one SLO; false during the warm-up.
+	Violating []bool
 }
 
 type sloRef struct {
@@ -214,11 +248,20 @@ func (s *scorer) onWindow(m *sim) {
 		s.add("replicas/"+v.m.Name, float64(v.live))
 		v.win.reset()
 		v.winEntry.reset()
+		if v.m.Store != "" || v.m.SingleInstance {
+			if (v.started >= 20 && v.waited*20 >= v.started) || headAge(int32(i)) > s.window {
+				if now > float64(m.warmup) {
+					v.satSecs += s.window
+				}
+			}
+		}
+		v.waited, v.started = 0, 0
 	}
 	if any {
 		s.anySecs += s.window
 	}
 	s.any = append(s.any, any)
+	s.series.Violating = append(s.series.Violating, any && now > float64(m.warmup))
 }
 
 func nanToZero(x float64) float64 {
@@ -230,7 +273,29 @@ func nanToZero(x float64) float64 {
 
 // scores sums up a finished run.
 func (s *scorer) scores(m *sim) Scores {
-	sc := Scores{ViolationSeconds: s.anySecs}
+	m.flushWindow()
+	sc := Scores{ViolationSeconds: s.anySecs, NodeSeconds: m.nodeSecs, PendingPodSeconds: m.pendingSecs}
+	for i := range m.svcs {
+		v := &m.svcs[i]
+		if v.satSecs > 0 {
+			if sc.Saturated == nil {
+				sc.Saturated = map[string]float64{}
+			}
+			sc.Saturated[v.m.Name] = v.satSecs
+		}
+		if v.failedEntry > 0 {
+			if sc.FailedRequests == nil {
+				sc.FailedRequests = map[string]uint64{}
+			}
+			sc.FailedRequests[v.m.Name] = v.failedEntry
+		}
+		if v.timeouts > 0 {
+			if sc.Timeouts == nil {
+				sc.Timeouts = map[string]uint64{}
+			}
+			sc.Timeouts[v.m.Name] = v.timeouts
+		}
+	}
 	if len(s.e2e) > 0 {
 		sc.EndToEnd = map[string]float64{}
 		sc.EndToEndP95 = map[string]float64{}
@@ -268,6 +333,12 @@ func (s *scorer) scores(m *sim) Scores {
 		}
 		sc.ScaleActions += v.actions
 	}
+	scored := float64(m.step - m.warmup)
+	for i := range s.sc.Services {
+		floor, _, _ := ServiceBounds(s.sc, i)
+		sc.FloorReplicaSeconds += float64(floor) * scored
+	}
+	sc.ElasticReplicaSeconds = sc.ReplicaSeconds - sc.FloorReplicaSeconds
 	for _, mk := range s.sc.Marks {
 		sc.Recovery = append(sc.Recovery, s.recovery(mk))
 	}
@@ -295,3 +366,60 @@ func (s *scorer) recovery(mk Mark) Recovery {
 }
 
 func round3(x float64) float64 { return math.Round(x*1000) / 1000 }
+
+// ScoreRelievable sets RelievableViolationSeconds on every result of one
+// scenario and seed from the reference run among them (the oracle
+// policy): a window counts when the result violated in it and the
+// reference did not. Without a reference among them it does nothing and
+// reports false.
+func ScoreRelievable(results []*Result) bool {
+	var ref *Result
+	for _, r := range results {
+		if r.Policy == PolicyOracle {
+			ref = r
+		}
+	}
+	if ref == nil {
+		return false
+	}
+	w := ref.Series.Step.Seconds()
+	for _, r := range results {
+		var secs float64
+		for k, bad := range r.Series.Violating {
+			if bad && (k >= len(ref.Series.Violating) || !ref.Series.Violating[k]) {
+				secs += w
+			}
+		}
+		r.Scores.RelievableViolationSeconds = &secs
+	}
+	return true
+}
+
+// ServiceBounds returns the replica bounds of scenario service i as the
+// scenario's elmascale configuration sets them: its minReplicas and
+// maxReplicas when the configuration manages it, one and one when it is
+// pinned or single-instance, and its fixed replicas when nothing manages
+// it (a data store, or a service the configuration leaves out).
+func ServiceBounds(sc *Scenario, i int) (minR, maxR int32, managed bool) {
+	m := &sc.Services[i]
+	minR, maxR = m.Replicas, m.Replicas
+	if sc.Elmascale != nil {
+		for k, ps := range sc.Elmascale.Policy.Services {
+			if sc.Elmascale.Services[k].Target.Name != m.Name && ps.Name != m.Name {
+				continue
+			}
+			minR, maxR, managed = ps.MinReplicas, ps.MaxReplicas, true
+			if ps.Pinned {
+				minR, maxR = 1, 1
+			}
+			break
+		}
+	}
+	if m.SingleInstance {
+		minR, maxR = 1, 1
+	}
+	if m.Store != "" {
+		minR, maxR, managed = m.Replicas, m.Replicas, false
+	}
+	return minR, maxR, managed
+}

@@ -10,7 +10,10 @@ import (
 )
 
 func result(policy string, viol, cost float64) *simulations.Result {
-	return &simulations.Result{Policy: policy, Scores: simulations.Scores{ViolationSeconds: viol, ReplicaSeconds: cost}}
+	// A floor of 1000 replica-seconds under every policy: the goal is on
+	// what lies above it.
+	return &simulations.Result{Policy: policy, Scores: simulations.Scores{ViolationSeconds: viol + 7, RelievableViolationSeconds: &viol,
+		ReplicaSeconds: cost + 1000, FloorReplicaSeconds: 1000, ElasticReplicaSeconds: cost}}
 }
 
 // Verifies the goal check: elmascale against the better of HPA and KEDA
@@ -30,8 +33,17 @@ func TestCheckGoal(t *testing.T) {
 	if g.BestName != "keda" || g.Best != 40 || math.Abs(g.Reduction-0.5) > 1e-9 {
 		t.Errorf("best %s %g, reduction %g; want keda 40, 0.5", g.BestName, g.Best, g.Reduction)
 	}
-	if !g.ViolationsMet || !g.CostMet || !g.OracleMet {
-		t.Errorf("goal parts %v %v %v, want all met", g.ViolationsMet, g.CostMet, g.OracleMet)
+	if !g.ViolationsMet || !g.CostMet || !g.ReferenceMet {
+		t.Errorf("goal parts %v %v %v, want all met", g.ViolationsMet, g.CostMet, g.ReferenceMet)
+	}
+	if math.Abs(g.CostVsReference-1.1) > 1e-9 || math.Abs(g.CostVsBest-110.0/130) > 1e-9 {
+		t.Errorf("elastic cost ratios %g vs reference, %g vs keda; want 1.1 and %g", g.CostVsReference, g.CostVsBest, 110.0/130)
+	}
+	// On raw replica-seconds (1110 vs 1100) the reference ratio would hide
+	// the 10% spent above the floor; the elastic one must not.
+	s.Runs[0][0] = result("elmascale", 20, 120)
+	if g, _ := CheckGoal(s); g.ReferenceMet {
+		t.Errorf("elastic 1.2× the reference passed the ≤1.15× goal")
 	}
 	var b bytes.Buffer
 	WriteGoalTable(&b, []Goal{g})
