@@ -105,7 +105,8 @@ func compileServices(v *validator, f *File, c *Config, defs defaults, plat platf
 		sf := f.Services[name]
 		p := "services." + name
 		v.check(validName(name), p, "name must be letters, digits, '-', '_' or '.'")
-		ps := compileBounds(v, p, name, sf, defs, plat)
+		tg := compileTarget(v, p, name, sf.Target)
+		ps := compileBounds(v, p, name, tg, sf, defs, plat)
 		ps.Behavior = compileBehavior(v, p+".behavior", sf.Behavior, defs.behavior)
 		for _, d := range sf.DependsOn {
 			if _, ok := f.Services[d]; !ok {
@@ -115,7 +116,7 @@ func compileServices(v *validator, f *File, c *Config, defs defaults, plat platf
 		}
 		ps.DependsOn = slices.Clone(sf.DependsOn)
 
-		svc := Service{Name: name, Target: compileTarget(v, p, name, sf.Target)}
+		svc := Service{Name: name, Target: tg}
 		seen := map[string]bool{}
 		for i, sg := range sf.Signals {
 			sp := fmt.Sprintf("%s.signals[%d]", p, i)
@@ -132,6 +133,7 @@ func compileServices(v *validator, f *File, c *Config, defs defaults, plat platf
 		c.Policy.Services = append(c.Policy.Services, ps)
 		c.Services = append(c.Services, svc)
 	}
+	checkTargetsUnique(v, c.Services)
 	names := make([]string, len(c.Policy.Services))
 	for i, ps := range c.Policy.Services {
 		names[i] = ps.Name
@@ -141,11 +143,28 @@ func compileServices(v *validator, f *File, c *Config, defs defaults, plat platf
 	}
 }
 
+// checkTargetsUnique refuses two service entries on one workload: each
+// would decide its replicas on its own, so they would fight every tick, and
+// an alias could give a single-instance workload bounds its own entry
+// forbids.
+func checkTargetsUnique(v *validator, services []Service) {
+	owner := make(map[Target]string, len(services))
+	for _, s := range services {
+		if first, dup := owner[s.Target]; dup {
+			v.add("services."+s.Name+".target", "%s/%s is already the target of services.%s: one workload, one service entry", s.Target.Kind, s.Target.Name, first)
+			continue
+		}
+		owner[s.Target] = s.Name
+	}
+}
+
 // compileBounds sets a service's min, max and fallback replicas; a pinned
-// service (by its entry or by the platform) is held at exactly one.
-func compileBounds(v *validator, p, name string, sf ServiceFile, defs defaults, plat platform) policy.ServiceSpec {
+// service (by its entry, or by the platform for its target workload) is
+// held at exactly one. Pinning follows the workload, not the entry's name:
+// an entry of any name targeting a single-instance workload is pinned.
+func compileBounds(v *validator, p, name string, tg Target, sf ServiceFile, defs defaults, plat platform) policy.ServiceSpec {
 	ps := policy.ServiceSpec{Name: name, Pinned: sf.Pinned, FallbackReplicas: sf.FallbackReplicas, MinReplicas: defs.min, MaxReplicas: defs.max}
-	single, why := plat.singleInstance(name)
+	single, why := plat.singleInstance(tg.Name)
 	if single {
 		ps.Pinned = true
 	}
@@ -277,11 +296,19 @@ func compileSignal(v *validator, p, service string, sg SignalFile, metricExists 
 		spec.Kind, src.Kind = policy.KindObject, policy.KindObject
 		metric(p+".object.metric", o.Metric)
 		v.check(o.Target > 0 && !math.IsInf(o.Target, 0), p+".object.target", "must be > 0")
-		spec.Object = &policy.ObjectSpec{Target: o.Target}
+		spec.Object = &policy.ObjectSpec{Target: o.Target, RefuseAgainstLoad: o.RefuseAgainstLoad}
 		src.Metric, src.Key = o.Metric, key(o.Key)
 	}
+	if pd := sg.Pods; pd != nil {
+		set++
+		spec.Kind, src.Kind = policy.KindPods, policy.KindPods
+		metric(p+".pods.metric", pd.Metric)
+		v.check(pd.TargetPerPod > 0 && !math.IsInf(pd.TargetPerPod, 0), p+".pods.targetPerPod", "must be > 0")
+		spec.Pods = &policy.PodsSpec{TargetPerPod: pd.TargetPerPod}
+		src.Metric = pd.Metric
+	}
 	if set != 1 {
-		v.add(p, "must set exactly one of utilization, queue, latency, perReplica, object (has %d)", set)
+		v.add(p, "must set exactly one of utilization, queue, latency, perReplica, object, pods (has %d)", set)
 	}
 	return spec, src
 }
@@ -291,9 +318,29 @@ func compileBehavior(v *validator, p string, b *BehaviorFile, base policy.Behavi
 	if b == nil {
 		return out
 	}
+	if b.Legacy {
+		// The HPA controller's path without spec.behavior: only the
+		// downscale window and the tolerance carry meaning.
+		legacy := policy.LegacyBehavior()
+		legacy.Tolerance = out.Tolerance
+		if b.ScaleUp != nil {
+			v.add(p+".scaleUp", "must not be set with legacy: an HPA without behavior has no scale-up rules")
+		}
+		if b.ScaleDown != nil {
+			v.check(b.ScaleDown.SelectPolicy == "" && b.ScaleDown.Policies == nil && b.ScaleDown.Tolerance == nil, p+".scaleDown",
+				"only stabilizationWindow may be set with legacy")
+		}
+		out = legacy
+	}
 	if b.Tolerance != nil {
 		v.check(*b.Tolerance >= 0 && *b.Tolerance < 1, p+".tolerance", "must be in [0, 1)")
 		out.Tolerance = *b.Tolerance
+	}
+	if b.Legacy {
+		if b.ScaleDown != nil && b.ScaleDown.StabilizationWindow != nil {
+			out.ScaleDown = compileRules(v, p+".scaleDown", &ScalingRulesFile{StabilizationWindow: b.ScaleDown.StabilizationWindow}, out.ScaleDown)
+		}
+		return out
 	}
 	out.ScaleUp = compileRules(v, p+".scaleUp", b.ScaleUp, base.ScaleUp)
 	out.ScaleDown = compileRules(v, p+".scaleDown", b.ScaleDown, base.ScaleDown)
@@ -305,6 +352,11 @@ func compileRules(v *validator, p string, r *ScalingRulesFile, base policy.Scali
 		return base
 	}
 	out := base
+	if r.Tolerance != nil {
+		v.check(*r.Tolerance >= 0 && *r.Tolerance < 1, p+".tolerance", "must be in [0, 1)")
+		t := *r.Tolerance
+		out.Tolerance = &t
+	}
 	if r.StabilizationWindow != nil {
 		w := r.StabilizationWindow.D()
 		v.check(w >= 0 && w <= time.Hour, p+".stabilizationWindow", "must be in [0s, 1h]")

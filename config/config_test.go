@@ -96,10 +96,10 @@ services:
 		"services.worker: minReplicas 5 must be <= maxReplicas 3",
 		`services.worker.dependsOn: unknown service "ghost"`,
 		"services.worker.signals[1].queue.drainTime: must be > 0",
-		"services.worker.signals[2]: must set exactly one of utilization, queue, latency, perReplica, object (has 2)",
+		"services.worker.signals[2]: must set exactly one of utilization, queue, latency, perReplica, object, pods (has 2)",
 		`services.worker.signals[2].latency.metric: unknown metric "nope"`,
 		"services.worker.signals[2].perReplica.targetPerReplica: must be > 0",
-		"services.notifier.maxReplicas: must be 1: the service cannot run as more than one instance in ELMA365",
+		"services.notifier.maxReplicas: must be 1: the service targets notifier, which cannot run as more than one instance in ELMA365",
 		"services.main.behavior.scaleUp.selectPolicy: must be Max, Min or Disabled",
 		"services.main.behavior.scaleUp.policies[0].value: must be > 0",
 		"dependency cycle main → processor → main",
@@ -215,5 +215,91 @@ func TestServiceOrderChecked(t *testing.T) {
 	c.Services = c.Services[:1]
 	if err := c.checkOrder(); err == nil {
 		t.Error("a missing service accepted")
+	}
+}
+
+// Verifies pinning follows the workload: an entry of another name that
+// targets an ELMA365 single-instance workload is pinned and may not be
+// given more than one replica, and two entries may not share a target.
+func TestPinnedFollowsTarget(t *testing.T) {
+	const head = "apiVersion: elmascale.io/v1alpha1\nkind: Config\nplatform: elma365\nnamespace: elma365\nservices:\n"
+	_, err := Parse([]byte(head + "  notifier-alias: {target: {name: notifier}, minReplicas: 3}\n"))
+	if err == nil || !strings.Contains(err.Error(), "services.notifier-alias.minReplicas: must be 1: the service targets notifier") {
+		t.Errorf("an alias raising notifier to 3 was not refused: %v", err)
+	}
+	cfg, err := Parse([]byte(head + "  notifier-alias: {target: {kind: StatefulSet, name: notifier}}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s := cfg.Policy.Services[0]; !s.Pinned || s.MinReplicas != 1 || s.MaxReplicas != 1 {
+		t.Errorf("alias of notifier not pinned: %+v", s)
+	}
+	_, err = Parse([]byte(head + "  notifier: {}\n  notifier-alias: {target: {name: notifier}}\n"))
+	if err == nil || !strings.Contains(err.Error(), "services.notifier-alias.target: Deployment/notifier is already the target of services.notifier") {
+		t.Errorf("two entries on one target accepted: %v", err)
+	}
+	// Another kind of the same name is another workload.
+	if _, err := Parse([]byte(head + "  worker: {}\n  worker-set: {target: {kind: StatefulSet, name: worker}}\n")); err != nil {
+		t.Errorf("a Deployment and a StatefulSet of one name refused: %v", err)
+	}
+}
+
+// Verifies the autoscaling/v2 fields an imported HPA carries: pods signals,
+// per-direction tolerance, the legacy path of an HPA without behavior, and
+// an object signal's opt-in refusal against the load.
+func TestHPAFields(t *testing.T) {
+	c, err := Parse([]byte(`apiVersion: elmascale.io/v1alpha1
+kind: Config
+metrics:
+  rps: {prometheus: {query: "sum by (pod) (rate(http_requests_total[1m]))", keyLabel: pod}}
+  depth: {prometheus: {query: "max by (service) (depth)"}}
+services:
+  web:
+    behavior:
+      scaleUp: {tolerance: 0.05}
+      scaleDown: {tolerance: 0.2}
+    signals:
+      - name: rps
+        pods: {metric: rps, targetPerPod: 50}
+      - name: depth
+        object: {metric: depth, target: 10, refuseAgainstLoad: true}
+  api:
+    behavior: {legacy: true, scaleDown: {stabilizationWindow: 2m}}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	api, web := c.Policy.Services[0], c.Policy.Services[1]
+	if web.Signals[0].Kind != policy.KindPods || web.Signals[0].Pods.TargetPerPod != 50 || c.Services[1].Signals[0].Metric != "rps" {
+		t.Errorf("pods signal = %+v / %+v", web.Signals[0], c.Services[1].Signals[0])
+	}
+	if !web.Signals[1].Object.RefuseAgainstLoad {
+		t.Error("refuseAgainstLoad dropped")
+	}
+	up, down := web.Behavior.ScaleUp.Tolerance, web.Behavior.ScaleDown.Tolerance
+	if up == nil || *up != 0.05 || down == nil || *down != 0.2 {
+		t.Errorf("tolerances up %v down %v", up, down)
+	}
+	if !api.Behavior.Legacy || api.Behavior.ScaleDown.StabilizationWindow != 2*time.Minute || len(api.Behavior.ScaleUp.Policies) != 0 {
+		t.Errorf("legacy behavior = %+v", api.Behavior)
+	}
+
+	_, err = Parse([]byte(`apiVersion: elmascale.io/v1alpha1
+kind: Config
+services:
+  api:
+    behavior: {legacy: true, scaleUp: {stabilizationWindow: 0s}, scaleDown: {tolerance: 1.5}}
+  web:
+    signals: [{name: rps, pods: {metric: nope, targetPerPod: 0}}]
+`))
+	for _, want := range []string{
+		"services.api.behavior.scaleUp: must not be set with legacy",
+		"services.api.behavior.scaleDown: only stabilizationWindow may be set with legacy",
+		`services.web.signals[0].pods.metric: unknown metric "nope"`,
+		"services.web.signals[0].pods.targetPerPod: must be > 0",
+	} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("missing error %q in:\n%v", want, err)
+		}
 	}
 }

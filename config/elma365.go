@@ -5,8 +5,8 @@ import "slices"
 // PlatformELMA365 enables the ELMA365 rules.
 const PlatformELMA365 = "elma365"
 
-// ELMA365SingleInstance are the ELMA365 services that cannot run as more
-// than one instance.
+// ELMA365SingleInstance are the workloads (Deployments or StatefulSets, by
+// name) of the ELMA365 services that cannot run as more than one instance.
 var ELMA365SingleInstance = []string{"scheduler", "notifier", "messengers"}
 
 // platform holds what a platform changes in an otherwise generic config:
@@ -46,10 +46,10 @@ func compilePlatform(v *validator, f *File) platform {
 }
 
 // singleInstance reports whether the platform forbids more than one
-// instance of the named service, and the reason in words.
-func (p platform) singleInstance(name string) (bool, string) {
-	if p.elma365 && slices.Contains(ELMA365SingleInstance, name) {
-		return true, "cannot run as more than one instance in ELMA365"
+// instance of the named workload, and the reason in words.
+func (p platform) singleInstance(workload string) (bool, string) {
+	if p.elma365 && slices.Contains(ELMA365SingleInstance, workload) {
+		return true, "targets " + workload + ", which cannot run as more than one instance in ELMA365"
 	}
 	return false, ""
 }

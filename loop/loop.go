@@ -3,6 +3,7 @@ package loop
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -27,8 +28,14 @@ type TargetStatus struct {
 	Current int32
 	Ready   int32
 	// HandedOff, when not empty, says who else scales the target (an HPA, a
-	// KEDA ScaledObject, a pause annotation); elmascale leaves it alone.
+	// KEDA ScaledObject, a pause annotation); elmascale leaves it alone,
+	// unless the target is pinned.
 	HandedOff string
+	// Pinned is true when the target cannot run as more than one instance:
+	// its service is pinned by the config, or the workload itself carries
+	// the single-instance annotation, whatever the config says. A pinned
+	// target is held at one and never handed off.
+	Pinned bool
 }
 
 // Outcome is what became of one decision.
@@ -84,6 +91,12 @@ type Tick struct {
 	Outcomes []Outcome
 	// HandedOff by service: who else scales it.
 	HandedOff map[string]string
+	// Pinned holds every single-instance service (by config or by its
+	// workload's annotation) with the violation found this tick, or "" for
+	// none: another owner claiming the target (the hand-off is refused)
+	// or more than one replica running. Either way the decision brings the
+	// target back to one.
+	Pinned map[string]string
 	// Steps are the durations of collect, observe, decide and apply.
 	Steps map[string]time.Duration
 	// Err is the first step error; StepErrors has each failed step's error
@@ -116,6 +129,39 @@ func HandoffReason(who string) string {
 		return "handed off: " + who + " (elmascale leaves this target alone)"
 	}
 	return "handed off: " + who + " scales this target"
+}
+
+// PinnedHandoffRefused is the sentence for a pinned target another owner
+// claims. who is a TargetStatus.HandedOff value.
+func PinnedHandoffRefused(who string) string {
+	return "hand-off to " + who + " refused: a single-instance target is held at one"
+}
+
+// pinnedViolation says what, if anything, would let a pinned target run
+// more than one instance: another owner, or replicas already above one.
+func pinnedViolation(ts TargetStatus) string {
+	switch {
+	case !ts.Found:
+		return ""
+	case ts.HandedOff != "":
+		return PinnedHandoffRefused(ts.HandedOff)
+	case ts.Current > 1:
+		return fmt.Sprintf("single-instance target found at %d replicas", ts.Current)
+	}
+	return ""
+}
+
+// pinService returns spec with service i pinned at one instance, copying
+// the service list the first time so the config's own spec is never
+// changed (cur is spec as received; spec may already be a copy).
+func pinService(spec, cur policy.Spec, i int) policy.Spec {
+	if len(spec.Services) > 0 && len(cur.Services) > 0 && &spec.Services[0] == &cur.Services[0] {
+		spec.Services = slices.Clone(cur.Services)
+	}
+	s := &spec.Services[i]
+	s.Pinned, s.MinReplicas, s.MaxReplicas = true, 1, 1
+	s.FallbackReplicas = min(s.FallbackReplicas, 1)
+	return spec
 }
 
 // Loop is the control loop shared by the in-cluster daemon and the simulator:
@@ -170,32 +216,50 @@ func (l *Loop) RunOnce(ctx context.Context, now time.Time) Tick {
 		fail(StepCollect, fmt.Errorf("collect signals: %w", err))
 	}
 
+	spec := cfg.Policy
 	snap := policy.Snapshot{Time: now, Services: make(map[string]policy.ServiceObservation, len(cfg.Services))}
-	for _, s := range cfg.Services {
+	for i, s := range cfg.Services {
 		ts := targets[s.Name]
+		if ts.Pinned && !spec.Services[i].Pinned {
+			spec = pinService(spec, cfg.Policy, i)
+		}
+		pinned := spec.Services[i].Pinned
+		// A pinned target is never handed off: another autoscaler or a pause
+		// must not let it run more than one instance, so the policy sees it
+		// as found and brings it back to one.
+		handedOff := ts.HandedOff != "" && !pinned
 		obs := policy.ServiceObservation{
-			Found:           ts.Found && ts.HandedOff == "",
+			Found:           ts.Found && !handedOff,
 			CurrentReplicas: ts.Current,
 			ReadyReplicas:   ts.Ready,
 			Signals:         signals[s.Name],
 		}
-		if ts.HandedOff != "" {
+		if handedOff {
 			if t.HandedOff == nil {
 				t.HandedOff = map[string]string{}
 			}
 			t.HandedOff[s.Name] = ts.HandedOff
+		}
+		if pinned {
+			if t.Pinned == nil {
+				t.Pinned = map[string]string{}
+			}
+			t.Pinned[s.Name] = pinnedViolation(ts)
 		}
 		snap.Services[s.Name] = obs
 	}
 	t.Snapshot = snap
 
 	start = clock()
-	plan, state := policy.Decide(cfg.Policy, snap, l.state, now)
+	plan, state := policy.Decide(spec, snap, l.state, now)
 	l.state = state
 	for i := range plan.Decisions {
 		d := &plan.Decisions[i]
 		if who, ok := t.HandedOff[d.Service]; ok {
 			d.Reason = HandoffReason(who)
+		}
+		if v := t.Pinned[d.Service]; v != "" {
+			d.Reason += "; " + v
 		}
 	}
 	t.Plan = plan

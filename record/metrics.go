@@ -30,6 +30,7 @@ type Metrics struct {
 	bottleneck                           *prometheus.GaugeVec
 	scaleActions                         *prometheus.CounterVec
 	handoffs                             *prometheus.GaugeVec
+	pinnedViolation                      *prometheus.GaugeVec
 	loopDuration                         *prometheus.HistogramVec
 	ticks                                prometheus.Counter
 	loopErrors                           *prometheus.CounterVec
@@ -41,6 +42,7 @@ type Metrics struct {
 	services map[string]bool
 	signals  map[[3]string]bool
 	handoff  map[[2]string]bool
+	pinned   map[string]bool
 }
 
 // NewMetrics creates the metrics and registers them with r when r is not nil.
@@ -68,6 +70,8 @@ func NewMetrics(r prometheus.Registerer, dryRun bool, version string) *Metrics {
 		handoffs: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "elmascale_handoffs",
 			Help: "1 while another owner scales the service's target. owner: HorizontalPodAutoscaler, ScaledObject, paused."},
 			[]string{"service", "owner"}),
+		pinnedViolation: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "elmascale_pinned_violation",
+			Help: "Per single-instance service: 1 when at the last tick its target ran more than one replica or another owner (HorizontalPodAutoscaler, ScaledObject, pause) claimed it; elmascale refuses the hand-off and brings it back to one. 0 otherwise."}, svc),
 		loopDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "elmascale_loop_duration_seconds",
 			Help:    "Duration of each loop step. step: observe, collect, decide, apply, total.",
 			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10}}, []string{"step"}),
@@ -87,10 +91,11 @@ func NewMetrics(r prometheus.Registerer, dryRun bool, version string) *Metrics {
 		services: map[string]bool{},
 		signals:  map[[3]string]bool{},
 		handoff:  map[[2]string]bool{},
+		pinned:   map[string]bool{},
 	}
 	if r != nil {
 		r.MustRegister(m.current, m.desired, m.recommended, m.ready, m.signalValue, m.signalTarget, m.bottleneck,
-			m.scaleActions, m.handoffs, m.loopDuration, m.ticks, m.loopErrors, m.dryRun, m.leader, m.reloads, m.buildInfo)
+			m.scaleActions, m.handoffs, m.pinnedViolation, m.loopDuration, m.ticks, m.loopErrors, m.dryRun, m.leader, m.reloads, m.buildInfo)
 	}
 	if dryRun {
 		m.dryRun.Set(1)
@@ -213,4 +218,21 @@ func (m *Metrics) Record(t loop.Tick) {
 		}
 	}
 	m.handoff = seenH
+
+	for s, violation := range t.Pinned {
+		v := 0.0
+		if violation != "" {
+			v = 1
+		}
+		m.pinnedViolation.WithLabelValues(s).Set(v)
+	}
+	for s := range m.pinned {
+		if _, ok := t.Pinned[s]; !ok {
+			m.pinnedViolation.DeleteLabelValues(s)
+		}
+	}
+	m.pinned = make(map[string]bool, len(t.Pinned))
+	for s := range t.Pinned {
+		m.pinned[s] = true
+	}
 }

@@ -51,7 +51,7 @@ func (s *Scaler) Apply(ctx context.Context, cfg *config.Config, plan policy.Plan
 		switch {
 		case !ok || !t.status.Found:
 			o.Skipped = SkipNotFound
-		case t.status.HandedOff != "":
+		case t.status.HandedOff != "" && !t.status.Pinned:
 			o.Skipped = loop.HandoffReason(t.status.HandedOff)
 		case s.opts.Mode == ModeDryRun:
 			o.Recommended = true
@@ -131,11 +131,21 @@ func (s *Scaler) write(ctx context.Context, t target, d policy.Decision) error {
 		s.events.Eventf(t.obj, corev1.EventTypeWarning, ReasonScaleFailed, "scale %d → %d failed: %v", d.Current, d.Desired, err)
 		return fmt.Errorf("scale %s %s/%s to %d: %w", d.Service, t.kind, t.name, d.Desired, err)
 	}
-	log.Info("scaled", zap.String("limitedBy", string(d.LimitedBy)), zap.String("reason", d.Reason))
+	if t.status.HandedOff != "" {
+		log.Warn("single-instance target scaled although another owner claims it", zap.String("owner", t.status.HandedOff), zap.String("reason", d.Reason))
+	} else {
+		log.Info("scaled", zap.String("limitedBy", string(d.LimitedBy)), zap.String("reason", d.Reason))
+	}
 	switch {
-	case d.LimitedBy == policy.LimitPinned && d.Current > 1:
+	case (t.status.Pinned || d.LimitedBy == policy.LimitPinned) && d.Desired < d.Current:
+		// Whatever limit the policy names (pinned, max), a single-instance
+		// target found above one is an incident someone should see.
+		owner := ""
+		if t.status.HandedOff != "" {
+			owner = " (written although " + describeOwner(t.status.HandedOff) + ": the hand-off is refused)"
+		}
 		s.events.Eventf(t.obj, corev1.EventTypeWarning, ReasonPinnedScaledTo1,
-			"replicas %d → %d: this service cannot run as more than one instance; %s", d.Current, d.Desired, d.Reason)
+			"replicas %d → %d: this workload cannot run as more than one instance%s; %s", d.Current, d.Desired, owner, d.Reason)
 	case d.Desired > d.Current:
 		s.events.Eventf(t.obj, corev1.EventTypeNormal, ReasonScaledUp, "replicas %d → %d: %s", d.Current, d.Desired, d.Reason)
 	default:

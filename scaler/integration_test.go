@@ -372,3 +372,83 @@ func TestConcurrentScaleDropsStaleDecision(t *testing.T) {
 	tickUntil(t, lp, "applied from the new count", applied("worker"))
 	kubetest.WaitReplicas(t, e.admin, e.ns, "worker", 5, 30*time.Second)
 }
+
+// Verifies that a workload carrying the single-instance annotation is held
+// at one whatever its config entry and signals say: found at 3 with a load
+// asking for 4, it is brought back to 1 with a Warning Event.
+func TestAnnotatedWorkloadIsPinned(t *testing.T) {
+	e := newEnv(t)
+	kubetest.CreateDeployments(t, e.admin, kubetest.Deployment(e.ns, "cron", 3, map[string]string{scaler.AnnotationSingleInstance: "true"}))
+	cfg := configFor(t, e.ns, "", "cron")
+	lp := &loop.Loop{Config: func() *config.Config { return cfg }, Collector: &load{total: 350},
+		Scaler: e.newScaler(t, scaler.Options{Mode: scaler.ModeApply})}
+	tk := tickUntil(t, lp, "cron scaled", applied("cron"))
+	if d, _ := tk.Plan.Decision("cron"); d.Desired != 1 || d.LimitedBy != policy.LimitPinned {
+		t.Errorf("decision %+v, want 1 limited by pinned", d)
+	}
+	if v, ok := tk.Pinned["cron"]; !ok || !strings.Contains(v, "found at 3 replicas") {
+		t.Errorf("tick pinned = %q, want cron's violation", tk.Pinned)
+	}
+	kubetest.WaitReplicas(t, e.admin, e.ns, "cron", 1, 30*time.Second)
+	kubetest.WaitEvent(t, e.admin, e.ns, "cron", "Warning "+scaler.ReasonPinnedScaledTo1, "replicas 3 → 1")
+	for i := 0; i < 3; i++ {
+		if tk := lp.RunOnce(context.Background(), time.Now()); tk.Outcomes[0].Applied {
+			t.Fatalf("cron written again at one replica: %+v", tk.Outcomes[0])
+		}
+	}
+	if spec, _ := kubetest.Replicas(t, e.admin, e.ns, "cron"); spec != 1 {
+		t.Errorf("cron at %d", spec)
+	}
+}
+
+// Verifies that a hand-scaled single-instance service whose own signal
+// asks for one (so the policy's limit is its max, not the pin) returns to
+// one with a Warning Event, never a Normal ScaledDown.
+func TestHandScaledNotifierWarns(t *testing.T) {
+	e := newEnv(t)
+	kubetest.CreateDeployments(t, e.admin, kubetest.Deployment(e.ns, "notifier", 3, nil))
+	cfg := configFor(t, e.ns, "platform: elma365\nedition: standard", "notifier")
+	lp := &loop.Loop{Config: func() *config.Config { return cfg }, Collector: &load{total: 50},
+		Scaler: e.newScaler(t, scaler.Options{Mode: scaler.ModeApply})}
+	tickUntil(t, lp, "notifier scaled", applied("notifier"))
+	kubetest.WaitReplicas(t, e.admin, e.ns, "notifier", 1, 30*time.Second)
+	evs := kubetest.WaitEvent(t, e.admin, e.ns, "notifier", "Warning "+scaler.ReasonPinnedScaledTo1, "replicas 3 → 1")
+	for _, ev := range evs {
+		if strings.Contains(ev, "Normal") {
+			t.Errorf("a single-instance service's return to one recorded as %q", ev)
+		}
+	}
+}
+
+// Verifies that an HPA on a single-instance service is refused: the
+// scaler writes the target back to one although the HPA exists, says so
+// with a Warning Event, and never reports it handed off.
+func TestPinnedHandOffRefused(t *testing.T) {
+	e := newEnv(t)
+	kubetest.CreateDeployments(t, e.admin, kubetest.Deployment(e.ns, "notifier", 3, nil))
+	hpa := &autoscalingv2.HorizontalPodAutoscaler{
+		ObjectMeta: metav1.ObjectMeta{Name: "notifier-hpa", Namespace: e.ns},
+		Spec: autoscalingv2.HorizontalPodAutoscalerSpec{
+			ScaleTargetRef: autoscalingv2.CrossVersionObjectReference{APIVersion: "apps/v1", Kind: "Deployment", Name: "notifier"},
+			MinReplicas:    new(int32(3)),
+			MaxReplicas:    3,
+		},
+	}
+	if _, err := e.admin.AutoscalingV2().HorizontalPodAutoscalers(e.ns).Create(context.Background(), hpa, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	cfg := configFor(t, e.ns, "platform: elma365\nedition: standard", "notifier")
+	lp := &loop.Loop{Config: func() *config.Config { return cfg }, Collector: &load{total: 50},
+		Scaler: e.newScaler(t, scaler.Options{Mode: scaler.ModeApply})}
+	tk := tickUntil(t, lp, "notifier scaled despite the HPA", func(tk loop.Tick) bool {
+		return applied("notifier")(tk) || strings.Contains(tk.Pinned["notifier"], "refused")
+	})
+	if len(tk.HandedOff) != 0 {
+		t.Errorf("HandedOff = %v, want none for a pinned target", tk.HandedOff)
+	}
+	if !strings.Contains(tk.Pinned["notifier"], "hand-off to HorizontalPodAutoscaler/notifier-hpa refused") {
+		t.Errorf("pinned = %q", tk.Pinned)
+	}
+	kubetest.WaitEvent(t, e.admin, e.ns, "notifier", "Warning "+scaler.ReasonPinnedHandOffRefused, "HorizontalPodAutoscaler/notifier-hpa")
+	kubetest.WaitEvent(t, e.admin, e.ns, "notifier", "Warning "+scaler.ReasonPinnedScaledTo1, "hand-off is refused")
+}

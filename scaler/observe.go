@@ -53,13 +53,14 @@ func (s *Scaler) Observe(ctx context.Context, cfg *config.Config) (map[string]lo
 	}
 	out := make(map[string]loop.TargetStatus, len(cfg.Services))
 	seen := make(map[string]target, len(cfg.Services))
-	for _, svc := range cfg.Services {
+	for i, svc := range cfg.Services {
 		t, err := s.lookup(svc.Target)
 		if err != nil {
 			s.log.Warn("scale target unreadable", zap.String("service", svc.Name), zap.Error(err))
 		}
 		if t.status.Found {
 			t.status.HandedOff = handedOff(t.obj, owners[svc.Target.Kind+"/"+svc.Target.Name])
+			t.status.Pinned = (i < len(cfg.Policy.Services) && cfg.Policy.Services[i].Pinned) || singleInstance(t.obj)
 			s.noteHandoff(svc.Name, t)
 		}
 		out[svc.Name] = t.status
@@ -158,17 +159,27 @@ func appsGroup(apiVersion string) bool {
 	return apiVersion == "" || apiVersion == "apps/v1" || strings.HasPrefix(apiVersion, "apps/")
 }
 
+// annotations of a cached workload.
+func annotations(obj runtime.Object) map[string]string {
+	switch o := obj.(type) {
+	case *appsv1.Deployment:
+		return o.Annotations
+	case *appsv1.StatefulSet:
+		return o.Annotations
+	}
+	return nil
+}
+
+// singleInstance reports whether the workload carries
+// AnnotationSingleInstance=true.
+func singleInstance(obj runtime.Object) bool {
+	return strings.EqualFold(strings.TrimSpace(annotations(obj)[AnnotationSingleInstance]), "true")
+}
+
 // handedOff says who else controls a target: the pause annotation first
 // (a human asked), then an HPA or ScaledObject.
 func handedOff(obj runtime.Object, owner string) string {
-	var ann map[string]string
-	switch o := obj.(type) {
-	case *appsv1.Deployment:
-		ann = o.Annotations
-	case *appsv1.StatefulSet:
-		ann = o.Annotations
-	}
-	if strings.EqualFold(strings.TrimSpace(ann[AnnotationPaused]), "true") {
+	if strings.EqualFold(strings.TrimSpace(annotations(obj)[AnnotationPaused]), "true") {
 		return OwnerPaused
 	}
 	return owner
@@ -177,12 +188,30 @@ func handedOff(obj runtime.Object, owner string) string {
 // noteHandoff logs and records an Event when a target's hand-off state
 // changes. The state is tracked on every replica so a new leader does not
 // repeat Events the old one already recorded; only the leader records them.
+// A pinned target is never handed off: the claim is refused with a Warning.
 func (s *Scaler) noteHandoff(service string, t target) {
-	prev, seen := s.handoffs[service]
 	now := t.status.HandedOff
-	s.handoffs[service] = now
-	if prev == now || (!seen && now == "") {
+	key := now
+	if t.status.Pinned && now != "" {
+		key = "refused:" + now
+	}
+	prev, seen := s.handoffs[service]
+	s.handoffs[service] = key
+	if prev == key || (!seen && key == "") {
 		return
+	}
+	if t.status.Pinned && now != "" {
+		msg := "elmascale refuses to hand this single-instance " + t.kind + " off and holds it at one replica: " + describeOwner(now) +
+			"; remove that owner (a second instance of this service is unsafe)"
+		s.log.Warn("single-instance target claimed by another owner; hand-off refused", zap.String("service", service), zap.String("owner", now))
+		if s.isLeader() {
+			s.events.Event(t.obj, corev1.EventTypeWarning, ReasonPinnedHandOffRefused, msg)
+		}
+		return
+	}
+	prev = strings.TrimPrefix(prev, "refused:")
+	if prev == now {
+		return // a refused claim became an ordinary hand-off or the reverse: nothing new to say
 	}
 	if now != "" {
 		msg := "elmascale leaves this " + t.kind + " alone: " + describeOwner(now)

@@ -52,6 +52,11 @@ const (
 	// AnnotationRecommended is written in dry-run (when asked) with the
 	// recommended replica count.
 	AnnotationRecommended = "elmascale.io/recommended-replicas"
+	// AnnotationSingleInstance set to "true" on a Deployment or StatefulSet
+	// says it cannot run as more than one instance: elmascale holds it at
+	// exactly one whatever its config entry, another autoscaler or a pause
+	// says.
+	AnnotationSingleInstance = "elmascale.io/single-instance"
 )
 
 // Who else may own a target; the part of TargetStatus.HandedOff before "/".
@@ -66,9 +71,13 @@ const (
 	ReasonScaledUp        = "ScaledUp"
 	ReasonScaledDown      = "ScaledDown"
 	ReasonPinnedScaledTo1 = "PinnedServiceScaledDown"
-	ReasonHandedOff       = "HandedOff"
-	ReasonHandOffEnded    = "HandOffEnded"
-	ReasonScaleFailed     = "ScaleFailed"
+	// ReasonPinnedHandOffRefused: another owner (an HPA, a ScaledObject, the
+	// pause annotation) claims a single-instance target; elmascale keeps it
+	// at one instead of handing it off.
+	ReasonPinnedHandOffRefused = "PinnedHandOffRefused"
+	ReasonHandedOff            = "HandedOff"
+	ReasonHandOffEnded         = "HandOffEnded"
+	ReasonScaleFailed          = "ScaleFailed"
 )
 
 // ScaledObjectGVR is KEDA's ScaledObject resource.
