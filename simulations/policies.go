@@ -41,20 +41,41 @@ type Policy struct {
 
 // BuildPolicy returns the named policy for a scenario. The baselines are
 // configurations generated the way their users would write them, over the
-// same services, bounds and metrics as the scenario's elmascale config:
+// same services, bounds and metrics as the scenario's elmascale config,
+// and run through the same loop and policy code (which follows the HPA
+// controller's replica calculator and behavior: docs/hpa-conformance.md).
 //
 //   - static: every service at the ELMA365 Enterprise default of two
 //     replicas (single-instance services at one), no signals.
-//   - hpa: CPU utilization against HPACPUTargetPercent of requests on every
-//     scalable service, autoscaling/v2 default behavior, synced every
-//     HPASyncPeriod; no call graph.
-//   - keda: like hpa, except that each queue consumer scales on its
-//     queues' message counts per replica (KEDA's RabbitMQ QueueLength
-//     trigger, an AverageValue of KEDAQueueLengthPerReplica), polled every
-//     KEDAPollingInterval.
+//   - hpa: what a user of the HorizontalPodAutoscaler writes: one
+//     autoscaling/v2 HPA per scalable service on CPU utilization against
+//     HPACPUTargetPercent of requests, default behavior (no scale-up
+//     stabilization, 5 min scale-down stabilization, 100%/4 pods per 15 s
+//     up), synced every HPASyncPeriod (the controller's 15 s). Its CPU
+//     comes from the simulated metrics-server: each pod's usage over the
+//     last resolution window, first sampled a window after the pod
+//     starts, with the controller's CPU initialization period and
+//     readiness delay. Modelled: the sync period, metrics-server's
+//     window and lag, tolerance, pods not yet ready or without metrics.
+//     Left out: the call graph (a breach anywhere is seen only as CPU
+//     where it happens), queues, memory.
+//   - keda: what a KEDA user writes: a ScaledObject per scalable service
+//     whose HPA the KEDA operator creates. Queue consumers get a RabbitMQ
+//     trigger in QueueLength mode (messages ready plus unacknowledged, an
+//     AverageValue of KEDAQueueLengthPerReplica per replica) and a CPU
+//     trigger at HPACPUTargetPercent, as KEDA's users give workers; other
+//     services the CPU trigger alone. The HPA beneath asks KEDA's metrics
+//     adapter every HPASyncPeriod (15 s), and the adapter reads the queue
+//     on each request, so the whole configuration ticks at 15 s; KEDA's
+//     pollingInterval (KEDAPollingInterval) only governs activation from
+//     zero replicas, which no scenario uses (every managed service has
+//     minReplicas >= 1), so it is recorded but changes nothing. Left out:
+//     scaling to and from zero, the fallback replicas on a failing
+//     scaler, the adapter's metric cache (useCachedMetrics).
 //   - latency-hpa: CPU as hpa plus a latency signal on every service that
 //     has one in the elmascale config or an SLO in the scenario, with no
-//     dependsOn: every service whose latency breaches is scaled.
+//     dependsOn: every service whose latency breaches is scaled, as an HPA
+//     on a latency custom metric would.
 func BuildPolicy(sc *Scenario, name string, seed uint64) (Policy, error) {
 	switch name {
 	case PolicyElmascale:
@@ -98,7 +119,6 @@ func baselineFile(sc *Scenario, name string) *config.File {
 		Services: map[string]config.ServiceFile{},
 	}
 	if name == PolicyKEDA {
-		f.Interval = dur(b.KEDAPollingInterval)
 		f.Metrics[KEDAQueueMetric] = config.MetricFile{Prometheus: &config.PrometheusMetricFile{
 			Query:    `sum by (queue) (rabbitmq_queue_messages{namespace="` + el.Namespace + `"})`,
 			KeyLabel: "queue",
@@ -151,9 +171,7 @@ func baselineFile(sc *Scenario, name string) *config.File {
 			if si := sc.ServiceIndex(ps.Name); si >= 0 {
 				queues = sc.Services[si].Consumes
 			}
-			if len(queues) == 0 {
-				sf.Signals = []config.SignalFile{cpu}
-			}
+			sf.Signals = []config.SignalFile{cpu}
 			for _, q := range queues {
 				sf.Signals = append(sf.Signals, config.SignalFile{Name: "rabbitmq-" + q,
 					PerReplica: &config.PerReplicaFile{Metric: KEDAQueueMetric, Key: q, TargetPerReplica: b.KEDAQueueLengthPerReplica}})

@@ -274,7 +274,9 @@ type BaselineSettings struct {
 	// KEDAQueueLengthPerReplica is the ScaledObject's RabbitMQ QueueLength
 	// value (20).
 	KEDAQueueLengthPerReplica float64
-	// KEDAPollingInterval (30s).
+	// KEDAPollingInterval (30s) is KEDA's pollingInterval: it governs only
+	// activation from zero replicas, which the KEDA-style baseline leaves
+	// out (see BuildPolicy); the HPA beneath polls every HPASyncPeriod.
 	KEDAPollingInterval time.Duration
 	// HPASyncPeriod (15s).
 	HPASyncPeriod time.Duration
