@@ -128,7 +128,7 @@ func Parse(data []byte) (*Config, error) {
 	if err != nil && !errors.As(err, &compileErrs) {
 		compileErrs = Errors{err}
 	}
-	return nil, append(decodeErrs, compileErrs...)
+	return nil, append(decodeErrs, withoutFollowOns(compileErrs, decodeErrs)...)
 }
 
 // Errors is a list of configuration problems.
