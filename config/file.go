@@ -109,6 +109,7 @@ type SignalFile struct {
 	Latency     *LatencyFile     `yaml:"latency"`
 	PerReplica  *PerReplicaFile  `yaml:"perReplica"`
 	Object      *ObjectFile      `yaml:"object"`
+	Pods        *PodsFile        `yaml:"pods"`
 }
 
 // UtilizationFile: CPU or memory from metrics.k8s.io against pod requests.
@@ -163,11 +164,26 @@ type ObjectFile struct {
 	Metric string  `yaml:"metric"`
 	Key    string  `yaml:"key"`
 	Target float64 `yaml:"target"`
+	// RefuseAgainstLoad keeps the current count when the proposal points
+	// against the load (HPA has no such refusal; off by default).
+	RefuseAgainstLoad bool `yaml:"refuseAgainstLoad"`
+}
+
+// PodsFile: a metric sampled per pod, averaged against a per-pod target
+// (HPA's Pods metric). The metric's query must give one series per pod,
+// keyed by a pod-name label (its keyLabel, e.g. pod).
+type PodsFile struct {
+	Metric       string  `yaml:"metric"`
+	TargetPerPod float64 `yaml:"targetPerPod"`
 }
 
 // BehaviorFile has the shape of autoscaling/v2 HorizontalPodAutoscalerBehavior
 // plus a tolerance.
 type BehaviorFile struct {
+	// Legacy reproduces an HPA without spec.behavior: a scale-up capped at
+	// max(2×current, 4) per tick, no scale-up stabilization, scaleDown's
+	// stabilizationWindow (default 5m) as the downscale window.
+	Legacy    bool              `yaml:"legacy"`
 	Tolerance *float64          `yaml:"tolerance"`
 	ScaleUp   *ScalingRulesFile `yaml:"scaleUp"`
 	ScaleDown *ScalingRulesFile `yaml:"scaleDown"`
@@ -175,6 +191,9 @@ type BehaviorFile struct {
 
 // ScalingRulesFile is one direction's rules.
 type ScalingRulesFile struct {
+	// Tolerance for this direction only (autoscaling/v2 behavior.scaleUp /
+	// scaleDown.tolerance); unset: the behavior's tolerance.
+	Tolerance           *float64         `yaml:"tolerance"`
 	StabilizationWindow *Duration        `yaml:"stabilizationWindow"`
 	SelectPolicy        string           `yaml:"selectPolicy"`
 	Policies            []RatePolicyFile `yaml:"policies"`

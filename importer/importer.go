@@ -186,6 +186,8 @@ func (b *builder) hpa(h *autoscalingv2.HorizontalPodAutoscaler) {
 	put(s.node, "maxReplicas", num(int64(h.Spec.MaxReplicas)))
 	if h.Spec.Behavior != nil {
 		put(s.node, "behavior", b.behavior(s, h.Spec.Behavior))
+	} else {
+		put(s.node, "behavior", legacyBehavior())
 	}
 	for _, m := range h.Spec.Metrics {
 		b.hpaMetric(s, m)
@@ -208,10 +210,92 @@ func (b *builder) hpaMetric(s *service, m autoscalingv2.MetricSpec) {
 	case autoscalingv2.ContainerResourceMetricSourceType:
 		b.note(s, "container resource metrics have no equivalent (elmascale uses the whole pod's usage); add a utilization signal if the pod has one main container")
 	case autoscalingv2.PodsMetricSourceType, autoscalingv2.ObjectMetricSourceType, autoscalingv2.ExternalMetricSourceType:
-		b.note(s, fmt.Sprintf("%s metric %s comes from a custom/external metrics adapter; define its Prometheus query under metrics and add a perReplica or object signal", m.Type, metricName(m)))
+		b.customMetric(s, m)
 	default:
 		b.note(s, fmt.Sprintf("metric type %s has no equivalent", m.Type))
 	}
+}
+
+// customMetric carries a Pods, Object or External metric over. Those come
+// from a custom or external metrics adapter, whose rules elmascale cannot
+// read, so the metric definition it writes selects the series by the
+// metric's name (what prometheus-adapter's default rules map it to) and
+// carries a NOTE to check the query.
+func (b *builder) customMetric(s *service, m autoscalingv2.MetricSpec) {
+	name := metricName(m)
+	var target autoscalingv2.MetricTarget
+	switch {
+	case m.Pods != nil:
+		target = m.Pods.Target
+	case m.Object != nil:
+		target = m.Object.Target
+	case m.External != nil:
+		target = m.External.Target
+	default:
+		b.note(s, fmt.Sprintf("%s metric without its source; skipped", m.Type))
+		return
+	}
+	quantity := func() (float64, bool) {
+		q := target.AverageValue
+		if target.Type == autoscalingv2.ValueMetricType {
+			q = target.Value
+		}
+		if q == nil {
+			return 0, false
+		}
+		f := q.AsApproximateFloat64()
+		return f, f > 0
+	}
+	v, ok := quantity()
+	if !ok {
+		b.note(s, fmt.Sprintf("%s metric %s: target %s without a positive value; skipped", m.Type, name, target.Type))
+		return
+	}
+	id := sanitize(fmt.Sprintf("%s-%s", s.name, name))
+	sel := fmt.Sprintf(`%s{namespace=%q}`, sanitizeMetric(name), b.namespace)
+	def, body := mapping(), mapping()
+	prom := mapping()
+	put(body, "metric", str(id))
+	switch {
+	case m.Type == autoscalingv2.PodsMetricSourceType:
+		// One series per pod, matched with the workload's pods.
+		put(prom, "query", str(fmt.Sprintf("sum by (pod) (%s)", sel)))
+		put(prom, "keyLabel", str("pod"))
+		put(body, "targetPerPod", float(v))
+		b.signal(s, name, "pods", body)
+	case target.Type == autoscalingv2.ValueMetricType:
+		put(prom, "query", str(fmt.Sprintf(`label_replace(sum(%s), "service", %q, "", "")`, sel, s.name)))
+		put(body, "target", float(v))
+		b.signal(s, name, "object", body)
+	default: // AverageValue of an Object or External metric: KEDA's and HPA's total over replicas
+		put(prom, "query", str(fmt.Sprintf(`label_replace(sum(%s), "service", %q, "", "")`, sel, s.name)))
+		put(body, "targetPerReplica", float(v))
+		b.signal(s, name, "perReplica", body)
+	}
+	put(def, "prometheus", prom)
+	def.HeadComment = fmt.Sprintf("from %s metric %s of %s: the query is guessed from the metric's name; check it against your metrics adapter's rules", m.Type, name, s.source)
+	put(b.metrics, id, def)
+	b.note(s, fmt.Sprintf("%s metric %s: check the query of metrics.%s (written from the metric's name)", m.Type, name, id))
+}
+
+// sanitizeMetric makes a custom metric name a valid PromQL metric name.
+func sanitizeMetric(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r == '_' || r == ':' || (r >= 'a' && r <= 'z') || (r >= 'A' && r <= 'Z') || (r >= '0' && r <= '9') {
+			return r
+		}
+		return '_'
+	}, s)
+}
+
+// legacyBehavior is what an HPA without spec.behavior does: the
+// controller's legacy path, not the autoscaling/v2 defaults.
+func legacyBehavior() *yaml.Node {
+	n := mapping()
+	put(n, "legacy", &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!bool", Value: "true"})
+	n.Style = yaml.FlowStyle
+	n.LineComment = "an HPA without behavior: scale-up at most max(2×current, 4) per sync, 5m downscale window"
+	return n
 }
 
 func metricName(m autoscalingv2.MetricSpec) string {
@@ -262,25 +346,11 @@ func (b *builder) finish(s *service) {
 	put(s.node, "signals", s.signals)
 }
 
-// behavior converts autoscaling/v2 behavior; the shapes match, apart from
-// tolerance, which elmascale sets for both directions at once.
-func (b *builder) behavior(s *service, hb *autoscalingv2.HorizontalPodAutoscalerBehavior) *yaml.Node {
+// behavior converts autoscaling/v2 behavior; the shapes match, each
+// direction's tolerance included.
+func (b *builder) behavior(_ *service, hb *autoscalingv2.HorizontalPodAutoscalerBehavior) *yaml.Node {
 	n := mapping()
 	var up, down *autoscalingv2.HPAScalingRules = hb.ScaleUp, hb.ScaleDown
-	tol := func(r *autoscalingv2.HPAScalingRules) string {
-		if r == nil || r.Tolerance == nil {
-			return ""
-		}
-		return r.Tolerance.AsDec().String()
-	}
-	switch tu, td := tol(up), tol(down); {
-	case tu == "" && td == "":
-	case tu == td:
-		f, _ := strconv.ParseFloat(tu, 64)
-		put(n, "tolerance", float(f))
-	default:
-		b.note(s, fmt.Sprintf("scale-up tolerance %s and scale-down tolerance %s differ; elmascale has one tolerance for both, left at its default", or(tu, "default"), or(td, "default")))
-	}
 	if up != nil {
 		put(n, "scaleUp", rules(up))
 	}
@@ -290,15 +360,12 @@ func (b *builder) behavior(s *service, hb *autoscalingv2.HorizontalPodAutoscaler
 	return n
 }
 
-func or(s, def string) string {
-	if s == "" {
-		return def
-	}
-	return s
-}
-
 func rules(r *autoscalingv2.HPAScalingRules) *yaml.Node {
 	n := mapping()
+	if r.Tolerance != nil {
+		f, _ := strconv.ParseFloat(r.Tolerance.AsDec().String(), 64)
+		put(n, "tolerance", float(f))
+	}
 	if r.StabilizationWindowSeconds != nil {
 		put(n, "stabilizationWindow", str(seconds(*r.StabilizationWindowSeconds)))
 	}
@@ -364,6 +431,9 @@ func (b *builder) scaledObject(so unstructured.Unstructured) {
 		} else {
 			put(s.node, "behavior", b.behavior(s, &hb))
 		}
+	} else {
+		// KEDA then creates its HPA without behavior: the legacy path.
+		put(s.node, "behavior", legacyBehavior())
 	}
 	triggers, _, _ := unstructured.NestedSlice(spec, "triggers")
 	for i, tr := range triggers {

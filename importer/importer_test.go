@@ -92,11 +92,17 @@ func TestImport(t *testing.T) {
 	if mainSpec.MinReplicas != 2 || mainSpec.MaxReplicas != 8 {
 		t.Errorf("main bounds %d..%d, want 2..8", mainSpec.MinReplicas, mainSpec.MaxReplicas)
 	}
-	if len(main.Signals) != 2 || mainSpec.Signals[0].Utilization.TargetPercent != 65 || mainSpec.Signals[1].Utilization.Resource != "memory" {
+	if len(main.Signals) != 3 || mainSpec.Signals[0].Utilization.TargetPercent != 65 || mainSpec.Signals[1].Utilization.Resource != "memory" {
 		t.Errorf("main signals %+v", mainSpec.Signals)
 	}
+	if p := mainSpec.Signals[2]; p.Kind != policy.KindPods || p.Pods.TargetPerPod != 100 {
+		t.Errorf("the Pods metric became %+v, want a pods signal at 100 per pod", p)
+	}
 	b := mainSpec.Behavior
-	if b.Tolerance != 0.05 || b.ScaleUp.StabilizationWindow != 30*time.Second || b.ScaleDown.SelectPolicy != policy.SelectMin ||
+	if b.ScaleUp.Tolerance == nil || *b.ScaleUp.Tolerance != 0.05 || b.ScaleDown.Tolerance == nil || *b.ScaleDown.Tolerance != 0.05 {
+		t.Errorf("per-direction tolerances not carried over: %+v", b)
+	}
+	if b.Legacy || b.ScaleUp.StabilizationWindow != 30*time.Second || b.ScaleDown.SelectPolicy != policy.SelectMin ||
 		b.ScaleDown.Policies[0] != (policy.RatePolicy{Type: policy.RatePercent, Value: 25, Period: time.Minute}) {
 		t.Errorf("main behavior %+v", b)
 	}
@@ -110,5 +116,68 @@ func TestImport(t *testing.T) {
 		if !strings.Contains(string(res.YAML), want) {
 			t.Errorf("output lacks %q", want)
 		}
+	}
+}
+
+// Verifies what the autoscaling/v2 API leaves to the controller: an HPA
+// without behavior takes the legacy path (not the v2 defaults), tolerances
+// that differ per direction stay per direction, and Object/External metrics
+// become object and perReplica signals with a metric definition to check.
+func TestImportHPAWithoutBehaviorAndCustomMetrics(t *testing.T) {
+	up, down := resource.MustParse("0.02"), resource.MustParse("0.3")
+	plain := &autoscalingv2.HorizontalPodAutoscaler{
+		ObjectMeta: metav1.ObjectMeta{Name: "docflow", Namespace: "elma365"},
+		Spec: autoscalingv2.HorizontalPodAutoscalerSpec{
+			ScaleTargetRef: autoscalingv2.CrossVersionObjectReference{Kind: "Deployment", Name: "docflow"},
+			MaxReplicas:    6,
+			Metrics: []autoscalingv2.MetricSpec{
+				{Type: autoscalingv2.ObjectMetricSourceType, Object: &autoscalingv2.ObjectMetricSource{Metric: autoscalingv2.MetricIdentifier{Name: "queue-depth"},
+					Target: autoscalingv2.MetricTarget{Type: autoscalingv2.ValueMetricType, Value: ptr(resource.MustParse("40"))}}},
+				{Type: autoscalingv2.ExternalMetricSourceType, External: &autoscalingv2.ExternalMetricSource{Metric: autoscalingv2.MetricIdentifier{Name: "jobs"},
+					Target: autoscalingv2.MetricTarget{Type: autoscalingv2.AverageValueMetricType, AverageValue: ptr(resource.MustParse("5"))}}},
+			},
+		},
+	}
+	split := &autoscalingv2.HorizontalPodAutoscaler{
+		ObjectMeta: metav1.ObjectMeta{Name: "auth", Namespace: "elma365"},
+		Spec: autoscalingv2.HorizontalPodAutoscalerSpec{
+			ScaleTargetRef: autoscalingv2.CrossVersionObjectReference{Kind: "Deployment", Name: "auth"},
+			MaxReplicas:    4,
+			Metrics: []autoscalingv2.MetricSpec{{Type: autoscalingv2.ResourceMetricSourceType, Resource: &autoscalingv2.ResourceMetricSource{Name: "cpu",
+				Target: autoscalingv2.MetricTarget{Type: autoscalingv2.UtilizationMetricType, AverageUtilization: ptr(int32(70))}}}},
+			Behavior: &autoscalingv2.HorizontalPodAutoscalerBehavior{
+				ScaleUp:   &autoscalingv2.HPAScalingRules{Tolerance: &up},
+				ScaleDown: &autoscalingv2.HPAScalingRules{Tolerance: &down},
+			},
+		},
+	}
+	res, err := Import(context.Background(), Options{Client: fake.NewClientset(plain, split), Namespace: "elma365"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("generated:\n%s", res.YAML)
+	specs := map[string]policy.ServiceSpec{}
+	for _, s := range res.Config.Policy.Services {
+		specs[s.Name] = s
+	}
+	d := specs["docflow"]
+	if !d.Behavior.Legacy || d.Behavior.ScaleDown.StabilizationWindow != 5*time.Minute {
+		t.Errorf("docflow without behavior: %+v, want the legacy path with a 5m downscale window", d.Behavior)
+	}
+	if len(d.Signals) != 2 || d.Signals[0].Kind != policy.KindObject || d.Signals[0].Object.Target != 40 ||
+		d.Signals[1].Kind != policy.KindPerReplica || d.Signals[1].PerReplica.TargetPerReplica != 5 {
+		t.Errorf("docflow signals %+v", d.Signals)
+	}
+	a := specs["auth"].Behavior
+	if a.Legacy || a.ScaleUp.Tolerance == nil || *a.ScaleUp.Tolerance != 0.02 || a.ScaleDown.Tolerance == nil || *a.ScaleDown.Tolerance != 0.3 {
+		t.Errorf("auth behavior %+v: want tolerance 0.02 up, 0.3 down", a)
+	}
+	for _, want := range []string{`queue_depth{namespace="elma365"}`, "check the query of metrics.docflow-jobs", "legacy: true"} {
+		if !strings.Contains(string(res.YAML), want) {
+			t.Errorf("output lacks %q", want)
+		}
+	}
+	if strings.Contains(string(res.YAML), "differ") {
+		t.Error("a note still says per-direction tolerances cannot be carried over")
 	}
 }
