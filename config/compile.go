@@ -98,8 +98,12 @@ func compileMetrics(v *validator, f *File, c *Config) {
 // and Services[i] describe the same service, sorted by name.
 func compileServices(v *validator, f *File, c *Config, defs defaults, plat platform) {
 	v.check(len(f.Services) > 0, "services", "must list at least one service")
-	metricExists := func(n string) bool {
-		return slices.ContainsFunc(c.Metrics, func(m Metric) bool { return m.Name == n })
+	metricQuery := func(n string) (string, bool) {
+		i := slices.IndexFunc(c.Metrics, func(m Metric) bool { return m.Name == n })
+		if i < 0 {
+			return "", false
+		}
+		return c.Metrics[i].Prometheus.Query, true
 	}
 	for _, name := range slices.Sorted(maps.Keys(f.Services)) {
 		sf := f.Services[name]
@@ -120,7 +124,7 @@ func compileServices(v *validator, f *File, c *Config, defs defaults, plat platf
 		seen := map[string]bool{}
 		for i, sg := range sf.Signals {
 			sp := fmt.Sprintf("%s.signals[%d]", p, i)
-			spec, src := compileSignal(v, sp, name, sg, metricExists)
+			spec, src := compileSignal(v, sp, name, sg, metricQuery)
 			if sg.Name == "" {
 				v.add(sp+".name", "must not be empty")
 			} else if seen[sg.Name] {
@@ -214,7 +218,8 @@ func compileTarget(v *validator, p, name string, tf *TargetFile) Target {
 	return t
 }
 
-func compileSignal(v *validator, p, service string, sg SignalFile, metricExists func(string) bool) (policy.SignalSpec, SignalSource) {
+func compileSignal(v *validator, p, service string, sg SignalFile, metricQuery func(string) (string, bool)) (policy.SignalSpec, SignalSource) {
+	metricExists := func(n string) bool { _, ok := metricQuery(n); return ok }
 	spec := policy.SignalSpec{Name: sg.Name, Symptom: sg.Symptom}
 	src := SignalSource{Name: sg.Name}
 	if sg.Tolerance != nil {
@@ -279,8 +284,8 @@ func compileSignal(v *validator, p, service string, sg SignalFile, metricExists 
 		spec.Kind, src.Kind = policy.KindLatency, policy.KindLatency
 		metric(p+".latency.metric", l.Metric)
 		v.check(l.SLO > 0, p+".latency.slo", "must be > 0")
-		v.check(l.Quantile > 0 && l.Quantile < 1, p+".latency.quantile", "must be in (0, 1)")
-		spec.Latency = &policy.LatencySpec{Quantile: l.Quantile, SLO: l.SLO.D()}
+		query, _ := metricQuery(l.Metric)
+		spec.Latency = &policy.LatencySpec{Quantile: latencyQuantile(v, p+".latency.quantile", l, query), SLO: l.SLO.D()}
 		src.Metric, src.Key = l.Metric, key(l.Key)
 	}
 	if r := sg.PerReplica; r != nil {

@@ -146,8 +146,12 @@ type RabbitMQQueueFile struct {
 
 // LatencyFile: a latency quantile metric (seconds) against an SLO.
 type LatencyFile struct {
-	Metric   string   `yaml:"metric"`
-	Key      string   `yaml:"key"`
+	Metric string `yaml:"metric"`
+	Key    string `yaml:"key"`
+	// Quantile the metric stands for, (0, 1). The metric's query decides
+	// it when it computes histogram_quantile(φ, …); then this may be left
+	// out and, when given, must agree. It is needed only for a query that
+	// does not show it, such as a recorded series.
 	Quantile float64  `yaml:"quantile"`
 	SLO      Duration `yaml:"slo"`
 }
