@@ -5,8 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"os"
-	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -60,7 +58,7 @@ func runRecommend(ctx context.Context, cfgPath, snapPath, output string, live *l
 	case snapPath != "" && liveOn:
 		return usageErrorf("give either --snapshot or live sources, not both")
 	case snapPath != "":
-		snap, err := readSnapshot(snapPath)
+		snap, err := readSnapshot(snapPath, cfg)
 		if err != nil {
 			return failed(err)
 		}
@@ -143,20 +141,6 @@ func liveTargets(ctx context.Context, kubeconfig string, cfg *config.Config) (lo
 	return readOnlyTargets{observe: sc.Observe}, "", nil
 }
 
-func readSnapshot(path string) (policy.Snapshot, error) {
-	var snap policy.Snapshot
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return snap, err
-	}
-	dec := json.NewDecoder(strings.NewReader(string(data)))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&snap); err != nil {
-		return snap, fmt.Errorf("snapshot %s: %w", path, err)
-	}
-	return snap, nil
-}
-
 // printPlan writes the decision table: one line per service, changes and
 // bottlenecks first so the interesting lines lead.
 func printPlan(w io.Writer, plan policy.Plan) {
@@ -180,7 +164,7 @@ func printPlan(w io.Writer, plan policy.Plan) {
 		if limited == "" {
 			limited = "-"
 		}
-		fmt.Fprintf(tw, "%s\t%d → %d\t%s\t%s\t%s\n", d.Service, d.Current, d.Desired, bn, limited, d.Reason)
+		fmt.Fprintf(tw, "%s\t%d → %d\t%s\t%s\t%s\n", d.Service, d.Current, d.Desired, bn, limited, readableNumbers(d.Reason))
 	}
 	tw.Flush()
 	fmt.Fprintf(w, "\ntotal desired replicas: %d\n", plan.TotalDesired)
