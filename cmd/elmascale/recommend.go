@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -168,4 +169,45 @@ func printPlan(w io.Writer, plan policy.Plan) {
 	}
 	tw.Flush()
 	fmt.Fprintf(w, "\ntotal desired replicas: %d\n", plan.TotalDesired)
+	printUnusable(w, plan)
+}
+
+// printUnusable says why signals could not be used, once per signal and
+// cause: the table's reasons only say "latency failed", and the cause
+// (a refused connection, a missing client) is what the reader must fix.
+func printUnusable(w io.Writer, plan policy.Plan) {
+	type cause struct {
+		signal string
+		status policy.ObservationStatus
+		note   string
+	}
+	var order []cause
+	services := map[cause][]string{}
+	for _, d := range plan.Decisions {
+		for _, sg := range d.Signals {
+			if sg.Status == policy.StatusOK || sg.Status == "" {
+				continue
+			}
+			c := cause{sg.Name, sg.Status, sg.Note}
+			if _, seen := services[c]; !seen {
+				order = append(order, c)
+			}
+			services[c] = append(services[c], d.Service)
+		}
+	}
+	if len(order) == 0 {
+		return
+	}
+	fmt.Fprintln(w, "\nsignals not used (their services hold rather than scale down):")
+	for _, c := range order {
+		on := strings.Join(services[c], ", ")
+		if n := len(services[c]); n > 4 {
+			on = fmt.Sprintf("%d services", n)
+		}
+		note := c.note
+		if note == "" {
+			note = "no reason given"
+		}
+		fmt.Fprintf(w, "  %s %s on %s: %s\n", c.signal, c.status, on, readableNumbers(note))
+	}
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -108,5 +109,30 @@ services:
 	}
 	if got := g.Signals[0].AttributedTo; len(got) != 1 || got[0] != "orders" {
 		t.Errorf("gateway latency attributed to %v, want [orders]", got)
+	}
+}
+
+// Verifies recommend against a Prometheus that refuses connections says
+// in the table's output what failed and why, once per signal, not only
+// "latency failed" in each reason.
+func TestRecommendSaysWhatFailed(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	t.Setenv("KUBECONFIG", "")
+	code, out, errOut := run(t, "recommend", "--prometheus", "http://"+addr, "--source-timeout", "2s")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	want := "latency failed on auth, collector, main, processor: prometheus: query request_latency_p95: "
+	i := strings.Index(out, want)
+	if i < 0 || !strings.Contains(out[i:], "connection refused") {
+		t.Errorf("output does not say the latency query was refused:\n%s", out)
+	}
+	if n := strings.Count(out, "connection refused"); n != 2 {
+		t.Errorf("the refusal is said %d times, want once per failing signal (latency, in-flight):\n%s", n, out)
 	}
 }
