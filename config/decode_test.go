@@ -15,7 +15,7 @@ import (
 // every well-formed config the project ships: the preset, the examples
 // and the scenarios' embedded configs.
 func TestDecodeMatchesYAML(t *testing.T) {
-	files := []string{"../deploy/config/elma365.yaml"}
+	files := []string{"../deploy/base/elma365.yaml"}
 	more, _ := filepath.Glob("../examples/*.yaml")
 	files = append(files, more...)
 	for _, path := range files {

@@ -11,12 +11,12 @@ import (
 // Verifies that the preset the binary embeds is the file deploy/ ships, and
 // that it is valid.
 func TestPresetIsShippedFileAndValid(t *testing.T) {
-	onDisk, err := os.ReadFile("../deploy/config/elma365.yaml")
+	onDisk, err := os.ReadFile("../deploy/base/elma365.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
 	if !bytes.Equal(onDisk, ELMA365PresetYAML()) {
-		t.Fatal("embedded preset differs from deploy/config/elma365.yaml")
+		t.Fatal("embedded preset differs from deploy/base/elma365.yaml")
 	}
 	cfg, err := ELMA365Preset()
 	if err != nil {

@@ -117,9 +117,11 @@ func TestDocumentedFlagsExist(t *testing.T) {
 			t.Fatal(err)
 		}
 		var unknown []string
-		for _, m := range flagRE.FindAllStringSubmatch(string(data), -1) {
-			if !known[m[2]] && !slices.Contains(unknown, m[2]) {
-				unknown = append(unknown, m[2])
+		for _, line := range ownLines(string(data)) {
+			for _, m := range flagRE.FindAllStringSubmatch(line, -1) {
+				if !known[m[2]] && !slices.Contains(unknown, m[2]) {
+					unknown = append(unknown, m[2])
+				}
 			}
 		}
 		if len(unknown) > 0 {
@@ -131,4 +133,25 @@ func TestDocumentedFlagsExist(t *testing.T) {
 			}
 		}
 	}
+}
+
+// otherTool matches a command line of another tool (helm, kubectl, …), whose
+// flags are not elmascale's.
+var otherTool = regexp.MustCompile(`^\s*(\$ )?(helm|kubectl|microk8s|ctr|docker|make|go) `)
+
+// ownLines drops the command lines of other tools, with their backslash
+// continuations, so only elmascale's own flags are checked.
+func ownLines(text string) []string {
+	var out []string
+	foreign := false
+	for _, line := range strings.Split(text, "\n") {
+		if !foreign {
+			foreign = otherTool.MatchString(line)
+		}
+		if !foreign {
+			out = append(out, line)
+		}
+		foreign = foreign && strings.HasSuffix(strings.TrimRight(line, " "), "\\")
+	}
+	return out
 }

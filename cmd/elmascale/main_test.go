@@ -22,7 +22,7 @@ func run(t *testing.T, args ...string) (int, string, string) {
 // Verifies validate accepts the shipped preset and reports every problem of
 // a bad file with exit code 1.
 func TestValidate(t *testing.T) {
-	code, out, _ := run(t, "validate", "--config", "../../deploy/config/elma365.yaml")
+	code, out, _ := run(t, "validate", "--config", "../../deploy/base/elma365.yaml")
 	if code != 0 || !strings.Contains(out, "valid: 26 services (3 pinned at one)") {
 		t.Fatalf("preset: exit %d, %q", code, out)
 	}
