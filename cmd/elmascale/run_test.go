@@ -3,10 +3,13 @@ package main
 import (
 	"bytes"
 	"context"
+	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // Verifies the run and import flag checks, and that run without any
@@ -55,5 +58,45 @@ func TestRunWithoutClusterDrivesTheDemo(t *testing.T) {
 		if !strings.Contains(out, want) {
 			t.Errorf("demo output lacks %q:\n%s", want, out)
 		}
+	}
+}
+
+// Verifies the demo serves the probes on --health-probe-bind-address and
+// says where, as the daemon does.
+func TestDemoServesProbesOnTheFlag(t *testing.T) {
+	t.Setenv("KUBECONFIG", "")
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var stdout, stderr syncBuffer
+	done := make(chan int, 1)
+	go func() {
+		done <- dispatch(ctx, []string{"run", "--demo-scenario", "script-storm", "--metrics-bind-address", "", "--health-probe-bind-address", addr}, &stdout, &stderr)
+	}()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		resp, err := http.Get("http://" + addr + "/readyz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no ready probe on %s: %v\n%s%s", addr, err, stdout.String(), stderr.String())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if !strings.Contains(stdout.String(), "serving /healthz and /readyz on http://"+addr) {
+		t.Errorf("the probe address is not printed:\n%s", stdout.String())
+	}
+	cancel()
+	if code := <-done; code != 0 {
+		t.Errorf("exit %d: %s", code, stderr.String())
 	}
 }

@@ -10,7 +10,6 @@ import (
 	"io"
 	"sort"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -81,7 +80,9 @@ func Run(ctx context.Context, o Options) (Summary, error) {
 	// this process is the only (so the leading) instance.
 	metrics := record.NewMetrics(o.Registry, false, o.Version)
 	metrics.SetLeader(true)
-	history := record.NewHistory("apply", 2000)
+	// The API says what this is: decisions applied to a simulated
+	// cluster, not to a real one.
+	history := record.NewHistory(Mode, 2000)
 	// A tick is due every interval of simulated time, which passes Speedup
 	// times faster than the wall clock the probes are read by.
 	wallInterval := max(time.Second, time.Duration(float64(cfg.Interval)/o.Speedup))
@@ -99,9 +100,12 @@ func Run(ctx context.Context, o Options) (Summary, error) {
 	if srv.MetricsAddr != "" {
 		fmt.Fprintf(o.Out, "serving /metrics and /api/v1/decisions on http://%s\n", srv.MetricsAddr)
 	}
+	if srv.HealthAddr != "" {
+		fmt.Fprintf(o.Out, "serving /healthz and /readyz on http://%s\n", srv.HealthAddr)
+	}
 	fmt.Fprintf(o.Out, "embedded simulated ELMA365 cluster: scenario %s (%s of load, %d services) at %g× speed\n\n",
 		sc.Name, sc.Duration, len(cfg.Services), o.Speedup)
-	table := newTable(o.Out, sc.Start)
+	table := newTable(o.Out, cfg)
 
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -114,7 +118,8 @@ func Run(ctx context.Context, o Options) (Summary, error) {
 			}
 		}
 	}
-	err = runDemo(runCtx, cluster, cfg, o, loop.Recorders{metrics, history, health}, table, &sum, stop)
+	col := newSourceMetrics(o.Registry, cluster, cfg)
+	err = runDemo(runCtx, sc, cluster, col, cfg, o, loop.Recorders{metrics, history, health}, table, &sum, stop)
 	finish(o.Out, &sum)
 	// Stopped by its Duration or by the user: not a failure.
 	if errors.Is(err, context.Canceled) {
@@ -123,15 +128,15 @@ func Run(ctx context.Context, o Options) (Summary, error) {
 	return sum, err
 }
 
-func runDemo(ctx context.Context, cluster *simulations.Cluster, cfg *config.Config, o Options,
+func runDemo(ctx context.Context, sc *simulations.Scenario, cluster *simulations.Cluster, col loop.Collector, cfg *config.Config, o Options,
 	rec loop.Recorder, table *table, sum *Summary, extra func(loop.Tick)) error {
 	l := &loop.Loop{
 		Config:    func() *config.Config { return cfg },
-		Collector: cluster,
+		Collector: col,
 		Scaler:    cluster,
 		Recorder:  rec,
 	}
-	return cluster.RunAccelerated(ctx, l, cfg.Interval, o.Speedup, func(t loop.Tick) {
+	return drive(ctx, sc, cluster, l, cfg.Interval, o.Speedup, table, func(t loop.Tick) {
 		sum.Ticks++
 		var total int32
 		for _, d := range t.Plan.Decisions {
@@ -149,6 +154,37 @@ func runDemo(ctx context.Context, cluster *simulations.Cluster, cfg *config.Conf
 			extra(t)
 		}
 	})
+}
+
+// drive ticks the loop every interval of simulated time, Speedup times
+// faster than the wall clock. Until the loop first has something to do it
+// does not wait at all: a scenario that opens on a quiet night would
+// otherwise show half a minute of unchanged totals before anything
+// happens. The table says what was skipped.
+func drive(ctx context.Context, sc *simulations.Scenario, c *simulations.Cluster, lp *loop.Loop, interval time.Duration, speedup float64,
+	table *table, onTick func(loop.Tick)) error {
+	if interval < time.Second || speedup <= 0 {
+		return fmt.Errorf("interval must be >= 1s and speedup > 0")
+	}
+	period := max(time.Millisecond, time.Duration(float64(interval)/speedup))
+	ticker := time.NewTicker(period)
+	defer ticker.Stop()
+	for c.Elapsed() < sc.Duration {
+		if table.fastForwarding() {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+		} else {
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-ticker.C:
+			}
+		}
+		c.Advance(interval)
+		onTick(lp.RunOnce(ctx, c.Now()))
+	}
+	return nil
 }
 
 // finish prints what the run did.
@@ -178,25 +214,52 @@ func orNone(s string) string {
 	return s
 }
 
+// Mode is what the demo's decisions API reports as its mode: decisions
+// applied to the simulated cluster.
+const Mode = "demo"
+
 // table prints every change as it happens and, each simulated half hour, a
-// status line, so a person can follow the day.
+// status line, so a person can follow the day. Columns have fixed widths,
+// so rows printed minutes apart still line up under the header.
 type table struct {
-	w          *tabwriter.Writer
-	start      time.Time
+	out        io.Writer
+	format     string
 	lastStatus time.Time
 	bottleneck map[string]bool
+	// Fast-forwarding lasts until the first row: the quiet ticks before it
+	// are counted, not waited for.
+	forwarding          bool
+	skipped             int
+	skipFrom, skipUntil time.Time
+	skipTotal           int32
 }
 
-func newTable(out io.Writer, start time.Time) *table {
-	t := &table{w: tabwriter.NewWriter(out, 0, 4, 2, ' ', 0), start: start, bottleneck: map[string]bool{}}
-	fmt.Fprintln(t.w, "TIME\tSERVICE\tREPLICAS\tBOTTLENECK\tLIMITED BY\tREASON")
-	t.w.Flush()
+const (
+	replicasWidth = len("100 → 100")
+	limitWidth    = len("stabilization")
+)
+
+func newTable(out io.Writer, cfg *config.Config) *table {
+	svc := len("SERVICE")
+	for _, s := range cfg.Services {
+		svc = max(svc, len(s.Name))
+	}
+	t := &table{
+		out:        out,
+		format:     fmt.Sprintf("%%-8s  %%-%ds  %%-%ds  %%-10s  %%-%ds  %%s\n", svc, replicasWidth, limitWidth),
+		bottleneck: map[string]bool{},
+		forwarding: true,
+	}
+	fmt.Fprintf(out, t.format, "TIME", "SERVICE", "REPLICAS", "BOTTLENECK", "LIMITED BY", "REASON")
 	return t
 }
+
+func (t *table) fastForwarding() bool { return t.forwarding }
 
 func (t *table) tick(k loop.Tick, total int32) {
 	clock := k.Time.Format("15:04:05")
 	var hot []string
+	var rows []string
 	for _, d := range k.Plan.Decisions {
 		if d.Bottleneck {
 			hot = append(hot, d.Service)
@@ -217,18 +280,37 @@ func (t *table) tick(k loop.Tick, total int32) {
 		if limit == "" {
 			limit = "-"
 		}
-		fmt.Fprintf(t.w, "%s\t%s\t%d → %d\t%s\t%s\t%s\n", clock, d.Service, d.Current, d.Desired, bn, limit, shorten(d.Reason, 140))
+		rows = append(rows, fmt.Sprintf(t.format, clock, d.Service, fmt.Sprintf("%d → %d", d.Current, d.Desired), bn, limit, shorten(d.Reason, 140)))
+	}
+	if t.forwarding {
+		if len(rows) == 0 {
+			if t.skipped == 0 {
+				t.skipFrom = k.Time
+			}
+			t.skipped++
+			t.skipUntil, t.skipTotal = k.Time, total
+			return
+		}
+		t.forwarding = false
+		if t.skipped > 1 {
+			fmt.Fprintf(t.out, "%s  ── fast-forwarded %s of simulated time from %s: %d ticks, %d replicas in total, nothing to change\n",
+				t.skipUntil.Format("15:04:05"), t.skipUntil.Sub(t.skipFrom).Round(time.Minute), t.skipFrom.Format("15:04"), t.skipped, t.skipTotal)
+		}
+		t.lastStatus = k.Time
+	}
+	for _, r := range rows {
+		fmt.Fprint(t.out, r)
 	}
 	if k.Time.Sub(t.lastStatus) >= 30*time.Minute {
 		t.lastStatus = k.Time
-		fmt.Fprintf(t.w, "%s\t── %d replicas in total\t\t%s\t\t\n", clock, total, orNone(strings.Join(hot, ", ")))
+		fmt.Fprintf(t.out, "%s  ── %d replicas in total; bottlenecks: %s\n", clock, total, orNone(strings.Join(hot, ", ")))
 	}
-	t.w.Flush()
 }
 
 func shorten(s string, n int) string {
-	if len(s) <= n {
+	r := []rune(s)
+	if len(r) <= n {
 		return s
 	}
-	return s[:n-1] + "…"
+	return string(r[:n-1]) + "…"
 }

@@ -6,9 +6,12 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/elmascale/elmascale/config"
 )
 
 // Verifies the embedded demo drives the real loop against the simulated
@@ -86,11 +89,35 @@ func TestDemoServesMetricsAndDecisions(t *testing.T) {
 		Mode      string           `json:"mode"`
 		Decisions []map[string]any `json:"decisions"`
 	}
-	if err := json.Unmarshal([]byte(get("/api/v1/decisions?service=worker")), &body); err != nil || len(body.Decisions) == 0 || body.Mode != "apply" {
+	if err := json.Unmarshal([]byte(get("/api/v1/decisions?service=worker")), &body); err != nil || len(body.Decisions) == 0 || body.Mode != "demo" {
 		t.Fatalf("decisions API: %v (%d records, mode %q)", err, len(body.Decisions), body.Mode)
 	}
-	if body.Decisions[0]["service"] != "worker" || body.Decisions[0]["reason"] == "" {
+	if body.Decisions[0]["service"] != "worker" || body.Decisions[0]["reason"] == "" || body.Decisions[0]["mode"] != "demo" {
 		t.Errorf("decision record %v", body.Decisions[0])
+	}
+	// The source series the dashboard's source panels read, for every
+	// source the scenario's config uses.
+	deadline = time.Now().Add(20 * time.Second)
+	for {
+		m := get("/metrics")
+		missing := ""
+		for _, want := range []string{
+			`elmascale_source_up{source="prometheus"} 1`, `elmascale_source_up{source="kubernetes"} 1`,
+			`elmascale_source_breaker_state{source="prometheus",state="closed"} 1`,
+			`elmascale_source_query_duration_seconds_count{source="prometheus"}`, `elmascale_source_queries_total{source="kubernetes"}`,
+			`elmascale_source_errors_total{reason="api",source="prometheus"} 0`,
+		} {
+			if !strings.Contains(m, want) {
+				missing = want
+			}
+		}
+		if missing == "" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("/metrics lacks %s", missing)
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 	// get fails the test on anything but 200: the loop has ticked, so the
 	// demo is live and ready.
@@ -99,5 +126,77 @@ func TestDemoServesMetricsAndDecisions(t *testing.T) {
 	cancel()
 	if err := <-done; err != nil {
 		t.Errorf("a cancelled demo is not an error: %v", err)
+	}
+}
+
+// Verifies the demo acts within seconds of starting: the quiet night
+// before the day's first change is fast-forwarded, and said to be, rather
+// than shown as half a minute of unchanged totals.
+func TestDemoActsWithinSeconds(t *testing.T) {
+	var out bytes.Buffer
+	start := time.Now()
+	_, err := Run(context.Background(), Options{Scenario: "elma365-day", Seed: 1, Speedup: 600, Duration: 6 * time.Hour, Out: &out})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Six simulated hours at 600× took 36 s before; the first change comes
+	// at about 05:36, so about 24 paced minutes (2.4 s) remain.
+	if took := time.Since(start); took > 10*time.Second {
+		t.Errorf("took %s", took)
+	}
+	lines := strings.Split(out.String(), "\n")
+	i := slices.IndexFunc(lines, func(l string) bool { return strings.HasPrefix(l, "TIME") })
+	if i < 0 || i+2 >= len(lines) || !strings.Contains(lines[i+1], "fast-forwarded") || strings.Contains(lines[i+2], "──") {
+		t.Fatalf("want the header, the fast-forward note, then a decision:\n%s", out.String())
+	}
+}
+
+// Verifies every decision row lines up under the header, however long
+// apart the rows were printed.
+func TestDemoRowsLineUp(t *testing.T) {
+	var out bytes.Buffer
+	if _, err := Run(context.Background(), Options{Scenario: "script-storm", Seed: 1, Speedup: 1e6, Duration: 90 * time.Minute, Out: &out}); err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(out.String(), "\n")
+	i := slices.IndexFunc(lines, func(l string) bool { return strings.HasPrefix(l, "TIME") })
+	if i < 0 {
+		t.Fatalf("no header:\n%s", out.String())
+	}
+	header := []rune(lines[i])
+	var cols []int
+	for _, name := range []string{"SERVICE", "REPLICAS", "LIMITED BY", "REASON"} {
+		cols = append(cols, len([]rune(lines[i][:strings.Index(lines[i], name)])))
+	}
+	rows := 0
+	for _, l := range lines[i+1:] {
+		r := []rune(l)
+		if len(r) < 9 || r[2] != ':' || strings.Contains(l, "──") {
+			continue
+		}
+		rows++
+		for _, c := range cols {
+			if c >= len(r) || r[c] == ' ' || r[c-1] != ' ' {
+				t.Errorf("column at %d (%q) does not start a field in\n%s\n%s", c, string(header[c:min(c+8, len(header))]), lines[i], l)
+				break
+			}
+		}
+	}
+	if rows < 3 {
+		t.Errorf("only %d rows:\n%s", rows, out.String())
+	}
+}
+
+// Verifies the source counts follow the config: the ELMA365 preset reads
+// RabbitMQ queues, Prometheus metrics (one query per definition) and pod
+// metrics.
+func TestQueriesPerTick(t *testing.T) {
+	cfg, err := config.ELMA365Preset()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := queriesPerTick(cfg)
+	if got[sourceKubernetes] != 1 || got[sourcePrometheus] != len(cfg.Metrics) || got[sourceRabbitMQ] < 1 {
+		t.Errorf("queries per tick %v: want 1 pod metrics list, %d Prometheus queries and the worker queue", got, len(cfg.Metrics))
 	}
 }
