@@ -2,7 +2,8 @@ package policy
 
 import (
 	"fmt"
-	"sort"
+	"math"
+	"slices"
 	"strings"
 	"time"
 )
@@ -11,7 +12,11 @@ import (
 type svcEval struct {
 	spec    *ServiceSpec
 	obs     ServiceObservation
+	prev    ServiceState
 	signals []SignalResult
+	// measured is the capacity measured this tick by saturated queue
+	// signals, by signal (0: none).
+	measured []float64
 
 	satBreach bool // a saturation signal asks for more
 	latBreach bool // a symptom signal (latency, or marked Symptom) asks for more
@@ -19,9 +24,7 @@ type svcEval struct {
 	anyBad    bool // some signal is unusable
 	allBad    bool // every signal is unusable (and there is at least one)
 
-	// capacity measured this tick by saturated queue signals, by signal.
-	capacity map[string]float64
-
+	deps    []int // DependsOn resolved to service indexes, -1 for unknown
 	roots   []int // deepest saturated dependencies explaining a latency breach
 	visit   uint8 // 0 new, 1 in progress, 2 done
 	selfHot bool  // the service itself is a bottleneck
@@ -32,36 +35,51 @@ type svcEval struct {
 // Decide computes the desired replicas of every service in spec from one
 // snapshot, the history in prev, and the current time. It is pure: it reads
 // no clock, does no I/O, and returns new state instead of changing prev.
+//
+// A steady tick allocates a handful of slices for the whole plan rather
+// than some per service: notes and reasons are only written again when
+// what they say changed (see decideCache), and the new state's histories
+// share a few allocations.
 func Decide(spec Spec, snap Snapshot, prev State, now time.Time) (Plan, State) {
-	evals := make([]svcEval, len(spec.Services))
-	index := make(map[string]int, len(spec.Services))
-	for i := range spec.Services {
-		index[spec.Services[i].Name] = i
-	}
+	c := acquire(prev)
+	defer c.mu.Unlock()
+	c.index(spec)
+	n := len(spec.Services)
+	nsig := c.sigStart[n]
+	c.scratch(n, nsig)
+	evals := c.evals
+	results := make([]SignalResult, nsig)
 
 	// 1. Signals: each gives a proposal or is unusable.
+	nrecs, nevents := 0, 0
 	for i := range spec.Services {
 		s := &spec.Services[i]
 		e := &evals[i]
-		e.spec = s
-		e.obs = snap.Services[s.Name]
-		tol := tolerancesOf(s.Behavior)
-		e.signals = make([]SignalResult, len(s.Signals))
+		lo, hi := c.sigStart[i], c.sigStart[i+1]
+		*e = svcEval{
+			spec: s, obs: snap.Services[s.Name], prev: prev.Services[s.Name], deps: c.deps[i],
+			signals: results[lo:hi:hi], measured: c.measured[lo:hi:hi], roots: e.roots[:0],
+		}
+		nrecs += len(e.prev.Recommendations) + 1
+		if len(e.prev.Events) > 0 || e.prev.Pending != nil {
+			nevents += len(e.prev.Events) + 1
+		}
+		sc := signalContext{
+			current: e.obs.CurrentReplicas, ready: e.obs.ReadyReplicas, tol: tolerancesOf(s.Behavior),
+			staleAfter: spec.StaleAfter, snapTime: snap.Time, now: now,
+		}
 		bad := 0
-		learned := prev.Services[s.Name].QueueCapacity
-		for j, sig := range s.Signals {
+		learned := e.prev.QueueCapacity
+		for j := range s.Signals {
+			sig := &s.Signals[j]
 			o, seen := e.obs.Signals[sig.Name]
-			r, measured := evaluateSignal(sig, o, seen, signalContext{
-				current: e.obs.CurrentReplicas, ready: e.obs.ReadyReplicas, tol: tol,
-				staleAfter: spec.StaleAfter, snapTime: snap.Time, now: now, capacity: learned[sig.Name],
-			})
-			e.signals[j] = r
-			if measured > 0 {
-				if e.capacity == nil {
-					e.capacity = make(map[string]float64, 1)
-				}
-				e.capacity[sig.Name] = measured
+			var capacity float64
+			if learned != nil {
+				capacity = learned[sig.Name]
 			}
+			sc.capacity, sc.memo = capacity, &c.notes[lo+j]
+			e.measured[j] = evalSignal(&e.signals[j], sig, &o, seen, &sc)
+			r := &e.signals[j]
 			if r.Status != StatusOK {
 				bad++
 				continue
@@ -76,71 +94,123 @@ func Decide(spec Spec, snap Snapshot, prev State, now time.Time) (Plan, State) {
 		}
 		e.anyBad = bad > 0
 		e.allBad = bad > 0 && bad == len(s.Signals)
-		if at := prev.Services[s.Name].BottleneckAt; spec.AttributionMemory > 0 && !at.IsZero() && now.Sub(at) <= spec.AttributionMemory {
+		if at := e.prev.BottleneckAt; spec.AttributionMemory > 0 && !at.IsZero() && now.Sub(at) <= spec.AttributionMemory {
 			e.recent = true
 		}
 	}
 
 	// 2. Attribution: a latency breach explained by saturated dependencies
 	// scales those, not the symptom.
-	seen := make([]int32, len(evals))
 	for i := range evals {
 		if evals[i].latBreach {
-			attribute(evals, index, seen, i)
+			attribute(evals, c.seen, i)
 		}
 	}
-	for i := range evals {
-		e := &evals[i]
-		e.selfHot = e.satBreach || (e.latBreach && len(e.roots) == 0)
-		if !e.latBreach || len(e.roots) == 0 {
-			continue
-		}
-		names := make([]string, len(e.roots))
-		for k, r := range e.roots {
-			names[k] = evals[r].spec.Name
-			evals[r].d.Explains = append(evals[r].d.Explains, e.spec.Name)
-		}
-		for j := range e.signals {
-			if isSymptom(spec.Services[i].Signals[j]) && e.signals[j].Breach {
-				e.signals[j].AttributedTo = names
-			}
-		}
-	}
+	attributeNames(evals)
 
 	// 3. Per service: proposal, stabilization, rate, bounds, pin.
-	next := State{Services: make(map[string]ServiceState, len(evals))}
+	mem := &arena{recs: make([]Recommendation, 0, nrecs)}
+	if nevents > 0 {
+		mem.events = make([]ScaleEvent, 0, nevents)
+	}
+	states := c.states
 	for i := range evals {
 		e := &evals[i]
-		prevState := prev.Services[e.spec.Name]
-		st := carryHistory(prevState, e.obs, e.spec.Behavior, now)
-		st.BottleneckAt = prevState.BottleneckAt
+		st := &states[i]
+		*st = carry(e.prev, e.obs, e.spec.Behavior, now, mem)
+		st.BottleneckAt = e.prev.BottleneckAt
 		if e.selfHot {
 			st.BottleneckAt = now
 		}
-		st.QueueCapacity = learnCapacity(prevState.QueueCapacity, e.capacity)
-		decideService(e, &st, now)
-		next.Services[e.spec.Name] = st
+		st.QueueCapacity = learnCapacity(e.prev.QueueCapacity, e.spec.Signals, e.measured)
+		decideService(e, st, now)
 	}
 
 	// 4. Budget: scarce capacity goes to bottlenecks first, then by pressure.
 	if spec.Budget.MaxTotalReplicas > 0 {
-		applyBudget(evals, spec.Budget.MaxTotalReplicas)
+		c.wanting = applyBudget(evals, spec.Budget.MaxTotalReplicas, c.wanting)
 	}
 
 	// 5. Reasons, pending changes, the plan.
-	plan := Plan{Time: now, Decisions: make([]Decision, len(evals))}
+	changes := 0
+	for i := range evals {
+		if evals[i].obs.Found && evals[i].d.Desired != evals[i].d.Current {
+			changes++
+		}
+	}
+	var pending []ScaleEvent
+	if changes > 0 {
+		pending = make([]ScaleEvent, 0, changes)
+	}
+	plan := Plan{Time: now, Decisions: make([]Decision, n)}
+	next := State{Services: make(map[string]ServiceState, n), cache: c}
 	for i := range evals {
 		e := &evals[i]
-		e.d.Reason = reason(e)
-		st := next.Services[e.spec.Name]
+		e.d.Reason = reasonOf(e, &c.reasons[i])
+		st := &states[i]
 		if e.obs.Found && e.d.Desired != e.d.Current {
-			st.Pending = &ScaleEvent{Time: now, From: e.d.Current, To: e.d.Desired}
+			pending = append(pending, ScaleEvent{Time: now, From: e.d.Current, To: e.d.Desired})
+			st.Pending = &pending[len(pending)-1]
 		}
-		next.Services[e.spec.Name] = st
+		next.Services[e.spec.Name] = *st
 		plan.Decisions[i] = e.d
 		plan.TotalDesired += e.d.Desired
 	}
 	return plan, next
+}
+
+// attributeNames writes, for every latency breach explained by
+// dependencies, the roots' names into the breaching signals and the
+// breaching service's name into each root's Explains, from two shared
+// allocations.
+func attributeNames(evals []svcEval) {
+	total := 0
+	for i := range evals {
+		e := &evals[i]
+		e.selfHot = e.satBreach || (e.latBreach && len(e.roots) == 0)
+		if e.latBreach {
+			total += len(e.roots)
+		}
+	}
+	if total == 0 {
+		return
+	}
+	names := make([]string, 0, total)
+	explains := make([]string, total)
+	// Each root's Explains gets a window of explains sized by how many
+	// services it explains.
+	counts := make([]int, len(evals))
+	for i := range evals {
+		if e := &evals[i]; e.latBreach {
+			for _, r := range e.roots {
+				counts[r]++
+			}
+		}
+	}
+	off := 0
+	for r, k := range counts {
+		if k > 0 {
+			evals[r].d.Explains = explains[off : off : off+k]
+			off += k
+		}
+	}
+	for i := range evals {
+		e := &evals[i]
+		if !e.latBreach || len(e.roots) == 0 {
+			continue
+		}
+		start := len(names)
+		for _, r := range e.roots {
+			names = append(names, evals[r].spec.Name)
+			evals[r].d.Explains = append(evals[r].d.Explains, e.spec.Name)
+		}
+		mine := names[start:len(names):len(names)]
+		for j := range e.signals {
+			if isSymptom(&e.spec.Signals[j]) && e.signals[j].Breach {
+				e.signals[j].AttributedTo = mine
+			}
+		}
+	}
 }
 
 // attribute finds, depth first, the deepest hot dependencies that explain a
@@ -154,15 +224,15 @@ func Decide(spec Spec, snap Snapshot, prev State, now time.Time) (Plan, State) {
 // seen dedupes each root list in O(1): seen[j] == i+1 while service i's
 // roots are collected. Dependencies are all resolved before service i
 // collects, so a nested call cannot overwrite i's marks.
-func attribute(evals []svcEval, index map[string]int, seen []int32, i int) {
+func attribute(evals []svcEval, seen []int32, i int) {
 	e := &evals[i]
 	if e.visit != 0 {
 		return
 	}
 	e.visit = 1
-	for _, dep := range e.spec.DependsOn {
-		if j, ok := index[dep]; ok && evals[j].visit == 0 && evals[j].hot() {
-			attribute(evals, index, seen, j)
+	for _, j := range e.deps {
+		if j >= 0 && evals[j].visit == 0 && evals[j].hot() {
+			attribute(evals, seen, j)
 		}
 	}
 	mark := int32(i + 1)
@@ -172,9 +242,8 @@ func attribute(evals []svcEval, index map[string]int, seen []int32, i int) {
 			e.roots = append(e.roots, r)
 		}
 	}
-	for _, dep := range e.spec.DependsOn {
-		j, ok := index[dep]
-		if !ok || j == i || !evals[j].hot() || evals[j].visit == 1 {
+	for _, j := range e.deps {
+		if j < 0 || j == i || !evals[j].hot() || evals[j].visit == 1 {
 			continue
 		}
 		d := &evals[j]
@@ -193,13 +262,18 @@ func (e *svcEval) hot() bool { return e.satBreach || e.latBreach || e.recent }
 
 // isSymptom reports whether a signal's breach can be caused by a saturated
 // dependency and so is attributed before it scales its own service.
-func isSymptom(sig SignalSpec) bool { return sig.Kind == KindLatency || sig.Symptom }
+func isSymptom(sig *SignalSpec) bool { return sig.Kind == KindLatency || sig.Symptom }
 
 // carryHistory copies the service's history forward: it confirms or drops
 // the previous decision's pending change, notes changes made by others, and
 // forgets what no window reaches any more. The legacy behavior has no rate
 // policies, so it keeps no scale events.
 func carryHistory(prev ServiceState, obs ServiceObservation, b Behavior, now time.Time) ServiceState {
+	return carry(prev, obs, b, now, nil)
+}
+
+// carry is carryHistory taking the new slices from mem (nil: allocate).
+func carry(prev ServiceState, obs ServiceObservation, b Behavior, now time.Time, mem *arena) ServiceState {
 	keep := now.Add(-b.longestWindow())
 	if b.Legacy {
 		// HPA's legacy window still holds a recommendation made exactly
@@ -208,9 +282,9 @@ func carryHistory(prev ServiceState, obs ServiceObservation, b Behavior, now tim
 	}
 	st := ServiceState{LastCurrent: prev.LastCurrent, LastSeen: prev.LastSeen}
 	// One allocation each, with room for this tick's entry.
-	st.Recommendations = make([]Recommendation, 0, len(prev.Recommendations)+1)
+	st.Recommendations = mem.takeRecs(len(prev.Recommendations) + 1)
 	if !b.Legacy && (len(prev.Events) > 0 || prev.Pending != nil) {
-		st.Events = make([]ScaleEvent, 0, len(prev.Events)+1)
+		st.Events = mem.takeEvents(len(prev.Events) + 1)
 	}
 	for _, r := range prev.Recommendations {
 		if r.Time.After(keep) {
@@ -242,6 +316,19 @@ func carryHistory(prev ServiceState, obs ServiceObservation, b Behavior, now tim
 	}
 	st.LastCurrent, st.LastSeen = cur, true
 	return st
+}
+
+// remember adds a recommendation to a history. One equal to the newest
+// replaces it instead: a window holds an older equal recommendation
+// exactly when it holds the newer one, so only the newer one matters to
+// stabilization and to pruning, and a steady service's history stays one
+// entry long instead of a window's worth.
+func remember(h []Recommendation, replicas int32, now time.Time) []Recommendation {
+	if n := len(h); n > 0 && h[n-1].Replicas == replicas && !now.Before(h[n-1].Time) {
+		h[n-1].Time = now
+		return h
+	}
+	return append(h, Recommendation{Time: now, Replicas: replicas})
 }
 
 // decideService runs one service through proposal, stabilization, rate
@@ -305,7 +392,7 @@ func decideService(e *svcEval, st *ServiceState, now time.Time) {
 	case s.Behavior.Legacy:
 		if limit != LimitHold {
 			stab := legacyStabilize(st.Recommendations, proposal, s.Behavior.ScaleDown.StabilizationWindow, now)
-			st.Recommendations = append(st.Recommendations, Recommendation{Time: now, Replicas: proposal})
+			st.Recommendations = remember(st.Recommendations, proposal, now)
 			if stab != proposal {
 				limit = LimitStabilization
 			}
@@ -319,7 +406,7 @@ func decideService(e *svcEval, st *ServiceState, now time.Time) {
 	default:
 		if limit != LimitHold {
 			stab := stabilize(s.Behavior, st.Recommendations, proposal, cur, now)
-			st.Recommendations = append(st.Recommendations, Recommendation{Time: now, Replicas: proposal})
+			st.Recommendations = remember(st.Recommendations, proposal, now)
 			if stab != proposal {
 				limit = LimitStabilization
 			}
@@ -345,10 +432,10 @@ func decideService(e *svcEval, st *ServiceState, now time.Time) {
 // service first keeps the smaller of its desired and current count (clamped
 // to its bounds); the room left goes to bottlenecks first, then to the
 // services under the most pressure. Scale-downs are never forced by the
-// budget.
-func applyBudget(evals []svcEval, maxTotal int32) {
+// budget. wanting is scratch space, returned for reuse.
+func applyBudget(evals []svcEval, maxTotal int32, wanting []int) []int {
 	var base int64
-	var wanting []int
+	wanting = wanting[:0]
 	for i := range evals {
 		d := &evals[i].d
 		floor := min(d.Desired, max(min(d.Current, evals[i].spec.MaxReplicas), evals[i].spec.MinReplicas))
@@ -365,14 +452,24 @@ func applyBudget(evals []svcEval, maxTotal int32) {
 		total += int64(evals[i].d.Desired)
 	}
 	if total <= int64(maxTotal) {
-		return
+		return wanting
 	}
-	sort.SliceStable(wanting, func(a, b int) bool {
-		ea, eb := &evals[wanting[a]], &evals[wanting[b]]
+	slices.SortStableFunc(wanting, func(a, b int) int {
+		ea, eb := &evals[a], &evals[b]
 		if ea.selfHot != eb.selfHot {
-			return ea.selfHot
+			if ea.selfHot {
+				return -1
+			}
+			return 1
 		}
-		return pressure(ea) > pressure(eb)
+		pa, pb := pressure(ea), pressure(eb)
+		switch {
+		case pa > pb:
+			return -1
+		case pa < pb:
+			return 1
+		}
+		return 0
 	})
 	room := int64(maxTotal) - base
 	for _, i := range wanting {
@@ -386,6 +483,7 @@ func applyBudget(evals []svcEval, maxTotal int32) {
 			d.LimitedBy = LimitBudget
 		}
 	}
+	return wanting
 }
 
 // pressure is how far a service's proposal exceeds its current replicas.
@@ -500,18 +598,30 @@ func nameList(names []string) string {
 }
 
 // learnCapacity keeps, per queue signal, the per-replica throughput last
-// measured while the pool was saturated. It shares prev when nothing was
-// measured, so a steady state allocates nothing.
-func learnCapacity(prev, measured map[string]float64) map[string]float64 {
-	if len(measured) == 0 {
+// measured while the pool was saturated; measured is this tick's by signal
+// (0: none). It shares prev when nothing new was measured, so a steady
+// state allocates nothing.
+func learnCapacity(prev map[string]float64, sigs []SignalSpec, measured []float64) map[string]float64 {
+	same := true
+	for j, v := range measured {
+		if v > 0 {
+			if old, ok := prev[sigs[j].Name]; !ok || math.Float64bits(old) != math.Float64bits(v) {
+				same = false
+				break
+			}
+		}
+	}
+	if same {
 		return prev
 	}
 	out := make(map[string]float64, len(prev)+len(measured))
 	for k, v := range prev {
 		out[k] = v
 	}
-	for k, v := range measured {
-		out[k] = v
+	for j, v := range measured {
+		if v > 0 {
+			out[sigs[j].Name] = v
+		}
 	}
 	return out
 }

@@ -147,6 +147,11 @@ func (p Plan) Decision(service string) (Decision, bool) {
 // count. Decide never modifies the State it is given.
 type State struct {
 	Services map[string]ServiceState `json:"services,omitempty"`
+
+	// cache spares the next Decide work (decideCache); it never changes an
+	// outcome, and a State without it, such as one read from JSON, decides
+	// the same.
+	cache *decideCache
 }
 
 // ServiceState is one service's history.

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
 	"pgregory.net/rapid"
 )
 
@@ -318,6 +319,82 @@ func TestPropertySequencesRespectRates(t *testing.T) {
 					t.Fatalf("tick %d %s: %d → %d exceeds the default scale-up rate", tick, s.Name, d.Current, d.Desired)
 				}
 				current[s.Name] = d.Desired
+			}
+		}
+	})
+}
+
+// Verifies that what Decide keeps between calls to spare work never
+// changes a decision: a chain of ticks carrying its state decides exactly
+// as the same chain restarted from a bare copy of the state every tick
+// (as one read back from JSON is), whether the load changes or repeats.
+func TestPropertyCacheNeverChangesADecision(t *testing.T) {
+	rapid.Check(t, func(t *rapid.T) {
+		spec := genSpec(t, true)
+		carried, bare := State{}, State{}
+		var snap Snapshot
+		ticks := rapid.IntRange(1, 10).Draw(t, "ticks")
+		for tick := range ticks {
+			now := anyTime.Add(time.Duration(tick) * 15 * time.Second)
+			if tick == 0 || !rapid.Bool().Draw(t, "repeat") {
+				snap = genSnapshot(t, spec)
+			}
+			snap.Time = now
+			if rapid.Bool().Draw(t, "reorder") && len(spec.Services) > 1 {
+				// A new spec value with the same services: the cache must
+				// notice the index no longer fits.
+				spec.Services = append(spec.Services[1:len(spec.Services):len(spec.Services)], spec.Services[0])
+			}
+			var pc, pb Plan
+			pc, carried = Decide(spec, snap, carried, now)
+			pb, bare = Decide(spec, snap, State{Services: bare.Services}, now)
+			if diff := cmp.Diff(pb, pc); diff != "" {
+				t.Fatalf("tick %d: carried state decides differently (-bare,+carried):\n%s", tick, diff)
+			}
+			if diff := cmp.Diff(bare.Services, carried.Services); diff != "" {
+				t.Fatalf("tick %d: carried state differs (-bare,+carried):\n%s", tick, diff)
+			}
+		}
+	})
+}
+
+// Verifies that merging a recommendation into an equal newest one loses
+// nothing: stabilization and pruning over the merged history give what
+// they give over the full one, at any cutoff.
+func TestPropertyRememberKeepsStabilization(t *testing.T) {
+	rapid.Check(t, func(t *rapid.T) {
+		var full, merged []Recommendation
+		n := rapid.IntRange(1, 30).Draw(t, "n")
+		at := anyTime
+		for i := range n {
+			at = at.Add(time.Duration(rapid.IntRange(0, 30).Draw(t, fmt.Sprintf("gap%d", i))) * time.Second)
+			r := rapid.Int32Range(0, 4).Draw(t, fmt.Sprintf("rec%d", i))
+			full = append(full, Recommendation{Time: at, Replicas: r})
+			merged = remember(merged, r, at)
+		}
+		now := at.Add(time.Duration(rapid.IntRange(0, 60).Draw(t, "later")) * time.Second)
+		b := Behavior{
+			ScaleUp:   ScalingRules{StabilizationWindow: time.Duration(rapid.IntRange(0, 400).Draw(t, "up")) * time.Second},
+			ScaleDown: ScalingRules{StabilizationWindow: time.Duration(rapid.IntRange(0, 400).Draw(t, "down")) * time.Second},
+		}
+		rec, cur := rapid.Int32Range(0, 4).Draw(t, "rec"), rapid.Int32Range(0, 4).Draw(t, "cur")
+		if f, m := stabilize(b, full, rec, cur, now), stabilize(b, merged, rec, cur, now); f != m {
+			t.Fatalf("stabilize: full history gives %d, merged %d", f, m)
+		}
+		w := b.ScaleDown.StabilizationWindow
+		if f, m := legacyStabilize(full, rec, w, now), legacyStabilize(merged, rec, w, now); f != m {
+			t.Fatalf("legacy stabilize: full history gives %d, merged %d", f, m)
+		}
+		for _, legacy := range []bool{false, true} {
+			b.Legacy = legacy
+			obs := ServiceObservation{}
+			pf := carryHistory(ServiceState{Recommendations: full}, obs, b, now)
+			pm := carryHistory(ServiceState{Recommendations: merged}, obs, b, now)
+			if f, m := stabilize(b, pf.Recommendations, rec, cur, now), stabilize(b, pm.Recommendations, rec, cur, now); f != m {
+				t.Fatalf("after pruning (legacy %v): full history gives %d, merged %d", legacy, f, m)
+			}
+			if f, m := legacyStabilize(pf.Recommendations, rec, w, now), legacyStabilize(pm.Recommendations, rec, w, now); f != m {
+				t.Fatalf("legacy after pruning (legacy %v): full history gives %d, merged %d", legacy, f, m)
 			}
 		}
 	})

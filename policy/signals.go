@@ -29,6 +29,9 @@ type signalContext struct {
 	// capacity is the per-replica throughput a queue signal last measured
 	// while saturated (0: never), from State.
 	capacity float64
+	// memo, when set, remembers the signal's last note so an unchanged one
+	// is not formatted again.
+	memo *noteMemo
 }
 
 // evaluateSignal turns one observation into a replica proposal. A result
@@ -36,7 +39,14 @@ type signalContext struct {
 // service's replicas. For a queue signal it also returns the per-replica
 // capacity measured this time (0 when the pool was not saturated).
 func evaluateSignal(sig SignalSpec, obs Observation, seen bool, c signalContext) (SignalResult, float64) {
-	r := SignalResult{Name: sig.Name, Kind: sig.Kind}
+	var r SignalResult
+	measured := evalSignal(&r, &sig, &obs, seen, &c)
+	return r, measured
+}
+
+// evalSignal is evaluateSignal writing into r, with nothing copied.
+func evalSignal(r *SignalResult, sig *SignalSpec, obs *Observation, seen bool, c *signalContext) float64 {
+	*r = SignalResult{Name: sig.Name, Kind: sig.Kind}
 	current, ready, tol := c.current, c.ready, c.tol
 	if sig.Tolerance > 0 {
 		tol = tolerances{down: sig.Tolerance, up: sig.Tolerance}
@@ -45,14 +55,14 @@ func evaluateSignal(sig SignalSpec, obs Observation, seen bool, c signalContext)
 	case !seen:
 		r.Status = StatusMissing
 		r.Note = "no observation"
-		return r, 0
+		return 0
 	case obs.Status != StatusOK && obs.Status != "":
 		r.Status = obs.Status
 		r.Note = obs.Error
 		if r.Note == "" {
 			r.Note = string(obs.Status)
 		}
-		return r, 0
+		return 0
 	}
 	sampleTime := obs.Time
 	if sampleTime.IsZero() {
@@ -60,25 +70,27 @@ func evaluateSignal(sig SignalSpec, obs Observation, seen bool, c signalContext)
 	}
 	if c.staleAfter > 0 && !sampleTime.IsZero() && c.now.Sub(sampleTime) > c.staleAfter {
 		r.Status = StatusStale
-		r.Note = fmt.Sprintf("sample is %s old (stale after %s)", c.now.Sub(sampleTime).Round(time.Second), c.staleAfter)
-		return r, 0
+		na := noteArgs{kind: noteStale, n: [3]int64{int64(c.now.Sub(sampleTime).Round(time.Second)), int64(c.staleAfter)}}
+		r.Note = c.memo.note(&na)
+		return 0
 	}
 	r.Status = StatusOK
 	var err error
 	var measured float64
+	var na noteArgs
 	switch sig.Kind {
 	case KindUtilization:
-		err = utilization(&r, sig.Utilization, obs.Pods, current, tol, c.now)
+		err = utilization(r, &na, sig.Utilization, obs.Pods, current, tol, c.now)
 	case KindPods:
-		err = podsMetric(&r, sig.Pods, obs.Pods, current, tol, c.now)
+		err = podsMetric(r, &na, sig.Pods, obs.Pods, current, tol, c.now)
 	case KindQueue:
-		measured, err = queue(&r, sig.Queue, obs.Queue, current, ready, tol, c.capacity)
+		measured, err = queue(r, &na, sig.Queue, obs.Queue, current, ready, tol, c.capacity)
 	case KindLatency:
-		err = latency(&r, sig.Latency, obs.Value, current, tol)
+		err = latency(r, &na, sig.Latency, obs.Value, current, tol)
 	case KindPerReplica:
-		err = perReplica(&r, sig.PerReplica, obs.Value, current, tol)
+		err = perReplica(r, &na, sig.PerReplica, obs.Value, current, tol)
 	case KindObject:
-		err = object(&r, sig.Object, obs.Value, current, ready, tol)
+		err = object(r, &na, sig.Object, obs.Value, current, ready, tol)
 	default:
 		err = fmt.Errorf("unknown signal kind %q", sig.Kind)
 	}
@@ -86,10 +98,11 @@ func evaluateSignal(sig SignalSpec, obs Observation, seen bool, c signalContext)
 		r.Status = StatusInvalid
 		r.Proposal = 0
 		r.Note = err.Error()
-		return r, 0
+		return 0
 	}
+	r.Note = c.memo.note(&na)
 	r.Breach = r.Proposal > current
-	return r, measured
+	return measured
 }
 
 // validNumber reports whether v can be used as a load value.
@@ -121,7 +134,7 @@ func ceilReplicas(x float64) int32 {
 // utilization follows the HPA replica calculator for resource metrics
 // (GetResourceReplicas): the usage of the ready pods' requests against the
 // target percent, with missing and unready pods handled by podReplicas.
-func utilization(r *SignalResult, spec *UtilizationSpec, pods []PodSample, current int32, tol tolerances, now time.Time) error {
+func utilization(r *SignalResult, na *noteArgs, spec *UtilizationSpec, pods []PodSample, current int32, tol tolerances, now time.Time) error {
 	if spec == nil {
 		return fmt.Errorf("utilization signal without spec")
 	}
@@ -136,20 +149,20 @@ func utilization(r *SignalResult, spec *UtilizationSpec, pods []PodSample, curre
 	if m.readinessDelay == 0 {
 		m.readinessDelay = defaultInitialReadinessDelay
 	}
-	return m.replicas(r, pods, current, tol, now)
+	return m.replicas(r, na, pods, current, tol, now)
 }
 
 // podsMetric follows the HPA replica calculator for Pods metrics
 // (calcPlainMetricReplicas): the ready pods' average value against the
 // per-pod target. Readiness does not matter here, only the phase: HPA
 // applies its starting-pod rule to CPU alone.
-func podsMetric(r *SignalResult, spec *PodsSpec, pods []PodSample, current int32, tol tolerances, now time.Time) error {
+func podsMetric(r *SignalResult, na *noteArgs, spec *PodsSpec, pods []PodSample, current int32, tol tolerances, now time.Time) error {
 	if spec == nil {
 		return fmt.Errorf("pods signal without spec")
 	}
 	r.Target = spec.TargetPerPod
 	m := podMetric{targetValue: spec.TargetPerPod}
-	return m.replicas(r, pods, current, tol, now)
+	return m.replicas(r, na, pods, current, tol, now)
 }
 
 // podMetric is how a signal reads per-pod samples: as usage of the pods'
@@ -233,7 +246,7 @@ func (m *podMetric) ratio(s podSum) (ratio, current float64) {
 // measured: with fewer pods than replicas (pods not created yet, or the
 // surge of a rollout) ceil(ratio × pods) can answer load above target with
 // fewer replicas than run now, or load below it with more.
-func (m *podMetric) replicas(r *SignalResult, pods []PodSample, current int32, tol tolerances, now time.Time) error {
+func (m *podMetric) replicas(r *SignalResult, na *noteArgs, pods []PodSample, current int32, tol tolerances, now time.Time) error {
 	fallbackPercent := max(100, m.targetPercent)
 	var ready, unready, missing podSum
 	for i := range pods {
@@ -278,11 +291,11 @@ func (m *podMetric) replicas(r *SignalResult, pods []PodSample, current int32, t
 	if !scaleUpWithUnready && missing.n == 0 {
 		if tol.within(ratio) {
 			r.Proposal = current
-			r.Note = m.describe(value, ready.n, true)
+			*na = m.describe(value, ready.n, true)
 			return nil
 		}
 		r.Proposal = ceilReplicas(ratio * float64(ready.n))
-		r.Note = m.describe(value, ready.n, false)
+		*na = m.describe(value, ready.n, false)
 		if (ratio > 1 && r.Proposal < current) || (ratio < 1 && r.Proposal > current) {
 			r.Proposal = current
 		}
@@ -301,7 +314,7 @@ func (m *podMetric) replicas(r *SignalResult, pods []PodSample, current int32, t
 		all.add(unready.idle())
 	}
 	newRatio, newValue := m.ratio(all)
-	r.Note = m.describeRebalanced(value, newValue, missing.n, unready.n)
+	*na = m.describeRebalanced(value, newValue, missing.n, unready.n)
 	if tol.within(newRatio) || (ratio < 1.0 && newRatio > 1.0) || (ratio > 1.0 && newRatio < 1.0) {
 		r.Proposal = current
 		return nil
@@ -314,25 +327,32 @@ func (m *podMetric) replicas(r *SignalResult, pods []PodSample, current int32, t
 	return nil
 }
 
-func (m *podMetric) describe(value float64, ready int, within bool) string {
+func (m *podMetric) describe(value float64, ready int, within bool) noteArgs {
+	var a noteArgs
 	switch {
 	case m.utilization && within:
-		return fmt.Sprintf("%d%% of %s request, target %d%%, within tolerance", int64(value), m.resource, m.targetPercent)
+		a = noteArgs{kind: noteUtilWithin, s: m.resource, n: [3]int64{m.targetPercent}}
+		a.setF(value)
 	case m.utilization:
-		return fmt.Sprintf("%d%% of %s request over %d ready pods, target %d%%", int64(value), m.resource, ready, m.targetPercent)
+		a = noteArgs{kind: noteUtil, s: m.resource, n: [3]int64{m.targetPercent, int64(ready)}}
+		a.setF(value)
 	case within:
-		return fmt.Sprintf("%.4g per pod, target %.4g, within tolerance", value, m.targetValue)
+		a = noteArgs{kind: notePodsWithin}
+		a.setF(value, m.targetValue)
+	default:
+		a = noteArgs{kind: notePods, n: [3]int64{0, int64(ready)}}
+		a.setF(value, m.targetValue)
 	}
-	return fmt.Sprintf("%.4g per pod over %d ready pods, target %.4g", value, ready, m.targetValue)
+	return a
 }
 
-func (m *podMetric) describeRebalanced(value, newValue float64, missing, unready int) string {
+func (m *podMetric) describeRebalanced(value, newValue float64, missing, unready int) noteArgs {
+	a := noteArgs{kind: notePodsRebalanced, n: [3]int64{0, int64(missing), int64(unready)}}
 	if m.utilization {
-		return fmt.Sprintf("%d%% of %s request (%d%% counting %d missing and %d unready pods), target %d%%",
-			int64(value), m.resource, int64(newValue), missing, unready, m.targetPercent)
+		a.kind, a.s, a.n[0] = noteUtilRebalanced, m.resource, m.targetPercent
 	}
-	return fmt.Sprintf("%.4g per pod (%.4g counting %d missing and %d unready pods), target %.4g",
-		value, newValue, missing, unready, m.targetValue)
+	a.setF(value, newValue, m.targetValue)
+	return a
 }
 
 // cpuUnready applies HPA's rule for CPU samples of young pods: within the
@@ -357,7 +377,7 @@ func cpuUnready(p *PodSample, initPeriod, readinessDelay time.Duration, now time
 // measured while saturated (learned, from State) then stands in for the
 // configured estimate, so a pool is not shrunk on a guess it has disproved.
 // It returns the capacity measured this time, 0 when not saturated.
-func queue(r *SignalResult, spec *QueueSpec, q *QueueObservation, current, ready int32, tol tolerances, learned float64) (float64, error) {
+func queue(r *SignalResult, na *noteArgs, spec *QueueSpec, q *QueueObservation, current, ready int32, tol tolerances, learned float64) (float64, error) {
 	if spec == nil {
 		return 0, fmt.Errorf("queue signal without spec")
 	}
@@ -420,12 +440,13 @@ func queue(r *SignalResult, spec *QueueSpec, q *QueueObservation, current, ready
 		// Nothing completes and nothing is known about capacity.
 		if need == 0 {
 			r.Proposal = 0
-			r.Note = "queue idle"
+			*na = textNote("queue idle")
 			return saturatedCapacity, nil
 		}
 		if current == 0 {
 			r.Proposal = 1
-			r.Note = fmt.Sprintf("backlog %.0f with no consumers: start one", q.Backlog)
+			*na = noteArgs{kind: noteQueueStart}
+			na.setF(q.Backlog)
 			return saturatedCapacity, nil
 		}
 		return 0, fmt.Errorf("backlog %.0f but per-replica throughput unknown (no completions)", q.Backlog)
@@ -433,8 +454,8 @@ func queue(r *SignalResult, spec *QueueSpec, q *QueueObservation, current, ready
 	capacity := perReplica * u
 	r.Target = math.Max(0, capacity*float64(current)-q.ArrivalRate) * drain
 	required := need / capacity
-	r.Note = fmt.Sprintf("backlog %.0f, arrivals %.2f/s, %s throughput %.2f/s per replica: %.2f replicas drain it in %s",
-		q.Backlog, q.ArrivalRate, source, perReplica, required, spec.DrainTime)
+	*na = noteArgs{kind: noteQueue, s: source, n: [3]int64{int64(spec.DrainTime)}}
+	na.setF(q.Backlog, q.ArrivalRate, perReplica, required)
 	if current > 0 && tol.within(required/float64(current)) {
 		r.Proposal = current
 		return saturatedCapacity, nil
@@ -447,7 +468,7 @@ func queue(r *SignalResult, spec *QueueSpec, q *QueueObservation, current, ready
 // for replicas in proportion to the overshoot, at most twice as many; well
 // below it, it lets go of one replica at a time, because latency falls off a
 // cliff, not a slope, when a service runs short of capacity.
-func latency(r *SignalResult, spec *LatencySpec, seconds float64, current int32, tol tolerances) error {
+func latency(r *SignalResult, na *noteArgs, spec *LatencySpec, seconds float64, current int32, tol tolerances) error {
 	if spec == nil {
 		return fmt.Errorf("latency signal without spec")
 	}
@@ -457,7 +478,8 @@ func latency(r *SignalResult, spec *LatencySpec, seconds float64, current int32,
 	slo := spec.SLO.Seconds()
 	r.Value, r.Target = seconds, slo
 	ratio := seconds / slo
-	r.Note = fmt.Sprintf("p%g latency %s vs SLO %s", spec.Quantile*100, fmtSeconds(seconds), spec.SLO)
+	*na = noteArgs{kind: noteLatency, n: [3]int64{int64(spec.SLO)}}
+	na.setF(spec.Quantile, seconds)
 	switch {
 	case tol.within(ratio):
 		r.Proposal = current
@@ -472,7 +494,7 @@ func latency(r *SignalResult, spec *LatencySpec, seconds float64, current int32,
 }
 
 // perReplica is KEDA's AverageValue: the total spread over replicas.
-func perReplica(r *SignalResult, spec *PerReplicaSpec, total float64, current int32, tol tolerances) error {
+func perReplica(r *SignalResult, na *noteArgs, spec *PerReplicaSpec, total float64, current int32, tol tolerances) error {
 	if spec == nil {
 		return fmt.Errorf("perReplica signal without spec")
 	}
@@ -484,14 +506,16 @@ func perReplica(r *SignalResult, spec *PerReplicaSpec, total float64, current in
 		r.Value = total / float64(current)
 		if tol.within(r.Value / spec.TargetPerReplica) {
 			r.Proposal = current
-			r.Note = fmt.Sprintf("%.4g per replica, target %.4g (within tolerance)", r.Value, spec.TargetPerReplica)
+			*na = noteArgs{kind: notePerReplicaIn}
+			na.setF(r.Value, spec.TargetPerReplica)
 			return nil
 		}
 	} else {
 		r.Value = total
 	}
 	r.Proposal = ceilReplicas(total / spec.TargetPerReplica)
-	r.Note = fmt.Sprintf("total %.4g at %.4g per replica", total, spec.TargetPerReplica)
+	*na = noteArgs{kind: notePerReplica}
+	na.setF(total, spec.TargetPerReplica)
 	return nil
 }
 
@@ -500,7 +524,7 @@ func perReplica(r *SignalResult, spec *PerReplicaSpec, total float64, current in
 // to target scales the ready pods; from zero replicas, where no pod is
 // ready, the ratio alone gives the count, with no tolerance, so a service
 // scaled to zero can start again.
-func object(r *SignalResult, spec *ObjectSpec, value float64, current, ready int32, tol tolerances) error {
+func object(r *SignalResult, na *noteArgs, spec *ObjectSpec, value float64, current, ready int32, tol tolerances) error {
 	if spec == nil {
 		return fmt.Errorf("object signal without spec")
 	}
@@ -509,7 +533,8 @@ func object(r *SignalResult, spec *ObjectSpec, value float64, current, ready int
 	}
 	r.Value, r.Target = value, spec.Target
 	ratio := value / spec.Target
-	r.Note = fmt.Sprintf("value %.4g vs target %.4g", value, spec.Target)
+	*na = noteArgs{kind: noteObject}
+	na.setF(value, spec.Target)
 	if current == 0 {
 		r.Proposal = ceilReplicas(ratio)
 		return nil
