@@ -28,6 +28,68 @@
 // elma365-day scenario (about 25 million events) takes about 4 seconds of
 // CPU on one core; see BenchmarkElma365Day.
 //
+// # Mechanics beyond plain serving, and where they are in the format
+//
+// Each is exercised by a shipped scenario and, where a law applies, a
+// property test (mechanics_test.go).
+//
+//   - Slots held during calls (services.X.concurrency: sync): a thread per
+//     request or a connection pool. The slot is kept until the last call
+//     has answered, so a pod never has more calls outstanding downstream
+//     than it has slots, and a slow dependency exhausts the pool and
+//     queues requests upstream (TestPropertySyncPoolCapsDownstreamAndQueuesUpstream;
+//     pool-exhaustion). The default, async, frees the slot when the own
+//     work ends (an event loop).
+//   - I/O-bound services: a service time far above its cpuPerRequest
+//     spends its time waiting, so its CPU stays low while its slots run
+//     out (collector in pool-exhaustion).
+//   - Phases (services.X.phases, stores.X.phases: from, to, factor): own
+//     work started within a phase takes factor times as long: a storage
+//     backend that gets slow at 10:00 (TestPhaseSlowsServiceTime).
+//   - Data stores (cluster.stores: kind postgresql, mongodb, redis, minio
+//     or rabbitmq; connections; serviceTime; phases): called like services
+//     but never scaled by anything (the simulated scaler refuses); the
+//     scores list the seconds each spent saturated (Scores.Saturated),
+//     which no replica count relieves (TestDataStoreSaturatesAndIsNotScaled).
+//   - Scripts that work (queues.Q.calls, queues.Q.publishes): a message
+//     does its own work, then makes synchronous calls (a script calling
+//     main and collector) and publishes further messages; it is
+//     acknowledged when its last call has answered, holding its
+//     consumer's slot meanwhile if the consumer is sync
+//     (TestPropertyScriptsCallAndPublish; script-pools).
+//   - Worker pools from a template (cluster.pools: template, names or
+//     count): each pool N of template T becomes service T-N consuming its
+//     own queue T.N, copies of T's and of the queue T consumes, and, when
+//     the elmascale configuration has an entry for T, a copy of it reading
+//     T.N instead of T's queue (TestPoolTemplate).
+//   - Nodes (cluster.nodes: count, maxCount, cpu, memory, addDelay): pods
+//     are placed first fit by their cpuRequest and memoryRequest; a pod
+//     that fits nowhere stays Pending (the policy sees it Pending); a
+//     cluster autoscaler orders the nodes the Pending pods need, up to
+//     maxCount, each ready addDelay later; nodes are never removed
+//     (TestNodesFullLeavePodsPending; node-pressure).
+//   - CPU limits (services.X.cpuLimit): own work that would make the pod
+//     burn CPU faster than its limit is stretched by demand/limit, the
+//     demand taken when the work starts; metrics-server then reads the pod
+//     at about its limit (TestCPULimitThrottles).
+//   - Caller timeouts and retries (calls[].timeout, retries): the caller
+//     gives up an attempt after timeout, the callee still does the work
+//     (it does not see the caller go), and the call is retried with a new
+//     request, or fails after the last attempt: the caller goes on and
+//     its request counts as failed (Scores.FailedRequests). When the
+//     callee is slower than the timeout every call becomes 1+retries
+//     requests (TestPropertyRetriesMultiplyLoad; retry-storm).
+//   - Bursts drawn per seed (load[].bursts: every, factor {mean, cv},
+//     duration): Poisson arrivals of bursts that multiply the source's
+//     rate, each seed drawing its own and every policy of a seed facing
+//     the same (TestBurstsDrawnPerSeed; script-pools).
+//   - Correlated noise (load[].noise.group, correlation): sources of one
+//     group share part of their noise (TestNoiseCorrelation).
+//
+// Not modelled: memory use (only requests, for fitting), node failures,
+// client-side cancellation reaching the callee, connection set-up, and
+// network time between services.
+//
 // Time advances in one-second steps. Within a step every load source has a
 // fixed rate (its profile and noise at the middle of the step); together
 // they are one Poisson process whose arrivals are drawn one after another

@@ -89,11 +89,11 @@ type svcState struct {
 	// failedEntry counts requests from outside that failed (a call ran
 	// out of attempts); timeouts counts attempts abandoned by callers.
 	failedEntry, timeouts uint64
-	// waited and started count this window's starts that had to wait
-	// longer than a mean service time, for saturation of what no policy
-	// can scale.
-	waited, started uint32
-	satSecs         float64
+	// waitSum and started are this window's time waited for a slot and
+	// starts, for saturation of what no policy can scale.
+	waitSum float64
+	started uint32
+	satSecs float64
 
 	inFlight int32
 	requests uint64
@@ -499,9 +499,7 @@ func (s *sim) start(id, si, pi int32) {
 		d = v.m.ServiceTime.draw(s.keyRN)
 		rate = v.cpuPerSec
 		v.started++
-		if wait > v.m.ServiceTime.mean {
-			v.waited++
-		}
+		v.waitSum += wait
 	}
 	d *= v.slow
 	cpu := d

@@ -7,6 +7,7 @@ import (
 	"flag"
 	"os"
 	"path/filepath"
+	"sync"
 	"testing"
 )
 
@@ -31,6 +32,71 @@ func runAll(t *testing.T, sc *Scenario) []*Result {
 	return out
 }
 
+var (
+	shippedMu   sync.Mutex
+	shippedRuns = map[string][]*Result{}
+)
+
+// runShipped runs a shipped scenario under every policy with its own
+// seed, once per test binary: the golden and the reference tests share it.
+func runShipped(t *testing.T, sc *Scenario) []*Result {
+	t.Helper()
+	shippedMu.Lock()
+	defer shippedMu.Unlock()
+	if r, ok := shippedRuns[sc.Name]; ok {
+		return r
+	}
+	r := runAll(t, sc)
+	shippedRuns[sc.Name] = r
+	return r
+}
+
+// Verifies the reference's stated guarantee (Oracle) on every shipped
+// scenario: no policy beats it on both violation seconds and elastic
+// replica-seconds, and it never scales a service no SLO needs (such a
+// service sits at its floor all run).
+func TestReferenceGuarantee(t *testing.T) {
+	for _, name := range ScenarioNames() {
+		t.Run(name, func(t *testing.T) {
+			sc, err := LoadShipped(name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if testing.Short() && sc.Duration > 4*60*60*1e9 {
+				t.Skip("long scenario in -short mode")
+			}
+			results := runShipped(t, sc)
+			var ref *Result
+			for _, r := range results {
+				if r.Policy == PolicyOracle {
+					ref = r
+				}
+			}
+			if ref == nil {
+				t.Fatal("no reference run")
+			}
+			for _, r := range results {
+				if r.Scores.ViolationSeconds < ref.Scores.ViolationSeconds && r.Scores.ElasticReplicaSeconds < ref.Scores.ElasticReplicaSeconds {
+					t.Errorf("%s beats the reference on both axes: %.0f < %.0f violation s, %.0f < %.0f elastic replica-s",
+						r.Policy, r.Scores.ViolationSeconds, ref.Scores.ViolationSeconds, r.Scores.ElasticReplicaSeconds, ref.Scores.ElasticReplicaSeconds)
+				}
+			}
+			needed := neededServices(sc)
+			for i := range sc.Services {
+				if needed[i] {
+					continue
+				}
+				floor, _, _ := ServiceBounds(sc, i)
+				for k, n := range ref.Series.Values["replicas/"+sc.Services[i].Name] {
+					if n != float64(floor) {
+						t.Fatalf("the reference runs %s, which no SLO needs, at %g pods in window %d (floor %d)", sc.Services[i].Name, n, k, floor)
+					}
+				}
+			}
+		})
+	}
+}
+
 // Verifies that each shipped scenario's scores for its seed are the ones
 // pinned in testdata/golden (go test ./simulations/... -update rewrites
 // them). The 24-hour day takes a while, so -short skips it.
@@ -44,7 +110,7 @@ func TestGoldenScores(t *testing.T) {
 			if testing.Short() && sc.Duration > 4*60*60*1e9 {
 				t.Skip("long scenario in -short mode")
 			}
-			got, err := json.MarshalIndent(runAll(t, sc), "", "  ")
+			got, err := json.MarshalIndent(runShipped(t, sc), "", "  ")
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -202,6 +202,10 @@ func (c *scenarioCompiler) compileStores() {
 		if f.Cluster.Services == nil {
 			f.Cluster.Services = map[string]serviceFile{}
 		}
+		if st.Replicas == nil {
+			one := int32(1)
+			st.Replicas = &one
+		}
 		f.Cluster.Services[name] = serviceFile{
 			Replicas: st.Replicas, Slots: st.Connections, ServiceTime: st.ServiceTime,
 			CPURequest: 1000, Startup: st.Startup, Phases: st.Phases, store: st.Kind,

@@ -46,10 +46,11 @@ type Scores struct {
 	// EndToEndP95 over the whole run, seconds, by entry service.
 	EndToEndP95 map[string]float64 `json:"endToEndP95,omitempty"`
 	// Saturated is, for each data store and single-instance service that
-	// saturated, the scored seconds in which it did: windows in which at
-	// least 5% of its requests waited longer than a mean service time for
-	// a slot or connection, or its oldest waiting request is older than
-	// the window. No replica count relieves these.
+	// saturated, the scored seconds in which it did: windows in which its
+	// requests waited longer on average for a slot or connection than a
+	// mean service time (an M/M/1 at over 50% load, a pool of many
+	// connections near its limit), or its oldest waiting request is older
+	// than the window. No replica count relieves these.
 	Saturated map[string]float64 `json:"saturatedSeconds,omitempty"`
 	// FailedRequests counts, by entry service, requests from outside that
 	// failed because a call ran out of attempts (see Call.Timeout).
@@ -73,7 +74,8 @@ type Recovery struct {
 
 // Series are per-window time series of a run, for plots. Keys are
 // "load/<service|queue>" (arrivals per second), "replicas/<service>"
-// (existing pods), "p95/<service>" (end-to-end p95 of requests entering
+// (existing pods), "wait/<service>" (mean wait for a slot, in mean service
+// times), "p95/<service>" (end-to-end p95 of requests entering
 // there, seconds), "queueWait/<queue>" (p95, seconds) and
 // "backlog/<queue>" (messages).
 type Series struct {
@@ -249,13 +251,22 @@ func (s *scorer) onWindow(m *sim) {
 		v.win.reset()
 		v.winEntry.reset()
 		if v.m.Store != "" || v.m.SingleInstance {
-			if (v.started >= 20 && v.waited*20 >= v.started) || headAge(int32(i)) > s.window {
+			if (v.started >= 20 && v.waitSum > float64(v.started)*v.m.ServiceTime.MeanSeconds()) || headAge(int32(i)) > s.window {
 				if now > float64(m.warmup) {
 					v.satSecs += s.window
 				}
 			}
 		}
-		v.waited, v.started = 0, 0
+		// Mean wait for a slot in service times, for the reference's repair.
+		wait := 0.0
+		if v.started > 0 {
+			wait = v.waitSum / float64(v.started) / v.m.ServiceTime.MeanSeconds()
+		}
+		if h := headAge(int32(i)); h > v.m.ServiceTime.MeanSeconds() {
+			wait = math.Max(wait, h/v.m.ServiceTime.MeanSeconds())
+		}
+		s.add("wait/"+v.m.Name, wait)
+		v.waitSum, v.started = 0, 0
 	}
 	if any {
 		s.anySecs += s.window

@@ -31,10 +31,15 @@ func newSimulateCommand() *cobra.Command {
 		Long: `Run a scenario on the simulated ELMA365 cluster under each policy, through the same
 control loop and policy code the daemon runs, and write a score table and plots.
 
-Policies: elmascale (the scenario's configuration), preset (the shipped ELMA365 preset),
-hpa (CPU utilization, as an HPA), latency-hpa (latency against the SLO alone, no attribution),
-keda (queue length per replica, as KEDA), static (fixed replicas) and oracle (offline, knowing
-the load in advance).`,
+Policies:
+  elmascale    the scenario's elmascale configuration, through the daemon's loop and policy
+  preset       the shipped ELMA365 preset, unchanged
+  hpa          an autoscaling/v2 HPA per service on CPU, synced every 15 s on metrics-server samples
+  latency-hpa  hpa plus each service's p95 latency against its SLO, no attribution to a dependency
+  keda         KEDA ScaledObjects: RabbitMQ queue length plus CPU on queue consumers, CPU elsewhere, 15 s
+  static       every service at two replicas
+  oracle       the reference: an offline schedule with foresight of the load, checked by replay
+Relievable violation seconds and the goal need the oracle in the run.`,
 		Example: `  elmascale simulate --list
   elmascale simulate --scenario script-storm --policy elmascale,hpa --out /tmp/storm`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -136,6 +141,9 @@ func runSimulate(ctx context.Context, f *simulateFlags, stdout, stderr io.Writer
 			rs.Wall[name] = t.Wall
 			timings = append(timings, t)
 			fmt.Fprintf(stderr, "%s/%s: %d run(s), %.1fs\n", sc.Name, name, t.Runs, t.Wall.Seconds())
+		}
+		for _, runs := range rs.Runs {
+			simulations.ScoreRelievable(runs)
 		}
 		dir := f.out
 		if len(scenarios) > 1 {
