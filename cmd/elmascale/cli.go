@@ -155,9 +155,15 @@ func (e *enumValue) Set(s string) error {
 
 // enumFlag defines a flag that accepts only the allowed values and
 // completes them in the shell.
+//
+// The usage lists the allowed values unless it already says where to find
+// them (a list that grows, such as the shipped scenarios).
 func enumFlag(cmd *cobra.Command, p *string, name, shorthand, def string, allowed []string, usage string) {
 	*p = def
-	cmd.Flags().VarP(&enumValue{p: p, allowed: allowed}, name, shorthand, usage+" ("+strings.Join(allowed, ", ")+")")
+	if !strings.HasSuffix(usage, ")") {
+		usage += " (" + strings.Join(allowed, ", ") + ")"
+	}
+	cmd.Flags().VarP(&enumValue{p: p, allowed: allowed}, name, shorthand, usage)
 	_ = cmd.RegisterFlagCompletionFunc(name, cobra.FixedCompletions(allowed, cobra.ShellCompDirectiveNoFileComp))
 }
 

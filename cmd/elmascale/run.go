@@ -87,7 +87,7 @@ decision as it happens.`,
 	f.live = addLiveFlags(fs) // shares --kubeconfig defined above
 	scenarios := simulations.ScenarioNames()
 	enumFlag(cmd, &f.demo.Scenario, "demo-scenario", "", "elma365-day", scenarios,
-		"with no cluster and no --config: the simulated scenario to drive")
+		"with no cluster and no --config: the simulated scenario to drive (elmascale simulate --list shows them)")
 	f.demo.Speedup = 600
 	fs.Var(positiveFloat{&f.demo.Speedup}, "demo-speed", "with no cluster: simulated seconds per second of wall time")
 	fs.Uint64Var(&f.demo.Seed, "demo-seed", 1, "with no cluster: seed of the simulated load")
