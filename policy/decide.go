@@ -28,6 +28,9 @@ type svcEval struct {
 	roots   []int // deepest saturated dependencies explaining a latency breach
 	visit   uint8 // 0 new, 1 in progress, 2 done
 	selfHot bool  // the service itself is a bottleneck
+	// fixed: the burst path leaves this service as it is (kept at its
+	// current count, its state untouched).
+	fixed bool
 
 	d Decision
 }
@@ -41,7 +44,20 @@ type svcEval struct {
 // what they say changed (see decideCache), and the new state's histories
 // share a few allocations.
 func Decide(spec Spec, snap Snapshot, prev State, now time.Time) (Plan, State) {
-	c := acquire(prev)
+	return decide(spec, snap, prev, now, false)
+}
+
+// decide is Decide, or with burst DecideBurst.
+func decide(spec Spec, snap Snapshot, prev State, now time.Time, burst bool) (Plan, State) {
+	var c *decideCache
+	if burst {
+		// The burst path reads other signals than a tick: it keeps the
+		// tick's cache as it is and works in a cache of its own.
+		c = &decideCache{}
+		c.mu.Lock()
+	} else {
+		c = acquire(prev)
+	}
 	defer c.mu.Unlock()
 	c.index(spec)
 	n := len(spec.Services)
@@ -60,6 +76,10 @@ func Decide(spec Spec, snap Snapshot, prev State, now time.Time) (Plan, State) {
 			spec: s, obs: snap.Services[s.Name], prev: prev.Services[s.Name], deps: c.deps[i],
 			signals: results[lo:hi:hi], measured: c.measured[lo:hi:hi], roots: e.roots[:0],
 		}
+		if burst && !burstCandidate(s, e.obs) {
+			e.fixed = true
+			continue
+		}
 		nrecs += len(e.prev.Recommendations) + 1
 		if len(e.prev.Events) > 0 || e.prev.Pending != nil {
 			nevents += len(e.prev.Events) + 1
@@ -68,18 +88,22 @@ func Decide(spec Spec, snap Snapshot, prev State, now time.Time) (Plan, State) {
 			current: e.obs.CurrentReplicas, ready: e.obs.ReadyReplicas, tol: tolerancesOf(s.Behavior),
 			staleAfter: spec.StaleAfter, snapTime: snap.Time, now: now,
 		}
-		bad := 0
+		bad, used := 0, 0
 		learned := e.prev.QueueCapacity
 		for j := range s.Signals {
 			sig := &s.Signals[j]
+			if burst && !isBurstSignal(sig) {
+				continue
+			}
 			o, seen := e.obs.Signals[sig.Name]
 			var capacity float64
 			if learned != nil {
 				capacity = learned[sig.Name]
 			}
 			sc.capacity, sc.memo = capacity, &c.notes[lo+j]
-			e.measured[j] = evalSignal(&e.signals[j], sig, &o, seen, &sc)
-			r := &e.signals[j]
+			e.measured[j] = evalSignal(&e.signals[used], sig, &o, seen, &sc)
+			r := &e.signals[used]
+			used++
 			if r.Status != StatusOK {
 				bad++
 				continue
@@ -92,11 +116,16 @@ func Decide(spec Spec, snap Snapshot, prev State, now time.Time) (Plan, State) {
 				}
 			}
 		}
+		e.signals = e.signals[:used:used]
 		e.anyBad = bad > 0
-		e.allBad = bad > 0 && bad == len(s.Signals)
+		e.allBad = bad > 0 && bad == used
 		if at := e.prev.BottleneckAt; spec.AttributionMemory > 0 && !at.IsZero() && now.Sub(at) <= spec.AttributionMemory {
 			e.recent = true
 		}
+	}
+
+	if burst && !markBursting(evals) {
+		return Plan{Time: now}, prev
 	}
 
 	// 2. Attribution: a latency breach explained by saturated dependencies
@@ -117,6 +146,12 @@ func Decide(spec Spec, snap Snapshot, prev State, now time.Time) (Plan, State) {
 	for i := range evals {
 		e := &evals[i]
 		st := &states[i]
+		if e.fixed {
+			*st = e.prev
+			cur := e.obs.CurrentReplicas
+			e.d = Decision{Service: e.spec.Name, Current: cur, Ready: e.obs.ReadyReplicas, Proposal: cur, Desired: cur, LimitedBy: LimitHold}
+			continue
+		}
 		*st = carry(e.prev, e.obs, e.spec.Behavior, now, mem)
 		st.BottleneckAt = e.prev.BottleneckAt
 		if e.selfHot {
@@ -124,11 +159,24 @@ func Decide(spec Spec, snap Snapshot, prev State, now time.Time) (Plan, State) {
 		}
 		st.QueueCapacity = learnCapacity(e.prev.QueueCapacity, e.spec.Signals, e.measured)
 		decideService(e, st, now)
+		if burst && e.d.Desired < e.d.Current {
+			// Scale-downs are the tick's.
+			e.d.Desired, e.d.LimitedBy = e.d.Current, LimitHold
+		}
 	}
 
 	// 4. Budget: scarce capacity goes to bottlenecks first, then by pressure.
 	if spec.Budget.MaxTotalReplicas > 0 {
 		c.wanting = applyBudget(evals, spec.Budget.MaxTotalReplicas, c.wanting)
+	}
+	if burst {
+		// The budget trims a count above the bounds as well: still no
+		// scale-down from the burst path.
+		for i := range evals {
+			if d := &evals[i].d; !evals[i].fixed && d.Desired < d.Current {
+				d.Desired, d.LimitedBy = d.Current, LimitHold
+			}
+		}
 	}
 
 	// 5. Reasons, pending changes, the plan.
@@ -142,18 +190,29 @@ func Decide(spec Spec, snap Snapshot, prev State, now time.Time) (Plan, State) {
 	if changes > 0 {
 		pending = make([]ScaleEvent, 0, changes)
 	}
-	plan := Plan{Time: now, Decisions: make([]Decision, n)}
+	plan := Plan{Time: now, Decisions: make([]Decision, 0, n)}
 	next := State{Services: make(map[string]ServiceState, n), cache: c}
+	if burst {
+		next.cache = prev.cache
+	}
 	for i := range evals {
 		e := &evals[i]
-		e.d.Reason = reasonOf(e, &c.reasons[i])
 		st := &states[i]
+		if e.fixed {
+			next.Services[e.spec.Name] = *st
+			continue
+		}
+		if burst {
+			e.d.Reason = "burst: " + reason(e)
+		} else {
+			e.d.Reason = reasonOf(e, &c.reasons[i])
+		}
 		if e.obs.Found && e.d.Desired != e.d.Current {
 			pending = append(pending, ScaleEvent{Time: now, From: e.d.Current, To: e.d.Desired})
 			st.Pending = &pending[len(pending)-1]
 		}
 		next.Services[e.spec.Name] = *st
-		plan.Decisions[i] = e.d
+		plan.Decisions = append(plan.Decisions, e.d)
 		plan.TotalDesired += e.d.Desired
 	}
 	return plan, next
@@ -439,7 +498,7 @@ func applyBudget(evals []svcEval, maxTotal int32, wanting []int) []int {
 	for i := range evals {
 		d := &evals[i].d
 		floor := min(d.Desired, max(min(d.Current, evals[i].spec.MaxReplicas), evals[i].spec.MinReplicas))
-		if evals[i].spec.Pinned {
+		if evals[i].spec.Pinned || evals[i].fixed {
 			floor = d.Desired
 		}
 		base += int64(floor)

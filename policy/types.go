@@ -44,6 +44,18 @@ type ServiceSpec struct {
 	// every signal of the service is missing. It only ever raises replicas:
 	// missing data never scales a service down.
 	FallbackReplicas int32 `json:"fallbackReplicas,omitempty"`
+	// Burst, when set, lets DecideBurst scale the service up between ticks
+	// when its queue signals jump.
+	Burst *BurstSpec `json:"burst,omitempty"`
+}
+
+// BurstSpec is when the burst path acts for a service.
+type BurstSpec struct {
+	// Threshold is how many times its current replicas the service's queue
+	// signals must ask for before the burst path scales it up (Knative's
+	// panic threshold: 2 means 200%). At most 1 means any scale-up the
+	// queue signals ask for.
+	Threshold float64 `json:"threshold,omitempty"`
 }
 
 // SignalKind names how a signal turns an observation into a replica count.
