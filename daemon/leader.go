@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"context"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -15,12 +16,77 @@ import (
 // Leadership is whether this process may write. Every replica runs the
 // loop, so a follower keeps its policy history warm and takes over with
 // its stabilization windows intact; only the leader writes.
-type Leadership struct{ v atomic.Bool }
+type Leadership struct {
+	v atomic.Bool
+	// elector, once campaigning, tells as soon as a renewal attempt found
+	// the Lease held by another identity, before client-go gives up
+	// renewing (RenewDeadline later) and calls OnStoppedLeading.
+	elector atomic.Pointer[leaderelection.LeaderElector]
 
-// IsLeader reports whether this process holds the lease.
-func (l *Leadership) IsLeader() bool { return l.v.Load() }
+	mu   sync.Mutex
+	term chan struct{} // closed when the current term ends; nil when not leading
+}
 
-func (l *Leadership) set(v bool) { l.v.Store(v) }
+// IsLeader reports whether this process holds the lease. The scaler asks
+// it right before every write.
+func (l *Leadership) IsLeader() bool {
+	if !l.v.Load() {
+		return false
+	}
+	if el := l.elector.Load(); el != nil && !el.IsLeader() {
+		return false
+	}
+	return true
+}
+
+func (l *Leadership) set(v bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.v.Store(v)
+	switch {
+	case v && l.term == nil:
+		l.term = make(chan struct{})
+	case !v && l.term != nil:
+		close(l.term)
+		l.term = nil
+	}
+}
+
+// TickContext returns the context of one tick: when this process leads as
+// the tick starts, the context ends as soon as the term does (the lease is
+// lost, or seen held by another identity), so no write of that tick is
+// still on its way once another replica may write.
+func (l *Leadership) TickContext(parent context.Context) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithCancel(parent)
+	l.mu.Lock()
+	term := l.term
+	l.mu.Unlock()
+	if term == nil {
+		return ctx, cancel
+	}
+	done := make(chan struct{})
+	go func() {
+		t := time.NewTicker(100 * time.Millisecond)
+		defer t.Stop()
+		for {
+			select {
+			case <-term:
+				cancel()
+				return
+			case <-t.C:
+				if !l.IsLeader() {
+					cancel()
+					return
+				}
+			case <-ctx.Done():
+				return
+			case <-done:
+				return
+			}
+		}
+	}()
+	return ctx, func() { close(done); cancel() }
+}
 
 // LeaderElection configures the Lease-based election.
 type LeaderElection struct {
@@ -75,6 +141,7 @@ func elect(ctx context.Context, le LeaderElection, l *Leadership, onChange func(
 	if err != nil {
 		return err
 	}
+	l.elector.Store(el)
 	for ctx.Err() == nil {
 		el.Run(ctx)
 	}

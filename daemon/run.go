@@ -36,6 +36,8 @@ type Options struct {
 	// AnnotateRecommendations writes the recommended-replicas annotation in
 	// dry-run.
 	AnnotateRecommendations bool
+	// WriteTimeout bounds each write to a target (default 10s).
+	WriteTimeout time.Duration
 
 	// LeaderElect turns on Lease-based leader election; without it this
 	// process always writes.
@@ -167,6 +169,7 @@ func Run(ctx context.Context, o Options) error {
 		Namespace:               cfg.Namespace,
 		Mode:                    o.Mode,
 		IsLeader:                leading.IsLeader,
+		WriteTimeout:            o.WriteTimeout,
 		AnnotateRecommendations: o.AnnotateRecommendations,
 		Logger:                  log.Named("scaler"),
 	})
@@ -220,12 +223,18 @@ func Run(ctx context.Context, o Options) error {
 		log.Error("informers did not sync", zap.Error(err))
 	} else {
 		lp := &loop.Loop{
-			Config:    src.Current,
+			// The config's bounds, budget and namespace as metrics, kept
+			// current across reloads: the loop reads the config once a tick.
+			Config: func() *config.Config {
+				c := src.Current()
+				metrics.SetConfig(c.Namespace, c.Policy)
+				return c
+			},
 			Collector: o.Collector,
 			Scaler:    sc,
 			Recorder:  loop.Recorders{metrics, history, health, record.TickLogger{Log: log}},
 		}
-		runLoop(ctx, lp, src, o.Clock)
+		runLoop(ctx, lp, src, leading, o.Clock)
 	}
 
 	// Shutdown: the lease goes first so a standby takes over at once.
@@ -241,10 +250,13 @@ func Run(ctx context.Context, o Options) error {
 }
 
 // runLoop ticks until ctx ends. The interval is read from the config after
-// each tick, so a reload can change it.
-func runLoop(ctx context.Context, lp *loop.Loop, src *ConfigSource, clk clock.Clock) {
+// each tick, so a reload can change it. Each tick of a leader runs in a
+// context that ends with its term.
+func runLoop(ctx context.Context, lp *loop.Loop, src *ConfigSource, leading *Leadership, clk clock.Clock) {
 	for ctx.Err() == nil {
-		lp.RunOnce(ctx, clk.Now())
+		tctx, cancel := leading.TickContext(ctx)
+		lp.RunOnce(tctx, clk.Now())
+		cancel()
 		select {
 		case <-ctx.Done():
 		case <-clk.After(src.Current().Interval):

@@ -30,9 +30,11 @@ const (
 
 // errChanged stops a retry when the target's replicas moved under us;
 // errAlready when they already are what was decided.
+// errDeposed when leadership was lost between the decision and the write.
 var (
 	errChanged = errors.New("replicas changed since observed")
 	errAlready = errors.New("replicas already at the desired count")
+	errDeposed = errors.New("leadership lost before the write")
 )
 
 // Apply acts on every decision of plan. In apply mode the leader writes each
@@ -56,19 +58,21 @@ func (s *Scaler) Apply(ctx context.Context, cfg *config.Config, plan policy.Plan
 		case s.opts.Mode == ModeDryRun:
 			o.Recommended = true
 			if s.opts.AnnotateRecommendations && leader {
-				o.Err = s.annotate(ctx, t, d.Desired)
+				o.Err = s.withTimeout(ctx, func(ctx context.Context) error { return s.annotate(ctx, t, d.Desired) })
 			}
 		case d.Desired == t.status.Current:
 			o.Skipped = SkipNoChange
 		case !leader:
 			o.Skipped = SkipNotLeader
 		default:
-			err := s.write(ctx, t, d)
+			err := s.withTimeout(ctx, func(ctx context.Context) error { return s.write(ctx, t, d) })
 			switch {
 			case errors.Is(err, errChanged):
 				o.Skipped = SkipChanged
 			case errors.Is(err, errAlready):
 				o.Skipped = SkipNoChange
+			case errors.Is(err, errDeposed):
+				o.Skipped = SkipNotLeader
 			case err != nil:
 				o.Err = err
 			default:
@@ -80,6 +84,15 @@ func (s *Scaler) Apply(ctx context.Context, cfg *config.Config, plan policy.Plan
 	return out
 }
 
+// withTimeout runs one write under its own deadline, so a black-holed API
+// server costs WriteTimeout per write, not the minute HTTP/2 pings take
+// to notice it.
+func (s *Scaler) withTimeout(ctx context.Context, fn func(context.Context) error) error {
+	wctx, cancel := context.WithTimeout(ctx, s.opts.WriteTimeout)
+	defer cancel()
+	return fn(wctx)
+}
+
 // write sets the target's replicas to d.Desired. The first attempt carries
 // the cached resourceVersion, so no GET is spent when the cache is current;
 // a conflict (the object changed since: a status update, an edit of its
@@ -88,45 +101,28 @@ func (s *Scaler) Apply(ctx context.Context, cfg *config.Config, plan policy.Plan
 // the target in between, and the decision is stale: it is dropped, not
 // forced over their change, and the next tick decides from the new count.
 func (s *Scaler) write(ctx context.Context, t target, d policy.Decision) error {
-	gr, err := s.resource(t.kind)
-	if err != nil {
-		return err
-	}
-	scales := s.opts.Scales.Scales(s.opts.Namespace)
-	attempts := 0
-	err = retry.RetryOnConflict(retry.DefaultRetry, func() error {
-		attempts++
-		sc := &autoscalingv1.Scale{
-			ObjectMeta: metav1.ObjectMeta{Name: t.name, Namespace: s.opts.Namespace, ResourceVersion: t.rv},
-			Spec:       autoscalingv1.ScaleSpec{Replicas: d.Desired},
-		}
-		if attempts > 1 || t.rv == "" {
-			cur, err := scales.Get(ctx, gr, t.name, metav1.GetOptions{})
-			if err != nil {
-				return err
-			}
-			if cur.Spec.Replicas == d.Desired {
-				return errAlready // a stale cache, or someone else set it
-			}
-			if cur.Spec.Replicas != d.Current {
-				return errChanged
-			}
-			sc = cur
-			sc.Spec.Replicas = d.Desired
-		}
-		_, err := scales.Update(ctx, gr, sc, metav1.UpdateOptions{})
-		return err
-	})
 	log := s.log.With(zap.String("service", d.Service), zap.String("target", t.kind+"/"+t.name),
-		zap.Int32("from", d.Current), zap.Int32("to", d.Desired), zap.Int("attempts", attempts))
-	if errors.Is(err, errChanged) {
+		zap.Int32("from", d.Current), zap.Int32("to", d.Desired))
+	attempts := 0
+	err := s.update(ctx, t, d, &attempts)
+	log = log.With(zap.Int("attempts", attempts))
+	switch {
+	case errors.Is(err, errChanged):
 		log.Info("target scaled by someone else since observed; decision dropped")
 		return err
-	}
-	if errors.Is(err, errAlready) {
+	case errors.Is(err, errAlready):
 		return err
-	}
-	if err != nil {
+	case errors.Is(err, errDeposed), err != nil && !s.isLeader():
+		// Fencing: a deposed leader must not write, and a write cut short
+		// because the lease was lost is not a failure of the target.
+		log.Warn("leadership lost before the write; decision dropped", zap.Error(err))
+		return errDeposed
+	case err != nil:
+		// Every failure, before the request (REST mapping, discovery) or
+		// in it, is logged and shown on the target.
+		if errors.Is(err, context.DeadlineExceeded) {
+			err = fmt.Errorf("no answer within the write timeout %s: %w", s.opts.WriteTimeout, err)
+		}
 		log.Error("scale failed", zap.Error(err))
 		s.events.Eventf(t.obj, corev1.EventTypeWarning, ReasonScaleFailed, "scale %d → %d failed: %v", d.Current, d.Desired, err)
 		return fmt.Errorf("scale %s %s/%s to %d: %w", d.Service, t.kind, t.name, d.Desired, err)
@@ -154,6 +150,45 @@ func (s *Scaler) write(ctx context.Context, t target, d policy.Decision) error {
 	return nil
 }
 
+// update writes the scale subresource, checking leadership right before
+// every request that changes it.
+func (s *Scaler) update(ctx context.Context, t target, d policy.Decision, attempts *int) error {
+	gr, err := s.resource(t.kind)
+	if err != nil {
+		return err
+	}
+	scales := s.opts.Scales.Scales(s.opts.Namespace)
+	return retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		*attempts++
+		sc := &autoscalingv1.Scale{
+			ObjectMeta: metav1.ObjectMeta{Name: t.name, Namespace: s.opts.Namespace, ResourceVersion: t.rv},
+			Spec:       autoscalingv1.ScaleSpec{Replicas: d.Desired},
+		}
+		if *attempts > 1 || t.rv == "" {
+			cur, err := scales.Get(ctx, gr, t.name, metav1.GetOptions{})
+			if err != nil {
+				return err
+			}
+			if cur.Spec.Replicas == d.Desired {
+				return errAlready // a stale cache, or someone else set it
+			}
+			if cur.Spec.Replicas != d.Current {
+				return errChanged
+			}
+			sc = cur
+			sc.Spec.Replicas = d.Desired
+		}
+		if !s.isLeader() {
+			return errDeposed
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		_, err := scales.Update(ctx, gr, sc, metav1.UpdateOptions{})
+		return err
+	})
+}
+
 // resource maps a target kind in the apps group to its resource, through
 // the RESTMapper so the scale client addresses the right subresource.
 func (s *Scaler) resource(kind string) (schema.GroupResource, error) {
@@ -171,6 +206,9 @@ func (s *Scaler) annotate(ctx context.Context, t target, desired int32) error {
 	if t.recorded == v {
 		return nil
 	}
+	if !s.isLeader() {
+		return nil // a deposed leader writes nothing; the new one records it
+	}
 	patch, _ := json.Marshal(map[string]any{"metadata": map[string]any{"annotations": map[string]string{AnnotationRecommended: v}}})
 	var err error
 	switch t.kind {
@@ -181,6 +219,7 @@ func (s *Scaler) annotate(ctx context.Context, t target, desired int32) error {
 	}
 	if err != nil {
 		s.log.Warn("recommendation annotation not written", zap.String("target", t.kind+"/"+t.name), zap.Error(err))
+		s.events.Eventf(t.obj, corev1.EventTypeWarning, ReasonRecommendationFailed, "recommendation %d not recorded in %s: %v", desired, AnnotationRecommended, err)
 		return fmt.Errorf("annotate %s/%s with recommendation: %w", t.kind, t.name, err)
 	}
 	return nil

@@ -3,6 +3,7 @@ package scaler_test
 import (
 	"context"
 	"fmt"
+	"net"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -11,12 +12,14 @@ import (
 
 	autoscalingv1 "k8s.io/api/autoscaling/v1"
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/discovery/cached/memory"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 	"k8s.io/client-go/restmapper"
 	"k8s.io/client-go/scale"
 
@@ -451,4 +454,84 @@ func TestPinnedHandOffRefused(t *testing.T) {
 	}
 	kubetest.WaitEvent(t, e.admin, e.ns, "notifier", "Warning "+scaler.ReasonPinnedHandOffRefused, "HorizontalPodAutoscaler/notifier-hpa")
 	kubetest.WaitEvent(t, e.admin, e.ns, "notifier", "Warning "+scaler.ReasonPinnedScaledTo1, "hand-off is refused")
+}
+
+// failingMapper maps nothing, as a discovery outage would.
+type failingMapper struct{ meta.RESTMapper }
+
+func (failingMapper) RESTMapping(gk schema.GroupKind, versions ...string) (*meta.RESTMapping, error) {
+	return nil, fmt.Errorf("discovery unavailable for %s", gk)
+}
+
+// Verifies that an apply error raised before the write (the REST mapping)
+// is not only counted: it is an outcome error and a Warning Event on the
+// target.
+func TestApplyErrorBeforeWriteIsAnEvent(t *testing.T) {
+	e := newEnv(t)
+	kubetest.CreateDeployments(t, e.admin, kubetest.Deployment(e.ns, "worker", 1, nil))
+	client := kubernetes.NewForConfigOrDie(e.c.UserConfig(testcluster.UserElmascale))
+	mapper := restmapper.NewDeferredDiscoveryRESTMapper(memory.NewMemCacheClient(client.Discovery()))
+	cfg := configFor(t, e.ns, "", "worker")
+	lp := &loop.Loop{Config: func() *config.Config { return cfg }, Collector: &load{total: 350},
+		Scaler: e.newScaler(t, scaler.Options{Mode: scaler.ModeApply, Client: client, Mapper: failingMapper{mapper}})}
+	tk := tickUntil(t, lp, "an apply error", func(tk loop.Tick) bool { return len(tk.Outcomes) == 1 && tk.Outcomes[0].Err != nil })
+	if err := tk.Outcomes[0].Err; !strings.Contains(err.Error(), "discovery unavailable") {
+		t.Errorf("outcome error %v", err)
+	}
+	kubetest.WaitEvent(t, e.admin, e.ns, "worker", "Warning "+scaler.ReasonScaleFailed, "discovery unavailable")
+}
+
+// Verifies that a write to an API server that accepts the connection and
+// never answers fails after the write timeout, with a Warning Event, rather
+// than hanging the tick until HTTP/2 pings notice.
+func TestWriteTimeout(t *testing.T) {
+	e := newEnv(t)
+	kubetest.CreateDeployments(t, e.admin, kubetest.Deployment(e.ns, "worker", 1, nil))
+	hole, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var conns []net.Conn
+	t.Cleanup(func() {
+		hole.Close()
+		mu.Lock()
+		defer mu.Unlock()
+		for _, c := range conns {
+			c.Close()
+		}
+	})
+	go func() {
+		for {
+			c, err := hole.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			conns = append(conns, c) // held open, never answered
+			mu.Unlock()
+		}
+	}()
+	rc := e.c.UserConfig(testcluster.UserElmascale)
+	client := kubernetes.NewForConfigOrDie(rc)
+	mapper := restmapper.NewDeferredDiscoveryRESTMapper(memory.NewMemCacheClient(client.Discovery()))
+	blackholed := rest.CopyConfig(rc)
+	blackholed.Host = "https://" + hole.Addr().String()
+	scales, err := scale.NewForConfig(blackholed, mapper, dynamic.LegacyAPIPathResolverFunc, scale.NewDiscoveryScaleKindResolver(client.Discovery()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := configFor(t, e.ns, "", "worker")
+	lp := &loop.Loop{Config: func() *config.Config { return cfg }, Collector: &load{total: 350},
+		Scaler: e.newScaler(t, scaler.Options{Mode: scaler.ModeApply, Client: client, Mapper: mapper, Scales: scales, WriteTimeout: time.Second})}
+	start := time.Now()
+	tk := tickUntil(t, lp, "a write error", func(tk loop.Tick) bool { return len(tk.Outcomes) == 1 && tk.Outcomes[0].Err != nil })
+	if took := tk.Steps[loop.StepApply]; took > 5*time.Second {
+		t.Errorf("apply took %s, want about the 1s write timeout", took)
+	}
+	if err := tk.Outcomes[0].Err; !strings.Contains(err.Error(), "write timeout 1s") {
+		t.Errorf("outcome error %v, want it to name the write timeout", err)
+	}
+	t.Logf("black-holed write failed after %s", time.Since(start).Round(time.Millisecond))
+	kubetest.WaitEvent(t, e.admin, e.ns, "worker", "Warning "+scaler.ReasonScaleFailed, "write timeout")
 }

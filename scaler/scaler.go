@@ -78,6 +78,9 @@ const (
 	ReasonHandedOff            = "HandedOff"
 	ReasonHandOffEnded         = "HandOffEnded"
 	ReasonScaleFailed          = "ScaleFailed"
+	// ReasonRecommendationFailed: the dry-run annotation could not be
+	// written.
+	ReasonRecommendationFailed = "RecommendationNotRecorded"
 )
 
 // ScaledObjectGVR is KEDA's ScaledObject resource.
@@ -102,7 +105,12 @@ type Options struct {
 	Namespace string
 	Mode      Mode
 	// IsLeader reports whether this process may write; nil means always.
+	// It is asked right before every write (fencing), not once a tick, so a
+	// leader deposed mid-tick writes nothing more.
 	IsLeader func() bool
+	// WriteTimeout bounds each write (scale update, annotation), inside
+	// the tick's own context; zero means 10s.
+	WriteTimeout time.Duration
 	// AnnotateRecommendations writes AnnotationRecommended in dry-run.
 	AnnotateRecommendations bool
 	// Events records Kubernetes Events. Nil means a recorder writing to the
@@ -199,6 +207,9 @@ func New(opts Options) (*Scaler, error) {
 	}
 	if opts.Discovery == nil {
 		opts.Discovery = opts.Client.Discovery()
+	}
+	if opts.WriteTimeout <= 0 {
+		opts.WriteTimeout = 10 * time.Second
 	}
 	if opts.CRDRecheck == 0 {
 		opts.CRDRecheck = time.Minute

@@ -288,3 +288,35 @@ func TestSlimKeepsReplicas(t *testing.T) {
 		t.Errorf("slim kept bulk: %+v", got.ObjectMeta)
 	}
 }
+
+// Verifies fencing: leadership is asked right before every write, so a
+// leader deposed by its first write of a tick writes nothing more, and the
+// dropped decisions are not reported as failures.
+func TestApplyFencedAfterDeposition(t *testing.T) {
+	h := newHarness(t, ModeApply, deployment("worker", 2, 2, nil), deployment("main", 2, 2, nil))
+	cfg := testConfig(t, "worker", "main")
+	if _, err := h.s.Observe(context.Background(), cfg); err != nil {
+		t.Fatal(err)
+	}
+	updates := 0
+	h.scales.AddReactor("update", "deployments", func(a k8stesting.Action) (bool, runtime.Object, error) {
+		updates++
+		h.leader = false // the lease is taken over while this write lands
+		return true, a.(k8stesting.UpdateAction).GetObject(), nil
+	})
+	out := h.s.Apply(context.Background(), cfg, plan(
+		policy.Decision{Service: "worker", Current: 2, Desired: 4},
+		policy.Decision{Service: "main", Current: 2, Desired: 4}))
+	want := []loop.Outcome{{Service: "worker", Applied: true}, {Service: "main", Skipped: SkipNotLeader}}
+	if d := cmp.Diff(want, out); d != "" {
+		t.Errorf("outcomes (-want,+got):\n%s", d)
+	}
+	if updates != 1 {
+		t.Errorf("%d scale updates, want 1: none after deposition", updates)
+	}
+	for _, e := range h.drainEvents() {
+		if strings.Contains(e, ReasonScaleFailed) {
+			t.Errorf("deposition recorded as a failure: %q", e)
+		}
+	}
+}
