@@ -97,6 +97,7 @@ func compileMetrics(v *validator, f *File, c *Config) {
 // compileServices builds the one ordered service list: Policy.Services[i]
 // and Services[i] describe the same service, sorted by name.
 func compileServices(v *validator, f *File, c *Config, defs defaults, plat platform) {
+	burst := compileBurstDefaults(v, f, c.Interval)
 	v.check(len(f.Services) > 0, "services", "must list at least one service")
 	metricQuery := func(n string) (string, bool) {
 		i := slices.IndexFunc(c.Metrics, func(m Metric) bool { return m.Name == n })
@@ -134,6 +135,7 @@ func compileServices(v *validator, f *File, c *Config, defs defaults, plat platf
 			ps.Signals = append(ps.Signals, spec)
 			svc.Signals = append(svc.Signals, src)
 		}
+		ps.Burst, svc.BurstInterval = compileBurst(v, p, sf, burst, c.Interval, svc.Signals)
 		c.Policy.Services = append(c.Policy.Services, ps)
 		c.Services = append(c.Services, svc)
 	}

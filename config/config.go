@@ -46,6 +46,9 @@ type Service struct {
 	Name    string
 	Target  Target
 	Signals []SignalSource
+	// BurstInterval is how often the burst path reads the service's queue
+	// signals; zero when the path is off for it (Policy's Burst is nil).
+	BurstInterval time.Duration
 }
 
 // Target is the workload a service scales.

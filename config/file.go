@@ -41,6 +41,8 @@ type File struct {
 	Metrics map[string]MetricFile `yaml:"metrics"`
 	// Services by name.
 	Services map[string]ServiceFile `yaml:"services"`
+	// Burst sets the burst path's defaults (BurstFile).
+	Burst *BurstFile `yaml:"burst"`
 }
 
 // BudgetFile is the cluster budget.
@@ -86,6 +88,8 @@ type ServiceFile struct {
 	// Behavior overrides the default behavior, direction by direction.
 	Behavior *BehaviorFile `yaml:"behavior"`
 	Signals  []SignalFile  `yaml:"signals"`
+	// Burst overrides the burst path's defaults for this service.
+	Burst *BurstFile `yaml:"burst"`
 }
 
 // TargetFile names a workload.
