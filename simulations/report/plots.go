@@ -303,9 +303,11 @@ func (logTicks) Ticks(lo, hi float64) []plot.Tick {
 		n := 0
 		for i, v := range all {
 			ticks[i].Value = v
-			m := int(math.Round(v / math.Pow10(int(math.Floor(math.Log10(v)+1e-9)))))
+			e := int(math.Floor(math.Log10(v) + 1e-9))
+			m := int(math.Round(v / math.Pow10(e)))
 			if keep(m) {
-				ticks[i].Label = strconv.FormatFloat(v, 'g', -1, 64)
+				// m × 10^e printed from its digit: 0.7, not 0.7000000000000001.
+				ticks[i].Label = strconv.FormatFloat(v, 'f', max(0, -e), 64)
 				n++
 			}
 		}

@@ -46,6 +46,11 @@ func TestLogTicksWithinOneDecade(t *testing.T) {
 	if got := labels(logTicks{}.Ticks(0.3, 2.5)); len(got) < 3 {
 		t.Errorf("0.3–2.5 s: labels %v", got)
 	}
+	for _, l := range labels(logTicks{}.Ticks(0.0003, 0.9)) {
+		if len(l) > 6 {
+			t.Errorf("label %q is not short", l)
+		}
+	}
 	if got := labels(logTicks{}.Ticks(0.12, 0.18)); len(got) < 2 {
 		t.Errorf("0.12–0.18 s: labels %v", got)
 	}
