@@ -2,6 +2,7 @@ package promtest
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -53,6 +54,8 @@ type Server struct {
 	cmd     *exec.Cmd
 	done    chan struct{}
 	logPath string
+	// retention is the TSDB's retention time (default 1h).
+	retention string
 }
 
 // Binary finds the prometheus binary: $ELMASCALE_PROMETHEUS, else PATH.
@@ -86,6 +89,42 @@ func Start(t testing.TB, targets ...Target) *Server {
 	t.Cleanup(s.Stop)
 	s.Restart()
 	s.WaitForTargets()
+	return s
+}
+
+// StartBackfilled writes a recorded history, OpenMetrics text with a
+// timestamp on every sample and a final "# EOF", into TSDB blocks with
+// promtool tsdb create-blocks-from openmetrics, then runs Prometheus on
+// them (no scrape targets) with a retention long enough to keep them all.
+// promtool is found beside the prometheus binary or on PATH.
+func StartBackfilled(t testing.TB, openMetrics []byte) *Server {
+	t.Helper()
+	bin, err := Binary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	tool := filepath.Join(filepath.Dir(bin), "promtool")
+	if _, err := os.Stat(tool); err != nil {
+		if tool, err = exec.LookPath("promtool"); err != nil {
+			t.Fatalf("promtool not found beside %s or on PATH; install it with: %s", bin, InstallHint)
+		}
+	}
+	s := &Server{t: t, bin: bin, dir: t.TempDir(), retention: "100y"}
+	s.addr = freeAddr(t)
+	s.URL = "http://" + s.addr
+	s.logPath = filepath.Join(s.dir, "prometheus.log")
+	in := filepath.Join(s.dir, "history.om")
+	if err := os.WriteFile(in, openMetrics, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command(tool, "tsdb", "create-blocks-from", "openmetrics", in, filepath.Join(s.dir, "data")).CombinedOutput(); err != nil {
+		t.Fatalf("promtool tsdb create-blocks-from openmetrics: %v\n%s", err, out)
+	}
+	if err := os.WriteFile(filepath.Join(s.dir, "prometheus.yml"), s.config(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.Stop)
+	s.Restart()
 	return s
 }
 
@@ -140,7 +179,7 @@ func (s *Server) Restart() {
 	cmd := exec.Command(s.bin,
 		"--config.file="+filepath.Join(s.dir, "prometheus.yml"),
 		"--storage.tsdb.path="+filepath.Join(s.dir, "data"),
-		"--storage.tsdb.retention.time=1h",
+		"--storage.tsdb.retention.time="+cmp.Or(s.retention, "1h"),
 		"--web.listen-address="+s.addr,
 		"--log.level=warn",
 	)
