@@ -177,6 +177,7 @@ type sim struct {
 	startRN *rand.Rand
 
 	bounds   []float64
+	lhBucket []uint8 // logHist bucket → the Prometheus bucket of its middle
 	events   uint64
 	onWindow func(s *sim)
 	load     *Load
@@ -213,6 +214,10 @@ func newSim(sc *Scenario, seed uint64, promKeep, statsKeep int) *sim {
 		startRN: rand.New(rand.NewPCG(seed, 0xa5a5_0002)),
 		keySrc:  keySource{},
 		bounds:  sc.Observation.LatencyBuckets,
+	}
+	s.lhBucket = make([]uint8, lhBuckets)
+	for i := range s.lhBucket {
+		s.lhBucket[i] = uint8(min(bucketOf(s.bounds, lhMid(i)), 255))
 	}
 	s.scrapeEvery = int64(sc.Observation.ScrapeInterval.Seconds())
 	s.resEvery = int64(sc.Observation.MetricsResolution.Seconds())
@@ -702,7 +707,7 @@ func (s *sim) finish(id int32) {
 	v.inFlight--
 	v.latSum += lat
 	v.latCount++
-	v.buckets[bucketOf(s.bounds, lat)]++
+	v.buckets[s.bucket(lat)]++
 	v.win.add(lat)
 	if r.entry {
 		v.winEntry.add(lat)
@@ -720,6 +725,19 @@ func (s *sim) finish(id int32) {
 			s.proceed(r.parent)
 		}
 	}
+}
+
+// bucket is the Prometheus bucket (le) a latency falls in: a guess from
+// the latency's logHist bucket, corrected against the bounds.
+func (s *sim) bucket(x float64) int {
+	b := int(s.lhBucket[lhIndex(x)])
+	for b > 0 && x <= s.bounds[b-1] {
+		b--
+	}
+	for b < len(s.bounds) && x > s.bounds[b] {
+		b++
+	}
+	return b
 }
 
 // bucketOf is the Prometheus bucket (le) a latency falls in.
