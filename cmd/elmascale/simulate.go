@@ -2,10 +2,14 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -21,6 +25,12 @@ type simulateFlags struct {
 	seed                         uint64
 	seeds                        int
 	list                         bool
+
+	// The trace-driven what-if: the load recorded in a Prometheus.
+	fromProm, capture string
+	captureRange      time.Duration
+	captureStep       time.Duration
+	captureEnd        string
 }
 
 func newSimulateCommand() *cobra.Command {
@@ -39,9 +49,16 @@ Policies:
   keda         KEDA ScaledObjects: RabbitMQ queue length plus CPU on queue consumers, CPU elsewhere, 15 s
   static       every service at two replicas
   oracle       the reference: an offline schedule with foresight of the load, checked by replay
-Relievable violation seconds and the goal need the oracle in the run.`,
+Relievable violation seconds and the goal need the oracle in the run.
+
+What-if on a recorded load: with --from-prometheus, each load source of --scenario is replaced
+by the rate the cluster's Prometheus recorded for its service (the Linkerd ingress controller's
+outbound requests, by dst_deployment) or queue (RabbitMQ's publish rate) over --range, and the
+scenario's cluster, SLOs and configuration replay it.`,
 		Example: `  elmascale simulate --list
-  elmascale simulate --scenario script-storm --policy elmascale,hpa --out /tmp/storm`,
+  elmascale simulate --scenario script-storm --policy elmascale,hpa --out /tmp/storm
+  elmascale simulate --scenario elma365-day --from-prometheus http://prometheus:9090 --range 7d \
+    --capture /tmp/week.yaml --policy elmascale,hpa --out /tmp/week`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return runSimulate(cmd.Context(), f, cmd.OutOrStdout(), cmd.ErrOrStderr())
 		},
@@ -54,6 +71,12 @@ Relievable violation seconds and the goal need the oracle in the run.`,
 	fs.StringVar(&f.out, "out", "", "directory for report.md and the plots, one subdirectory per scenario with --scenario all (required)")
 	fs.StringVar(&f.bench, "benchmarks", "", "also rewrite this benchmarks page, with its plots in --out")
 	fs.BoolVar(&f.list, "list", false, "list the shipped scenarios and exit")
+	fs.StringVar(&f.fromProm, "from-prometheus", "", "what-if on a recorded load: replace each load source of --scenario by the rate this Prometheus recorded for its service or queue (Linkerd ingress requests by dst_deployment, RabbitMQ publishes by queue)")
+	f.captureRange = 7 * 24 * time.Hour
+	fs.Var(&daysDuration{&f.captureRange}, "range", "with --from-prometheus, how much of the record to replay, ending at --end: 7d, 36h, 1d12h")
+	durationFlag(fs, &f.captureStep, "step", 5*time.Minute, time.Second, "", "with --from-prometheus, the resolution of the recorded profiles")
+	fs.StringVar(&f.captureEnd, "end", "", "with --from-prometheus, the end of the range, RFC 3339 (default: now)")
+	fs.StringVar(&f.capture, "capture", "", "with --from-prometheus, also write the captured scenario (self-contained) to this file")
 	_ = cmd.RegisterFlagCompletionFunc("scenario", func(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
 		return append(simulations.ScenarioNames(), "all"), cobra.ShellCompDirectiveDefault
 	})
@@ -84,6 +107,12 @@ func runSimulate(ctx context.Context, f *simulateFlags, stdout, stderr io.Writer
 	case f.seeds < 1:
 		return usageErrorf("--seeds must be at least 1")
 	}
+	if f.fromProm == "" && (f.capture != "" || f.captureEnd != "") {
+		return usageErrorf("--capture and --end need --from-prometheus")
+	}
+	if f.fromProm != "" && f.scenario == "all" {
+		return usageErrorf("--from-prometheus replays one scenario's cluster: give --scenario a name or file, not all")
+	}
 	policies, err := parsePolicies(f.policy)
 	if err != nil {
 		return usageErrorf("%v", err)
@@ -97,6 +126,12 @@ func runSimulate(ctx context.Context, f *simulateFlags, stdout, stderr io.Writer
 			}
 			scenarios = append(scenarios, sc)
 		}
+	} else if f.fromProm != "" {
+		sc, err := captureScenario(ctx, f)
+		if err != nil {
+			return failed(err)
+		}
+		scenarios = append(scenarios, sc)
 	} else {
 		sc, err := loadScenario(f.scenario)
 		if err != nil {
@@ -167,6 +202,92 @@ func runSimulate(ctx context.Context, f *simulateFlags, stdout, stderr io.Writer
 	} else {
 		fmt.Fprintf(stderr, "wrote %s\n", filepath.Join(f.out, "report.md"))
 	}
+	return nil
+}
+
+// captureScenario reads the load recorded in --from-prometheus over
+// --range into --scenario's cluster, writing it to --capture if asked.
+func captureScenario(ctx context.Context, f *simulateFlags) (*simulations.Scenario, error) {
+	opts := simulations.CaptureOptions{URL: f.fromProm, Range: f.captureRange, Step: f.captureStep}
+	if f.captureEnd != "" {
+		end, err := time.Parse(time.RFC3339, f.captureEnd)
+		if err != nil {
+			return nil, fmt.Errorf("--end: %w", err)
+		}
+		opts.End = end
+	}
+	var (
+		template []byte
+		fsys     fs.FS
+		dir      = "."
+		err      error
+	)
+	if _, statErr := os.Stat(f.scenario); statErr == nil {
+		abs, err := filepath.Abs(f.scenario)
+		if err != nil {
+			return nil, err
+		}
+		d, name := filepath.Split(abs)
+		fsys = os.DirFS(d)
+		template, err = fs.ReadFile(fsys, name)
+		if err != nil {
+			return nil, err
+		}
+	} else if slices.Contains(simulations.ScenarioNames(), f.scenario) {
+		fsys = simulations.Scenarios
+		if template, err = fs.ReadFile(fsys, f.scenario+".yaml"); err != nil {
+			return nil, err
+		}
+	} else {
+		return nil, fmt.Errorf("no scenario file %q and no shipped scenario of that name (have %s)", f.scenario, strings.Join(simulations.ScenarioNames(), ", "))
+	}
+	data, err := simulations.Capture(ctx, template, fsys, dir, opts)
+	if err != nil {
+		return nil, err
+	}
+	if f.capture != "" {
+		if err := os.WriteFile(f.capture, data, 0o644); err != nil {
+			return nil, err
+		}
+	}
+	sc, err := simulations.ParseScenario(data, fsys, dir)
+	if err != nil {
+		return nil, fmt.Errorf("captured scenario: %w", err)
+	}
+	return sc, nil
+}
+
+// daysDuration is a duration flag that also takes days: 7d, 1d12h.
+type daysDuration struct{ p *time.Duration }
+
+func (d *daysDuration) String() string {
+	if *d.p%(24*time.Hour) == 0 && *d.p > 0 {
+		return fmt.Sprintf("%dd", *d.p/(24*time.Hour))
+	}
+	return d.p.String()
+}
+func (d *daysDuration) Type() string { return "duration" }
+func (d *daysDuration) Set(s string) error {
+	var days time.Duration
+	rest := s
+	if i := strings.IndexByte(s, 'd'); i >= 0 {
+		n, err := strconv.ParseUint(s[:i], 10, 16)
+		if err != nil {
+			return errors.New("must be a duration like 7d, 36h or 1d12h")
+		}
+		days, rest = time.Duration(n)*24*time.Hour, s[i+1:]
+	}
+	var v time.Duration
+	if rest != "" {
+		var err error
+		if v, err = time.ParseDuration(rest); err != nil {
+			return errors.New("must be a duration like 7d, 36h or 1d12h")
+		}
+	}
+	if days+v < time.Hour {
+		return errors.New("must be at least 1h")
+	}
+	*d.p = days + v
 	return nil
 }
 
