@@ -37,12 +37,21 @@ type Metrics struct {
 	dryRun, leader                       prometheus.Gauge
 	reloads                              *prometheus.CounterVec
 	buildInfo                            *prometheus.GaugeVec
+	minReplicas, maxReplicas             *prometheus.GaugeVec
+	budgetMax                            prometheus.Gauge
+	configInfo                           *prometheus.GaugeVec
+	decision                             *prometheus.GaugeVec
 
 	dry      bool
 	services map[string]bool
 	signals  map[[3]string]bool
 	handoff  map[[2]string]bool
 	pinned   map[string]bool
+	// decisions holds each service's decision_info labels; bounds the
+	// services whose min and max are set; namespace the config_info label.
+	decisions map[string][4]string
+	bounds    map[string]bool
+	namespace string
 }
 
 // NewMetrics creates the metrics and registers them with r when r is not nil.
@@ -59,7 +68,7 @@ func NewMetrics(r prometheus.Registerer, dryRun bool, version string) *Metrics {
 		ready: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "elmascale_replicas_ready",
 			Help: "Ready replicas of the service's scale target as last observed."}, svc),
 		signalValue: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "elmascale_signal_value",
-			Help: "Last usable value of a signal, in the signal's unit (percent for utilization, seconds for latency and queue drain estimate)."}, sig),
+			Help: "Last usable value of a signal, in the signal's unit: percent (utilization), seconds (latency), messages (queue: the backlog), the metric's unit otherwise."}, sig),
 		signalTarget: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "elmascale_signal_target",
 			Help: "Target of a signal, in the same unit as elmascale_signal_value."}, sig),
 		bottleneck: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "elmascale_bottleneck",
@@ -87,15 +96,29 @@ func NewMetrics(r prometheus.Registerer, dryRun bool, version string) *Metrics {
 			Help: "Config file reloads. result: success, failure (invalid file, old config kept), rejected (valid but changes what needs a restart)."}, []string{"result"}),
 		buildInfo: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "elmascale_build_info",
 			Help: "Always 1; the version label says which build runs."}, []string{"version"}),
-		dry:      dryRun,
-		services: map[string]bool{},
-		signals:  map[[3]string]bool{},
-		handoff:  map[[2]string]bool{},
-		pinned:   map[string]bool{},
+		minReplicas: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "elmascale_replicas_min",
+			Help: "The service's minReplicas in the config in force (1 for a pinned service)."}, svc),
+		maxReplicas: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "elmascale_replicas_max",
+			Help: "The service's maxReplicas in the config in force (1 for a pinned service)."}, svc),
+		budgetMax: prometheus.NewGauge(prometheus.GaugeOpts{Name: "elmascale_budget_max_total_replicas",
+			Help: "budget.maxTotalReplicas of the config in force; 0 means no cap."}),
+		configInfo: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "elmascale_config_info",
+			Help: "Always 1; target_namespace is the namespace whose targets the config in force manages."}, []string{"target_namespace"}),
+		decision: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "elmascale_decision_info",
+			Help: "Always 1, one series per service: the last decision. direction: up, down, none. limited_by: none, hold, fallback, stabilization, rate, min, max, pinned, budget. scaling_limited: the HPA condition reason (DesiredWithinRange, ScaleUpLimit, ScaleDownLimit, TooManyReplicas, TooFewReplicas) or none."},
+			[]string{"service", "direction", "limited_by", "scaling_limited"}),
+		decisions: map[string][4]string{},
+		bounds:    map[string]bool{},
+		dry:       dryRun,
+		services:  map[string]bool{},
+		signals:   map[[3]string]bool{},
+		handoff:   map[[2]string]bool{},
+		pinned:    map[string]bool{},
 	}
 	if r != nil {
 		r.MustRegister(m.current, m.desired, m.recommended, m.ready, m.signalValue, m.signalTarget, m.bottleneck,
-			m.scaleActions, m.handoffs, m.pinnedViolation, m.loopDuration, m.ticks, m.loopErrors, m.dryRun, m.leader, m.reloads, m.buildInfo)
+			m.scaleActions, m.handoffs, m.pinnedViolation, m.loopDuration, m.ticks, m.loopErrors, m.dryRun, m.leader, m.reloads, m.buildInfo,
+			m.minReplicas, m.maxReplicas, m.budgetMax, m.configInfo, m.decision)
 	}
 	if dryRun {
 		m.dryRun.Set(1)
@@ -117,6 +140,33 @@ func (m *Metrics) SetLeader(leading bool) {
 	} else {
 		m.leader.Set(0)
 	}
+}
+
+// SetConfig records the config in force: each service's bounds, the
+// budget, and the namespace it manages. Call it whenever the config may
+// have changed; it is cheap and idempotent.
+func (m *Metrics) SetConfig(namespace string, spec policy.Spec) {
+	if namespace != m.namespace {
+		if m.namespace != "" {
+			m.configInfo.DeleteLabelValues(m.namespace)
+		}
+		m.namespace = namespace
+	}
+	m.configInfo.WithLabelValues(namespace).Set(1)
+	m.budgetMax.Set(float64(spec.Budget.MaxTotalReplicas))
+	seen := make(map[string]bool, len(spec.Services))
+	for _, s := range spec.Services {
+		seen[s.Name] = true
+		m.minReplicas.WithLabelValues(s.Name).Set(float64(s.MinReplicas))
+		m.maxReplicas.WithLabelValues(s.Name).Set(float64(s.MaxReplicas))
+	}
+	for s := range m.bounds {
+		if !seen[s] {
+			m.minReplicas.DeleteLabelValues(s)
+			m.maxReplicas.DeleteLabelValues(s)
+		}
+	}
+	m.bounds = seen
 }
 
 // Reload counts a config reload by result.
@@ -178,6 +228,7 @@ func (m *Metrics) Record(t loop.Tick) {
 			b = 1
 		}
 		m.bottleneck.WithLabelValues(s).Set(b)
+		m.recordDecision(d)
 		for _, r := range d.Signals {
 			if r.Status != policy.StatusOK {
 				continue
@@ -201,6 +252,10 @@ func (m *Metrics) Record(t loop.Tick) {
 		if !seen[s] {
 			for _, v := range []*prometheus.GaugeVec{m.current, m.desired, m.recommended, m.ready, m.bottleneck} {
 				v.DeleteLabelValues(s)
+			}
+			if old, ok := m.decisions[s]; ok {
+				m.decision.DeleteLabelValues(old[:]...)
+				delete(m.decisions, s)
 			}
 		}
 	}
@@ -235,4 +290,30 @@ func (m *Metrics) Record(t loop.Tick) {
 	for s := range t.Pinned {
 		m.pinned[s] = true
 	}
+}
+
+// recordDecision keeps one decision_info series per service, with the last
+// decision's bounded labels.
+func (m *Metrics) recordDecision(d policy.Decision) {
+	dir := limitNone
+	switch {
+	case d.Desired > d.Current:
+		dir = directionUp
+	case d.Desired < d.Current:
+		dir = directionDown
+	}
+	lim := string(d.LimitedBy)
+	if lim == "" {
+		lim = limitNone
+	}
+	hpa := d.ScalingLimited.String()
+	if hpa == "" {
+		hpa = limitNone
+	}
+	k := [4]string{d.Service, dir, lim, hpa}
+	if old, ok := m.decisions[d.Service]; ok && old != k {
+		m.decision.DeleteLabelValues(old[:]...)
+	}
+	m.decisions[d.Service] = k
+	m.decision.WithLabelValues(k[:]...).Set(1)
 }

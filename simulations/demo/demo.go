@@ -80,6 +80,7 @@ func Run(ctx context.Context, o Options) (Summary, error) {
 	// this process is the only (so the leading) instance.
 	metrics := record.NewMetrics(o.Registry, false, o.Version)
 	metrics.SetLeader(true)
+	metrics.SetConfig(cfg.Namespace, cfg.Policy)
 	// The API says what this is: decisions applied to a simulated
 	// cluster, not to a real one.
 	history := record.NewHistory(Mode, 2000)
