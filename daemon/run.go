@@ -234,7 +234,9 @@ func Run(ctx context.Context, o Options) error {
 			Scaler:    sc,
 			Recorder:  loop.Recorders{metrics, history, health, record.TickLogger{Log: log}},
 		}
-		runLoop(ctx, lp, src, leading, o.Clock)
+		tk, waitBurst := startBurst(ctx, lp, o.Collector, func() time.Duration { return loop.BurstInterval(src.Current()) }, leading, o.Clock, log.Named("burst"))
+		runLoop(ctx, tk, src, leading, o.Clock)
+		waitBurst()
 	}
 
 	// Shutdown: the lease goes first so a standby takes over at once.
@@ -252,7 +254,7 @@ func Run(ctx context.Context, o Options) error {
 // runLoop ticks until ctx ends. The interval is read from the config after
 // each tick, so a reload can change it. Each tick of a leader runs in a
 // context that ends with its term.
-func runLoop(ctx context.Context, lp *loop.Loop, src *ConfigSource, leading *Leadership, clk clock.Clock) {
+func runLoop(ctx context.Context, lp ticker, src *ConfigSource, leading *Leadership, clk clock.Clock) {
 	for ctx.Err() == nil {
 		tctx, cancel := leading.TickContext(ctx)
 		lp.RunOnce(tctx, clk.Now())
