@@ -17,7 +17,6 @@ type BurstCollector interface {
 	CollectBurst(ctx context.Context, cfg *config.Config, services []string, now time.Time) (Signals, error)
 }
 
-
 // SkipHeldBetweenTicks is the outcome, in a burst tick, of the decisions
 // the tick made and the burst path did not touch.
 const SkipHeldBetweenTicks = "decided by the last tick; the burst path only scales up bursting services"
