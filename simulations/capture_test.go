@@ -15,7 +15,8 @@ import (
 	"github.com/elmascale/elmascale/internal/promtest"
 )
 
-// captureTemplate is a cluster fed at its five entry services, its
+// captureTemplate is a cluster fed at its five entry services and a
+// queue, its
 // cluster and configuration in other files.
 const captureTemplate = `
 name: small
@@ -30,6 +31,7 @@ load:
   - {service: integrations, constant: 1}
   - {service: web-forms, constant: 1}
   - {service: mailer, constant: 1}
+  - {queue: jobs, constant: 1}
 slo:
   endToEnd: {main: 500ms}
 marks:
@@ -46,6 +48,9 @@ services:
   integrations: {slots: 8, serviceTime: {mean: 5ms}, cpuPerRequest: 5ms, cpuRequest: 500m}
   web-forms: {slots: 8, serviceTime: {mean: 5ms}, cpuPerRequest: 5ms, cpuRequest: 500m}
   mailer: {slots: 8, serviceTime: {mean: 5ms}, cpuPerRequest: 5ms, cpuRequest: 500m}
+  worker: {slots: 4, serviceTime: {mean: 5ms}, cpuPerRequest: 5ms, cpuRequest: 500m, consumes: [jobs]}
+queues:
+  jobs: {serviceTime: {mean: 200ms}}
 `
 
 const captureConfig = `
@@ -67,22 +72,27 @@ func recordedRate(level float64, t float64) float64 {
 }
 
 // recordedWeek is a week of Linkerd request counters, one sample a minute,
-// for the ingress controller's calls to each entry service and, to be left out of the capture, one service's calls to another.
+// for the ingress controller's calls to each entry service, RabbitMQ's
+// publish counter of the jobs queue, and, to be left out of the capture, one service's calls to another.
 func recordedWeek(end time.Time, levels map[string]float64) []byte {
 	var b bytes.Buffer
 	start := end.Add(-7*24*time.Hour - time.Hour)
-	write := func(labels string, level float64) {
+	write := func(metric, labels string, level float64) {
 		total := 0.0
 		for t := 0.0; t <= (7*24+1)*3600; t += 60 {
-			fmt.Fprintf(&b, "request_total{%s} %.3f %d\n", labels, total, start.Unix()+int64(t))
+			fmt.Fprintf(&b, "%s{%s} %.3f %d\n", metric, labels, total, start.Unix()+int64(t))
 			// The counter's increase over the next minute (the rate's integral).
 			total += 60 * (level + 0.8*level*(math.Cos(2*math.Pi*(t-3600)/86400)-math.Cos(2*math.Pi*(t+60-3600)/86400))*86400/(2*math.Pi)/60)
 		}
 	}
 	for _, name := range slices.Sorted(maps.Keys(levels)) {
-		write(fmt.Sprintf(`direction="outbound",deployment="ingress-nginx",dst_deployment=%q`, name), levels[name])
+		if name == "jobs" {
+			continue
+		}
+		write("request_total", fmt.Sprintf(`direction="outbound",deployment="ingress-nginx",dst_deployment=%q`, name), levels[name])
 	}
-	write(`direction="outbound",deployment="main",dst_deployment="auth"`, 500)
+	write("request_total", `direction="outbound",deployment="main",dst_deployment="auth"`, 500)
+	write("rabbitmq_queue_messages_published_total", `queue="jobs"`, levels["jobs"])
 	b.WriteString("# EOF\n")
 	return b.Bytes()
 }
@@ -90,12 +100,13 @@ func recordedWeek(end time.Time, levels map[string]float64) []byte {
 // Verifies the trace-driven what-if against a real Prometheus holding a
 // recorded week (backfilled with promtool): the captured scenario is the
 // template's cluster under the recorded rates of its entry services, at
-// the capture's step, self-contained (it parses with no files around it),
+// the capture's step, its queue under the recorded publish rate,
+// self-contained (it parses with no files around it),
 // a week long; other services' traffic is not taken for outside load; and
 // a source with no record is refused by name.
 func TestCaptureFromPrometheus(t *testing.T) {
 	end := time.Now().Add(-time.Hour).Truncate(time.Hour)
-	levels := map[string]float64{"main": 60, "front": 20, "integrations": 2, "web-forms": 1, "mailer": 0.5}
+	levels := map[string]float64{"main": 60, "front": 20, "integrations": 2, "web-forms": 1, "mailer": 0.5, "jobs": 3}
 	prom := promtest.StartBackfilled(t, recordedWeek(end, levels))
 	files := fstest.MapFS{
 		"clusters/small.yaml": {Data: []byte(captureCluster)},
@@ -122,13 +133,13 @@ func TestCaptureFromPrometheus(t *testing.T) {
 		t.Fatal("captured scenario's cluster or configuration differs from the template's")
 	}
 	if len(sc.Load) != len(levels) {
-		t.Fatalf("%d load sources, want one per recorded entry service (%d)", len(sc.Load), len(levels))
+		t.Fatalf("%d load sources, want one per recorded entry service and queue (%d)", len(sc.Load), len(levels))
 	}
 	load := sc.NewLoad(1)
 	// rate(…[5m]) at t is the mean over the five minutes before it.
 	recStart := float64(time.Hour / time.Second)
 	for i, l := range sc.Load {
-		level, ok := levels[l.Service]
+		level, ok := levels[l.Service+l.Queue]
 		if !ok {
 			t.Fatalf("load source %+v is not a recorded entry service", l)
 		}
@@ -139,7 +150,7 @@ func TestCaptureFromPrometheus(t *testing.T) {
 				want += recordedRate(level, s-300+float64(k)+0.5-recStart) / 300
 			}
 			if got := load.Rate(i, at); math.Abs(got-want) > 0.02*level {
-				t.Errorf("%s at %s: captured %.3f/s, recorded %.3f/s", l.Service, at, got, want)
+				t.Errorf("%s at %s: captured %.3f/s, recorded %.3f/s", l.Service+l.Queue, at, got, want)
 			}
 		}
 	}

@@ -100,6 +100,23 @@
 // management statistics refresh every few seconds with rates over a
 // window; and the loop itself runs only every interval.
 //
+// # What-if on a recorded load
+//
+// Capture (elmascale simulate --from-prometheus URL --range 7d) reads a
+// recorded range from a cluster's Prometheus and writes a scenario that
+// replays it: the template scenario's cluster, SLOs and elmascale
+// configuration, resolved into one self-contained file, with each of the
+// template's load sources replaced by the recorded rate of its service
+// (by default the Linkerd ingress controller's outbound requests, by
+// dst_deployment) or queue (RabbitMQ's publish rate) as a points profile
+// at the capture's step. Arrivals are still drawn per seed around the
+// recorded rate; a source without a record is refused by name. The
+// record is only as good as its queries: a service's inbound rate
+// includes what other services send it, so only requests from outside
+// the cluster may be given to an entry service
+// (TestCaptureFromPrometheus, against a real Prometheus holding a
+// backfilled week).
+//
 // # Determinism and common random numbers
 //
 // A run is a pure function of the scenario and the seed: the arrival
