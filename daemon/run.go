@@ -54,6 +54,10 @@ type Options struct {
 	// MetricsAddr serves /metrics and /api/v1/*; HealthAddr serves /healthz
 	// and /readyz. Empty disables the server; ":0" picks a free port.
 	MetricsAddr, HealthAddr string
+	// MetricsAuth puts /metrics and /api/v1/* behind Kubernetes
+	// authentication and authorization (TokenReview, SubjectAccessReview):
+	// a caller needs a bearer token whose user may get those URLs.
+	MetricsAuth bool
 	// OnListen, if set, is told the bound addresses.
 	OnListen func(metrics, health string)
 
@@ -184,7 +188,11 @@ func Run(ctx context.Context, o Options) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var wg sync.WaitGroup
-	servers, err := record.Endpoints{Registry: o.Registry, History: history, Health: health}.Serve(o.MetricsAddr, o.HealthAddr, o.Logger)
+	endpoints := record.Endpoints{Registry: o.Registry, History: history, Health: health}
+	if o.MetricsAuth {
+		endpoints.Auth = &record.KubeAuth{Client: client, Log: log.Named("metrics-auth")}
+	}
+	servers, err := endpoints.Serve(o.MetricsAddr, o.HealthAddr, o.Logger)
 	if err != nil {
 		return err
 	}

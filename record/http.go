@@ -31,6 +31,9 @@ type Endpoints struct {
 	Registry *prometheus.Registry
 	History  *History
 	Health   *Health
+	// Auth, when set, puts the metrics server (not the probes) behind
+	// Kubernetes authentication and authorization.
+	Auth *KubeAuth
 }
 
 // MetricsHandler serves GET /metrics, /api/v1/decisions[?service=NAME] and
@@ -40,6 +43,9 @@ func (e Endpoints) MetricsHandler() http.Handler {
 	m.Handle("GET /metrics", promhttp.HandlerFor(e.Registry, promhttp.HandlerOpts{Registry: e.Registry}))
 	m.HandleFunc("GET /api/v1/decisions", e.History.ServeDecisions)
 	m.HandleFunc("GET /api/v1/recommendations", e.History.ServeRecommendations)
+	if e.Auth != nil {
+		return e.Auth.Wrap(m)
+	}
 	return m
 }
 
