@@ -8,8 +8,8 @@ import (
 // Scores are what one run is judged on. Latencies are true per-request
 // values, not the lagged metrics the policy sees.
 type Scores struct {
-	// ViolationSeconds is the time during which at least one SLO was
-	// violated: the headline number.
+	// ViolationSeconds is the scored time (after the warm-up) during
+	// which at least one SLO was violated.
 	ViolationSeconds float64 `json:"violationSeconds"`
 	// EndToEnd, Services and Queues break it down per SLO.
 	EndToEnd map[string]float64 `json:"endToEndViolationSeconds,omitempty"`
@@ -268,7 +268,7 @@ func (s *scorer) onWindow(m *sim) {
 		s.add("wait/"+v.m.Name, wait)
 		v.waitSum, v.started = 0, 0
 	}
-	if any {
+	if any && now > float64(m.warmup) {
 		s.anySecs += s.window
 	}
 	s.any = append(s.any, any)
