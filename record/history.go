@@ -3,6 +3,8 @@ package record
 import (
 	"encoding/json"
 	"net/http"
+	"regexp"
+	"strings"
 	"sync"
 	"time"
 
@@ -68,16 +70,17 @@ func (h *History) Record(t loop.Tick) {
 	recs := make([]DecisionRecord, 0, len(t.Plan.Decisions))
 	latest := make([]Recommendation, 0, len(t.Plan.Decisions))
 	for _, d := range t.Plan.Decisions {
+		d = redactDecision(d)
 		r := DecisionRecord{Time: t.Time, Decision: d, Mode: h.mode, HandedOff: t.HandedOff[d.Service]}
 		o, ok := outcomes[d.Service]
 		switch {
 		case !ok:
 			r.Outcome, r.Detail = "skipped", "not acted on this tick"
 			if t.Err != nil {
-				r.Detail = t.Err.Error()
+				r.Detail = Redact(t.Err.Error())
 			}
 		case o.Err != nil:
-			r.Outcome, r.Detail = "failed", o.Err.Error()
+			r.Outcome, r.Detail = "failed", Redact(o.Err.Error())
 		case o.Applied:
 			r.Outcome = "applied"
 		case o.Recommended:
@@ -146,4 +149,52 @@ func writeJSON(w http.ResponseWriter, v any) {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	_ = enc.Encode(v)
+}
+
+// The decisions API is read by more people than the logs: what a source
+// answered and who elmascale is at it stay in the logs. Redact keeps a
+// message's cause and drops
+//   - the user info of URLs (http://user:password@host → http://host),
+//   - the user named in a refusal (user "elmascale" → user (redacted)),
+//   - an upstream answer's body, which follows its HTTP status
+//     ("answered HTTP 502: <html>…" → "answered HTTP 502", "server
+//     error: 502 (<html>…)" → "server error: 502"), or is quoted between
+//     |…| by a JSON decoder.
+var (
+	redactUserInfo = regexp.MustCompile(`([a-zA-Z][a-zA-Z0-9+.-]*://)[^/@\s"]+@`)
+	redactUser     = regexp.MustCompile(`\b(user|username|login)(?: +"[^"]*"| +'[^']*'|=[^\s,;:()]+)`)
+	redactBody     = regexp.MustCompile(`(?s)((?:HTTP|server error:|client error:) [1-5][0-9]{2})(?:: .*| \(.*)?`)
+	redactQuoted   = regexp.MustCompile(`\|[^|]*\|`)
+)
+
+// Redact removes credentials' user names, URL user info and upstream
+// bodies from a message served by the decisions API.
+func Redact(msg string) string {
+	if msg == "" {
+		return msg
+	}
+	msg = redactUserInfo.ReplaceAllString(msg, "$1")
+	msg = redactUser.ReplaceAllString(msg, "$1 (redacted)")
+	msg = redactBody.ReplaceAllString(msg, "$1")
+	msg = redactQuoted.ReplaceAllString(msg, "|…|")
+	if i := strings.Index(msg, "cannot decode answer: "); i >= 0 {
+		// A decoder's complaint quotes the bytes it choked on.
+		msg = msg[:i] + "cannot decode answer"
+	}
+	return msg
+}
+
+// redactDecision redacts the free text of a decision (its reason, each
+// signal's note) without touching the plan the loop acts on.
+func redactDecision(d policy.Decision) policy.Decision {
+	d.Reason = Redact(d.Reason)
+	if len(d.Signals) > 0 {
+		sigs := make([]policy.SignalResult, len(d.Signals))
+		copy(sigs, d.Signals)
+		for i := range sigs {
+			sigs[i].Note = Redact(sigs[i].Note)
+		}
+		d.Signals = sigs
+	}
+	return d
 }
