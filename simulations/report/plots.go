@@ -47,6 +47,7 @@ func WritePlots(dir, prefix string, s *Scenario) ([]Plot, error) {
 		file := prefix + name + ".png"
 		p.Title.Text = title
 		p.X.Label.Text = unitName
+		p.X.Tick.Marker = integerTicks{}
 		p.Add(plotter.NewGrid())
 		if err := savePNG(p, 24*vg.Centimeter, 10*vg.Centimeter, filepath.Join(dir, file)); err != nil {
 			return fmt.Errorf("plot %s: %w", file, err)
