@@ -18,6 +18,7 @@ import (
 	"k8s.io/utils/clock"
 
 	"github.com/elmascale/elmascale/config"
+	"github.com/elmascale/elmascale/doctor"
 	"github.com/elmascale/elmascale/loop"
 	"github.com/elmascale/elmascale/record"
 	"github.com/elmascale/elmascale/scaler"
@@ -63,7 +64,10 @@ type Options struct {
 
 	// Collector samples signals; nil means MissingCollector.
 	Collector loop.Collector
-	Logger    *zap.Logger
+	// Sources names the collector's sources for the start-up checks, so a
+	// signal that does not resolve is blamed on the right one.
+	Sources doctor.Sources
+	Logger  *zap.Logger
 	// Registry for the metrics; nil means a new one with the Go and process
 	// collectors.
 	Registry *prometheus.Registry
@@ -240,8 +244,10 @@ func Run(ctx context.Context, o Options) error {
 			},
 			Collector: o.Collector,
 			Scaler:    sc,
-			Recorder:  loop.Recorders{metrics, history, health, record.TickLogger{Log: log}},
+			Recorder:  loop.Recorders{metrics, record.NewSignalResolved(o.Registry), history, health, record.TickLogger{Log: log}},
 		}
+		wg.Add(1)
+		go func() { defer wg.Done(); checkAtStart(ctx, cfg, o, sc, client, log.Named("doctor")) }()
 		tk, waitBurst := startBurst(ctx, lp, o.Collector, func() time.Duration { return loop.BurstInterval(src.Current()) }, leading, o.Clock, log.Named("burst"))
 		runLoop(ctx, tk, src, leading, o.Clock)
 		waitBurst()

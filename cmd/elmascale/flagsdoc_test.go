@@ -26,7 +26,7 @@ const (
 
 // documentedCommands are the commands the README's flag reference covers,
 // in its order; completion and help are cobra's own.
-var documentedCommands = []string{"run", "recommend", "validate", "import", "simulate", "dashboard", "version"}
+var documentedCommands = []string{"run", "recommend", "validate", "doctor", "import", "simulate", "dashboard", "version"}
 
 // flagReference renders every command's flags as the README shows them.
 func flagReference(root *cobra.Command) string {

@@ -24,6 +24,7 @@ import (
 	"github.com/elmascale/elmascale/collector"
 	"github.com/elmascale/elmascale/config"
 	"github.com/elmascale/elmascale/daemon"
+	"github.com/elmascale/elmascale/doctor"
 	"github.com/elmascale/elmascale/internal/version"
 	"github.com/elmascale/elmascale/record"
 	"github.com/elmascale/elmascale/scaler"
@@ -158,6 +159,7 @@ func runRun(ctx context.Context, o daemon.Options, f *runFlags, stdout, stderr i
 		copts.RabbitMQPasswordEnv = rabbitPasswordEnv
 		copts.Logger, copts.Registerer = log.Named("collector"), o.Registry
 		o.Collector, err = collector.NewForConfig(o.RESTConfig, copts)
+		o.Sources = doctor.Sources{PrometheusURL: copts.PrometheusURL, RabbitMQURL: copts.RabbitMQURL, Kubernetes: true}
 	}
 	if err != nil {
 		log.Error("cannot start", zap.Error(err))

@@ -1,0 +1,121 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/elmascale/elmascale/doctor"
+	"github.com/elmascale/elmascale/internal/kubetest"
+	"github.com/elmascale/elmascale/internal/testcluster"
+)
+
+// Verifies doctor's command line is checked before any cluster is asked.
+func TestDoctorUsage(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"doctor", "--kubeconfig", "/nonexistent/kubeconfig"}, "nonexistent"},
+		{[]string{"doctor", "--kubeconfig", writeKubeconfig(t, "https://127.0.0.1:1"), "--service-account", "elmascale"}, "NAMESPACE/NAME"},
+		{[]string{"doctor", "-o", "yaml"}, "table or json"},
+	} {
+		var out, errb bytes.Buffer
+		if code := dispatch(context.Background(), tc.args, &out, &errb); code != 2 || !strings.Contains(errb.String(), tc.want) {
+			t.Errorf("%v: exit %d, stderr %q; want 2 naming %q", tc.args, code, errb.String(), tc.want)
+		}
+	}
+}
+
+// Verifies, on a real API server and with the shipped RBAC, that doctor
+// finds a single-instance service running three pods, exits 1 with the
+// fix, grants every permission, reports a hand-off, and passes once the
+// service is back at one.
+func TestDoctorOnCluster(t *testing.T) {
+	c := testcluster.ForTest(t)
+	ns := kubetest.Namespace(t, c)
+	admin := kubernetes.NewForConfigOrDie(c.AdminConfig)
+	kubetest.CreateDeployments(t, admin,
+		kubetest.Deployment(ns, "worker", 1, nil),
+		kubetest.Deployment(ns, "chat", 1, map[string]string{"elmascale.io/paused": "true"}),
+		kubetest.Deployment(ns, "scheduler", 3, nil))
+	cfgPath := filepath.Join(t.TempDir(), "config.yaml")
+	conf := fmt.Sprintf(`apiVersion: elmascale.io/v1alpha1
+kind: Config
+platform: elma365
+namespace: %s
+services:
+  worker: {minReplicas: 1, maxReplicas: 4}
+  chat: {minReplicas: 1, maxReplicas: 4}
+  scheduler: {}
+`, ns)
+	if err := os.WriteFile(cfgPath, []byte(conf), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	doc := func() (int, doctor.Report, string) {
+		var out, errb bytes.Buffer
+		code := dispatch(context.Background(), []string{"doctor", "--kubeconfig", c.Kubeconfig(testcluster.UserElmascale),
+			"--config", cfgPath, "--service-account", "self", "--leader-elect-namespace", ns, "--mode", "apply", "-o", "json"}, &out, &errb)
+		var r doctor.Report
+		if err := json.Unmarshal(out.Bytes(), &r); err != nil {
+			t.Fatalf("doctor -o json printed no report (exit %d): %v\n%s\n%s", code, err, out.String(), errb.String())
+		}
+		return code, r, errb.String()
+	}
+	check := func(r doctor.Report, kind, service string) doctor.Check {
+		t.Helper()
+		for _, ch := range r.Checks {
+			if ch.Kind == kind && ch.Service == service {
+				return ch
+			}
+		}
+		t.Fatalf("no %s check for %q: %+v", kind, service, r.Checks)
+		return doctor.Check{}
+	}
+
+	code, r, stderr := doc()
+	if code != 1 || r.Problems != 1 {
+		t.Fatalf("exit %d with %d problems (%s), want 1 and one problem (scheduler at 3): %+v", code, r.Problems, stderr, r.Checks)
+	}
+	if sch := check(r, doctor.KindTarget, "scheduler"); sch.Severity != doctor.SeverityProblem || !strings.Contains(sch.Fix, "--replicas=1") {
+		t.Errorf("scheduler: %+v", sch)
+	}
+	if chat := check(r, doctor.KindTarget, "chat"); chat.Severity != doctor.SeverityInfo || !strings.Contains(chat.Detail, "paused") {
+		t.Errorf("chat: %+v", chat)
+	}
+	perms := 0
+	for _, ch := range r.Checks {
+		if ch.Kind == doctor.KindPermission {
+			perms++
+			if ch.Severity != doctor.SeverityOK {
+				t.Errorf("the shipped RBAC lacks a permission: %+v", ch)
+			}
+		}
+	}
+	if perms < 10 {
+		t.Errorf("%d permission checks, want every need (at least 10)", perms)
+	}
+
+	ctx := context.Background()
+	s, err := admin.AppsV1().Deployments(ns).GetScale(ctx, "scheduler", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Spec.Replicas = 1
+	if _, err := admin.AppsV1().Deployments(ns).UpdateScale(ctx, "scheduler", s, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	kubetest.WaitReplicas(t, admin, ns, "scheduler", 1, 30*time.Second)
+	if code, r, stderr := doc(); code != 0 || !r.OK() {
+		t.Errorf("after scaling scheduler to 1: exit %d, %s, %+v", code, stderr, r.Checks)
+	}
+}
