@@ -274,6 +274,11 @@ func (c *Cluster) metric(name, key string) (float64, policy.Observation) {
 	if si < 0 {
 		return 0, missing("no series for service " + key)
 	}
+	callee := si
+	if b.Series == SeriesEdgeRate {
+		// The series is the caller's, by callee.
+		si = c.sc.ServiceIndex(b.From)
+	}
 	v := &c.sim.svcs[si]
 	if v.nScrapes == 0 {
 		return 0, missing("not scraped yet")
@@ -293,6 +298,9 @@ func (c *Cluster) metric(name, key string) (float64, policy.Observation) {
 	}
 	if b.Series == SeriesRequestRate {
 		return float64(last.requests-first.requests) / (last.t - first.t), ok200()
+	}
+	if b.Series == SeriesEdgeRate {
+		return float64(last.out[callee]-first.out[callee]) / (last.t - first.t), ok200()
 	}
 	q := histogramQuantile(b.Quantile, c.sim.bounds, first.buckets, last.buckets)
 	if math.IsNaN(q) {

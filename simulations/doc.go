@@ -1,8 +1,18 @@
 // Package simulations scores elmascale against HPA-style, KEDA-style and
-// static baselines and an offline oracle on a simulated ELMA365 cluster: a
-// deterministic discrete-event model that implements daemon.Collector and
-// daemon.Scaler, so the real control loop and policy run unchanged in
-// virtual time.
+// static baselines and a reference schedule (Oracle) on a simulated ELMA365
+// cluster: a deterministic discrete-event model that implements
+// loop.Collector and loop.Scaler, so the real control loop and policy run
+// unchanged in virtual time.
+//
+// # Scores
+//
+// Every run is scored on SLO violation seconds (10 s windows in which a
+// p95 latency or queue wait SLO was broken) and replica-seconds, and on
+// two figures that cannot hide waste or blame: elastic replica-seconds,
+// those above every service's floor (its minReplicas, pinned at one),
+// which no policy controls; and relievable violation seconds, those in
+// windows in which the reference met every SLO (ScoreRelievable). The goal
+// is stated on these two (simulations/report).
 //
 // # What is simulated, and at what grain
 //
@@ -24,9 +34,12 @@
 // requests live in a preallocated slice with a free list, the event queue
 // is a 4-ary heap of 16-byte values, external arrivals are generated in
 // time order beside the heap rather than in it, and latency histograms are
-// fixed arrays indexed by the float's exponent bits. The 24-hour
-// elma365-day scenario (about 25 million events) takes about 4 seconds of
-// CPU on one core; see BenchmarkElma365Day.
+// fixed arrays indexed by the float's exponent bits, and lognormal service
+// times come from a quantile table rather than an exp per draw. The 24-hour
+// elma365-day scenario (about 25 million events) takes about 4 to 6
+// seconds on one core, a working week (testdata/elma365-week.yaml, about
+// 137 million events) about 26; see BenchmarkElma365Day and
+// BenchmarkElma365Week.
 //
 // # Mechanics beyond plain serving, and where they are in the format
 //
@@ -100,6 +113,18 @@
 // management statistics refresh every few seconds with rates over a
 // window; and the loop itself runs only every interval.
 //
+// # Linkerd-shaped observations
+//
+// Besides the ELMA365 preset's metric names, the bindings answer the
+// Linkerd proxy's series by deployment: linkerd_response_latency_p95 (the
+// inbound response_latency_ms histogram's p95, in seconds) and
+// linkerd_request_rate (inbound request_total), and, for an edge, a
+// binding of series edgeRate with from: CALLER gives the requests per
+// second CALLER's proxy sends each callee (outbound request_total by
+// dst_deployment, every retried attempt counted). A callee with one
+// caller and no outside load receives exactly what its caller's proxy
+// counts (TestPropertyLinkerdEdgeRate).
+//
 // # What-if on a recorded load
 //
 // Capture (elmascale simulate --from-prometheus URL --range 7d) reads a
@@ -116,6 +141,23 @@
 // the cluster may be given to an entry service
 // (TestCaptureFromPrometheus, against a real Prometheus holding a
 // backfilled week).
+//
+// # Metric bindings, and the Linkerd-shaped series they are to offer
+//
+// A configuration names metrics; Scenario.Bindings says what each name
+// means in the simulated cluster (a SeriesKind over the simulated
+// Prometheus scrapes, with a quantile and a rate window), keyed by the
+// label value the configuration's signal gives (a service or a queue).
+// The Linkerd proxy's series fit the same layer, and are the next to add:
+// per deployment, inbound response_latency_ms (a histogram in ms: the
+// service histogram the engine already keeps, scaled), request_total and
+// response_total by classification (success, failure: the failed-request
+// counters the timeouts already keep); and per edge, outbound series of
+// the caller labelled dst_deployment and dst_namespace, which need one
+// more thing in the engine, a histogram and counters per call edge
+// recorded at the caller when an answer (or a timeout) arrives. A binding
+// then carries the direction and, for outbound series, the caller whose
+// edges it reads, and its key is the dst_deployment.
 //
 // # Determinism and common random numbers
 //

@@ -56,6 +56,9 @@ type promSample struct {
 	buckets  []uint64
 	requests uint64
 	inFlight int32
+	// out is the requests the service has sent, by callee (Linkerd's
+	// outbound request_total by dst_deployment).
+	out []uint64
 }
 
 // queueSample is one refresh of a queue's management statistics.
@@ -104,6 +107,7 @@ type svcState struct {
 	latSum      float64
 	latCount    uint64
 	buckets     []uint64 // Prometheus histogram, last bucket is +Inf
+	out         []uint64 // requests sent, by callee, its messages' calls included
 	scrapes     []promSample
 	nScrapes    int
 
@@ -254,8 +258,10 @@ func newSim(sc *Scenario, seed uint64, promKeep, statsKeep int) *sim {
 		v.slow = 1
 		v.buckets = make([]uint64, len(s.bounds)+1)
 		v.scrapes = make([]promSample, promKeep)
+		v.out = make([]uint64, len(sc.Services))
 		for k := range v.scrapes {
 			v.scrapes[k].buckets = make([]uint64, len(v.buckets))
+			v.scrapes[k].out = make([]uint64, len(sc.Services))
 		}
 		v.calls = callEdges(sc, m.Calls)
 		v.pubs = publishEdges(sc, m.Publishes)
@@ -652,6 +658,7 @@ func (s *sim) issue(id int32, calls []edge, k, rep int32) {
 		key = splitmix(key ^ saltRetry ^ uint64(r.attempt))
 	}
 	e := &calls[k]
+	s.svcs[r.svc].out[e.to]++
 	if e.timeout > 0 {
 		s.heap.push(s.now+e.timeout, evTimeout, id, int32(tok))
 	}
@@ -943,6 +950,7 @@ func (s *sim) scrapeProm() {
 		ps := &v.scrapes[v.nScrapes%len(v.scrapes)]
 		ps.t = s.now
 		copy(ps.buckets, v.buckets)
+		copy(ps.out, v.out)
 		ps.requests = v.requests
 		ps.inFlight = v.inFlight
 		v.nScrapes++

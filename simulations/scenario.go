@@ -257,6 +257,11 @@ const (
 	// SeriesQueuePublishRate and SeriesQueueAckRate are messages per second, by queue.
 	SeriesQueuePublishRate SeriesKind = "queuePublishRate"
 	SeriesQueueAckRate     SeriesKind = "queueAckRate"
+	// SeriesEdgeRate is the requests per second the binding's From
+	// service sends to the keyed service, over Window: Linkerd's
+	// rate(request_total{direction="outbound", deployment=From}[Window])
+	// by dst_deployment. Retried attempts count, as the proxy counts them.
+	SeriesEdgeRate SeriesKind = "edgeRate"
 )
 
 // MetricBinding says what a configuration's metric name means in the
@@ -265,6 +270,8 @@ type MetricBinding struct {
 	Series   SeriesKind
 	Quantile float64
 	Window   time.Duration
+	// From is the calling service of an edgeRate series.
+	From string
 }
 
 // BaselineSettings are the knobs a user of each baseline would set.
@@ -303,6 +310,12 @@ func defaultBindings() map[string]MetricBinding {
 		"rabbitmq_queue_messages_ready": {Series: SeriesQueueReady},
 		"rabbitmq_queue_publish_rate":   {Series: SeriesQueuePublishRate, Window: 30 * time.Second},
 		"rabbitmq_queue_ack_rate":       {Series: SeriesQueueAckRate, Window: 30 * time.Second},
+		// Linkerd's proxy metrics by deployment: the inbound
+		// response_latency_ms histogram's p95 (in seconds, as a query
+		// dividing by 1000 gives it) and the inbound request_total's rate.
+		// Outbound edges need their caller: bind series edgeRate with from.
+		"linkerd_response_latency_p95": {Series: SeriesLatencyQuantile, Quantile: 0.95, Window: time.Minute},
+		"linkerd_request_rate":         {Series: SeriesRequestRate, Window: time.Minute},
 	}
 }
 
@@ -439,6 +452,7 @@ type bindFile struct {
 	Series   string          `yaml:"series"`
 	Quantile float64         `yaml:"quantile"`
 	Window   config.Duration `yaml:"window"`
+	From     string          `yaml:"from"`
 }
 
 type baselinesFile struct {
@@ -916,8 +930,16 @@ func (c *scenarioCompiler) compileBindings() {
 	sc := c.sc
 	sc.Bindings = defaultBindings()
 	for name, b := range f.Bindings {
-		mb := MetricBinding{Series: SeriesKind(b.Series), Quantile: b.Quantile, Window: b.Window.D()}
+		mb := MetricBinding{Series: SeriesKind(b.Series), Quantile: b.Quantile, Window: b.Window.D(), From: b.From}
+		if mb.From != "" && mb.Series != SeriesEdgeRate {
+			c.errs.add("metricBindings.%s.from: only an %s series has a caller", name, SeriesEdgeRate)
+		}
 		switch mb.Series {
+		case SeriesEdgeRate:
+			if !c.services[mb.From] {
+				c.errs.add("metricBindings.%s.from: must name the calling service (have %q)", name, mb.From)
+			}
+			mb.Window = orDefault(mb.Window, time.Minute)
 		case SeriesLatencyQuantile:
 			if mb.Quantile <= 0 || mb.Quantile >= 1 {
 				c.errs.add("metricBindings.%s.quantile: must be in (0, 1)", name)

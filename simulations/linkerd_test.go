@@ -1,0 +1,95 @@
+package simulations
+
+import (
+	"fmt"
+	"math"
+	"strings"
+	"testing"
+	"testing/fstest"
+	"time"
+
+	"pgregory.net/rapid"
+
+	"github.com/elmascale/elmascale/policy"
+)
+
+// Verifies the Linkerd-shaped outbound series: the requests a caller sends
+// a callee, as its proxy counts them (every attempt, retries included),
+// are exactly the requests the callee receives when it has no other
+// caller and no outside load, at every scrape; the rate over a minute is
+// the caller's rate times its calls per request; and the inbound request
+// rate and latency p95 answer under their Linkerd names.
+func TestPropertyLinkerdEdgeRate(t *testing.T) {
+	rapid.Check(t, func(t *rapid.T) {
+		mean := rapid.Float64Range(0.3, 3).Draw(t, "callsPerRequest")
+		retries := rapid.IntRange(0, 2).Draw(t, "retries")
+		rps := rapid.Float64Range(5, 40).Draw(t, "rps")
+		seed := rapid.Uint64().Draw(t, "seed")
+		sc := parse(t, fmt.Sprintf(`
+name: edges
+duration: 10m
+cluster:
+  services:
+    front: {slots: 1000, serviceTime: {mean: 2ms}, cpuRequest: 1000m, calls: [{service: back, mean: %g, timeout: 30ms, retries: %d}]}
+    back: {slots: 1000, serviceTime: {dist: exponential, mean: 20ms}, cpuRequest: 1000m}
+load:
+  - {service: front, constant: %g}
+metricBindings:
+  front_outbound_rate: {series: edgeRate, from: front, window: 1m}
+`, mean, retries, rps))
+		c := NewCluster(sc, seed)
+		fi, bi := sc.ServiceIndex("front"), sc.ServiceIndex("back")
+		for k := 0; k < 20; k++ {
+			c.Advance(30 * time.Second)
+			f, b := &c.sim.svcs[fi], &c.sim.svcs[bi]
+			last := &f.scrapes[(f.nScrapes-1)%len(f.scrapes)]
+			lastB := &b.scrapes[(b.nScrapes-1)%len(b.scrapes)]
+			if last.out[bi] != lastB.requests {
+				t.Fatalf("at %s front's proxy counted %d requests to back, back received %d", time.Duration(k+1)*30*time.Second, last.out[bi], lastB.requests)
+			}
+			if last.out[fi] != 0 || lastB.out[fi] != 0 {
+				t.Fatalf("requests counted on an edge that does not exist: front→front %d, back→front %d", last.out[fi], lastB.out[fi])
+			}
+		}
+		edge, o := c.metric("front_outbound_rate", "back")
+		in, o2 := c.metric("linkerd_request_rate", "back")
+		if o.Status != policy.StatusOK || o2.Status != policy.StatusOK {
+			t.Fatalf("edge %+v, inbound %+v", o, o2)
+		}
+		if math.Abs(edge-in) > 1e-9 {
+			t.Fatalf("edge rate %.3f/s, back's inbound rate %.3f/s: want equal", edge, in)
+		}
+		// Without timeouts firing the rate is about rps·mean; with them it
+		// is more (retries), never less.
+		if want := rps * mean; edge < want-6*math.Sqrt(want/60)-0.5 {
+			t.Fatalf("edge rate %.2f/s, want at least about %.2f/s (%.1f/s × %.2f calls)", edge, want, rps, mean)
+		}
+		if p95, o := c.metric("linkerd_response_latency_p95", "back"); o.Status != policy.StatusOK || p95 <= 0.02 || p95 > 0.1 {
+			t.Fatalf("back's p95 %.4fs (%+v), want that of a 20 ms exponential (about 60 ms)", p95, o)
+		}
+	})
+}
+
+// Verifies that an edgeRate binding must name its caller, and only it
+// may.
+func TestLinkerdEdgeBindingRefused(t *testing.T) {
+	for _, tc := range []struct{ binding, want string }{
+		{`{series: edgeRate}`, "must name the calling service"},
+		{`{series: edgeRate, from: nowhere}`, `must name the calling service (have "nowhere")`},
+		{`{series: requestRate, from: front}`, "only an edgeRate series has a caller"},
+	} {
+		_, err := ParseScenario([]byte(`
+duration: 10m
+cluster:
+  services:
+    front: {slots: 10, serviceTime: {mean: 2ms}, cpuRequest: 1000m}
+load: [{service: front, constant: 1}]
+metricBindings:
+  m: `+tc.binding+`
+elmascale: {preset: elma365}
+`), fstest.MapFS{}, ".")
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: want an error containing %q, got %v", tc.binding, tc.want, err)
+		}
+	}
+}
