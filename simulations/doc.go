@@ -123,7 +123,14 @@
 // second CALLER's proxy sends each callee (outbound request_total by
 // dst_deployment, every retried attempt counted). A callee with one
 // caller and no outside load receives exactly what its caller's proxy
-// counts (TestPropertyLinkerdEdgeRate).
+// counts (TestPropertyLinkerdEdgeRate). A binding is a SeriesKind over
+// the simulated Prometheus scrapes, with a quantile and a rate window,
+// keyed by the label value the configuration's signal gives (a service,
+// a queue, or for edgeRate the dst_deployment). Not offered yet:
+// response_total by classification (the timeouts' failures are counted
+// but not scraped) and per-edge latency histograms, which need a
+// histogram per call edge recorded at the caller when an answer or a
+// timeout arrives.
 //
 // # What-if on a recorded load
 //
@@ -141,23 +148,6 @@
 // the cluster may be given to an entry service
 // (TestCaptureFromPrometheus, against a real Prometheus holding a
 // backfilled week).
-//
-// # Metric bindings, and the Linkerd-shaped series they are to offer
-//
-// A configuration names metrics; Scenario.Bindings says what each name
-// means in the simulated cluster (a SeriesKind over the simulated
-// Prometheus scrapes, with a quantile and a rate window), keyed by the
-// label value the configuration's signal gives (a service or a queue).
-// The Linkerd proxy's series fit the same layer, and are the next to add:
-// per deployment, inbound response_latency_ms (a histogram in ms: the
-// service histogram the engine already keeps, scaled), request_total and
-// response_total by classification (success, failure: the failed-request
-// counters the timeouts already keep); and per edge, outbound series of
-// the caller labelled dst_deployment and dst_namespace, which need one
-// more thing in the engine, a histogram and counters per call edge
-// recorded at the caller when an answer (or a timeout) arrives. A binding
-// then carries the direction and, for outbound series, the caller whose
-// edges it reads, and its key is the dst_deployment.
 //
 // # Determinism and common random numbers
 //
