@@ -69,6 +69,7 @@ func compileDefaults(v *validator, f *File, plat platform) defaults {
 	if f.Defaults.MaxReplicas != nil {
 		d.max = *f.Defaults.MaxReplicas
 		v.check(d.max >= 1, "defaults.maxReplicas", "must be >= 1")
+		v.check(d.max <= MaxReplicasLimit, "defaults.maxReplicas", "must be <= %d", MaxReplicasLimit)
 	}
 	v.check(d.min <= d.max, "defaults", "minReplicas %d must be <= maxReplicas %d", d.min, d.max)
 	d.behavior = compileBehavior(v, "defaults.behavior", f.Defaults.Behavior, policy.DefaultBehavior())
@@ -111,6 +112,9 @@ func compileServices(v *validator, f *File, c *Config, defs defaults, plat platf
 		p := "services." + name
 		v.check(validName(name), p, "name must be letters, digits, '-', '_' or '.'")
 		tg := compileTarget(v, p, name, sf.Target)
+		if store := dataStore(tg.Name); store != "" && !sf.AllowDataStore {
+			v.add(p+".target", "%s/%s looks like %s, a data store elmascale does not scale; set allowDataStore: true on the service if this workload is stateless", tg.Kind, tg.Name, store)
+		}
 		ps := compileBounds(v, p, name, tg, sf, defs, plat)
 		ps.Behavior = compileBehavior(v, p+".behavior", sf.Behavior, defs.behavior)
 		for _, d := range sf.DependsOn {
@@ -198,9 +202,32 @@ func compileBounds(v *validator, p, name string, tg Target, sf ServiceFile, defs
 	}
 	v.check(ps.MinReplicas >= 0, p+".minReplicas", "must be >= 0")
 	v.check(ps.MaxReplicas >= 1, p+".maxReplicas", "must be >= 1")
+	v.check(ps.MaxReplicas <= MaxReplicasLimit, p+".maxReplicas", "must be <= %d", MaxReplicasLimit)
 	v.check(ps.MinReplicas <= ps.MaxReplicas, p, "minReplicas %d must be <= maxReplicas %d", ps.MinReplicas, ps.MaxReplicas)
 	v.check(sf.FallbackReplicas >= 0 && sf.FallbackReplicas <= ps.MaxReplicas, p+".fallbackReplicas", "must be in [0, maxReplicas]")
 	return ps
+}
+
+// MaxReplicasLimit caps every maxReplicas: a bound in the millions is a
+// typo, not a plan, and would let one bad signal ask the API server for
+// that many pods.
+const MaxReplicasLimit = 10000
+
+// dataStores are the name prefixes of the data stores an ELMA365
+// installation runs beside its services.
+var dataStores = []struct{ prefix, name string }{
+	{"postgres", "PostgreSQL"}, {"mongo", "MongoDB"}, {"redis", "Redis"}, {"minio", "MinIO"}, {"rabbitmq", "RabbitMQ"},
+}
+
+// dataStore names the data store a workload's name says it is, or "".
+func dataStore(workload string) string {
+	w := strings.ToLower(workload)
+	for _, d := range dataStores {
+		if strings.HasPrefix(w, d.prefix) {
+			return d.name
+		}
+	}
+	return ""
 }
 
 // compileTarget names the workload a service scales: a Deployment of the

@@ -303,3 +303,54 @@ services:
 		}
 	}
 }
+
+// Verifies that replica bounds are capped: 2³¹−1 or 10001 is refused with
+// the field named, 10000 is accepted.
+func TestMaxReplicasCapped(t *testing.T) {
+	base := "apiVersion: elmascale.io/v1alpha1\nkind: Config\n"
+	for _, tc := range []struct{ yaml, path string }{
+		{base + "services: {worker: {maxReplicas: 2147483647}}\n", "services.worker.maxReplicas"},
+		{base + "services: {worker: {maxReplicas: 10001}}\n", "services.worker.maxReplicas"},
+		{base + "defaults: {maxReplicas: 50000}\nservices: {worker: {maxReplicas: 5}}\n", "defaults.maxReplicas"},
+	} {
+		_, err := Parse([]byte(tc.yaml))
+		if err == nil || !strings.Contains(err.Error(), tc.path) || !strings.Contains(err.Error(), "must be <= 10000") {
+			t.Errorf("%q: err %v, want %s must be <= 10000", tc.yaml, err, tc.path)
+		}
+	}
+	cfg, err := Parse([]byte(base + "services: {worker: {maxReplicas: 10000}}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := cfg.Policy.Services[0].MaxReplicas; got != 10000 {
+		t.Errorf("maxReplicas = %d, want 10000", got)
+	}
+}
+
+// Verifies that an entry targeting a data store (by its workload's name,
+// whatever the entry is called) is refused unless it sets allowDataStore.
+func TestDataStoreTargetsRefused(t *testing.T) {
+	base := "apiVersion: elmascale.io/v1alpha1\nkind: Config\nservices:\n"
+	for _, entry := range []string{
+		"  postgres: {}\n",
+		"  db: {target: {kind: StatefulSet, name: postgresql}}\n",
+		"  cache: {target: {name: Redis-master}}\n",
+		"  files: {target: {kind: StatefulSet, name: minio}}\n",
+		"  docs: {target: {name: mongodb}}\n",
+		"  broker: {target: {kind: StatefulSet, name: rabbitmq}}\n",
+	} {
+		_, err := Parse([]byte(base + entry))
+		if err == nil || !strings.Contains(err.Error(), "a data store elmascale does not scale") || !strings.Contains(err.Error(), "allowDataStore") {
+			t.Errorf("%q: err %v, want a data-store refusal", entry, err)
+		}
+		if _, err := Parse([]byte(base + strings.Replace(entry, "{}", "{allowDataStore: true}", 1))); strings.Contains(entry, "{}") && err != nil {
+			t.Errorf("%q with allowDataStore: %v", entry, err)
+		}
+	}
+	if _, err := Parse([]byte(base + "  broker: {target: {kind: StatefulSet, name: rabbitmq}, allowDataStore: true}\n")); err != nil {
+		t.Errorf("allowDataStore: true: %v", err)
+	}
+	if _, err := Parse([]byte(base + "  worker: {}\n  mailer: {}\n")); err != nil {
+		t.Errorf("ordinary services refused: %v", err)
+	}
+}

@@ -90,6 +90,10 @@ type ServiceFile struct {
 	Signals  []SignalFile  `yaml:"signals"`
 	// Burst overrides the burst path's defaults for this service.
 	Burst *BurstFile `yaml:"burst"`
+	// AllowDataStore lets the entry target a workload named like a data
+	// store (postgres*, mongo*, redis*, minio*, rabbitmq*), which is
+	// otherwise refused: elmascale does not scale data stores.
+	AllowDataStore bool `yaml:"allowDataStore"`
 }
 
 // TargetFile names a workload.
