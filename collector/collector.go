@@ -59,6 +59,10 @@ type Options struct {
 	// QueryTimeout bounds every single request to a source, inside the
 	// tick's own context (default 10s).
 	QueryTimeout time.Duration
+	// MaxClockSkew is how far in the future of the tick a sample may be
+	// stamped and still count (default 30s): a source whose clock runs
+	// ahead would otherwise make an old sample look fresh for as long.
+	MaxClockSkew time.Duration
 	// MaxParallelQueries bounds concurrent Prometheus queries (default 4).
 	MaxParallelQueries int
 	// Breaker tunes the circuit breakers, one per source.
@@ -75,8 +79,9 @@ type Options struct {
 // Collector samples signals from the configured sources. It is safe for
 // concurrent use, though the loop calls it once per tick.
 type Collector struct {
-	log *zap.Logger
-	m   *metrics
+	log  *zap.Logger
+	m    *metrics
+	skew time.Duration
 
 	prom      *promSource
 	promGuard *guard
@@ -98,11 +103,14 @@ func New(opts Options) (*Collector, error) {
 	if opts.MaxParallelQueries <= 0 {
 		opts.MaxParallelQueries = 4
 	}
+	if opts.MaxClockSkew <= 0 {
+		opts.MaxClockSkew = 30 * time.Second
+	}
 	log := opts.Logger
 	if log == nil {
 		log = zap.NewNop()
 	}
-	c := &Collector{log: log, m: newMetrics(opts.Registerer)}
+	c := &Collector{log: log, m: newMetrics(opts.Registerer), skew: opts.MaxClockSkew}
 	bs := opts.Breaker.withDefaults()
 
 	if opts.PrometheusURL != "" {
@@ -268,7 +276,7 @@ func (c *Collector) Collect(ctx context.Context, cfg *config.Config, now time.Ti
 			default:
 				obs = prom.observation(sg.Metric, sg.Key)
 			}
-			sigs[sg.Name] = obs
+			sigs[sg.Name] = c.notFromTheFuture(obs, now)
 		}
 		out[svc.Name] = sigs
 	}
@@ -315,6 +323,18 @@ func (c *Collector) queue(prom promView, stats map[queueRef]queueStats, err erro
 		Time:   now,
 		Queue:  &q,
 	}
+}
+
+// notFromTheFuture makes a sample stamped beyond the allowed clock skew
+// ahead of the tick invalid: its age cannot be judged, so it must not count
+// as fresh (and, being invalid, it never scales a service down).
+func (c *Collector) notFromTheFuture(o policy.Observation, now time.Time) policy.Observation {
+	if o.Status != policy.StatusOK || o.Time.IsZero() || !o.Time.After(now.Add(c.skew)) {
+		return o
+	}
+	return policy.Observation{Status: policy.StatusInvalid, Time: o.Time,
+		Error: fmt.Sprintf("sample stamped %s, %s ahead of this tick (more than the allowed clock skew %s): check the source's clock",
+			o.Time.UTC().Format(time.RFC3339), o.Time.Sub(now).Round(time.Second), c.skew)}
 }
 
 func failed(err error) policy.Observation {

@@ -99,7 +99,7 @@ func (p *cannedProm) serve(w http.ResponseWriter, r *http.Request) {
 	_ = r.ParseForm()
 	p.queries.Add(1)
 	p.mu.Lock()
-	a, ok := p.answers[r.Form.Get("query")]
+	a, ok := p.answers[metricQuery(r.Form.Get("query"))]
 	p.mu.Unlock()
 	if !ok {
 		a = cannedAnswer{status: 400, body: `{"status":"error","errorType":"bad_data","error":"unknown test query"}`}
@@ -114,6 +114,15 @@ func (p *cannedProm) serve(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(a.status)
 	io.WriteString(w, a.body)
+}
+
+// metricQuery is the metric definition's query inside q, as sent with
+// its sample-time part (see freshnessQueries).
+func metricQuery(q string) string {
+	if i := strings.LastIndex(q, ") or label_replace("); strings.HasPrefix(q, "(") && i > 0 && strings.Contains(q[i:], sampleTimeLabel) {
+		return q[1:i]
+	}
+	return q
 }
 
 // vector renders a successful instant-vector answer; each series is

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"net"
 	"sort"
 	"strings"
@@ -51,6 +52,8 @@ type promSource struct {
 	parallel int
 	m        *metrics
 	log      *zap.Logger
+	// freshness rewrites each query to carry its samples' own times.
+	freshness freshnessQueries
 }
 
 // collect runs one query per metric definition, concurrently, evaluated at
@@ -95,7 +98,7 @@ func (s *promSource) query(ctx context.Context, def config.Metric, now time.Time
 	start := time.Now()
 	// The same timeout is sent to Prometheus, so it stops evaluating a
 	// query nobody waits for any more.
-	val, warnings, infos, err := s.api.Query(qctx, def.Prometheus.Query, now, promv1.WithTimeout(s.timeout))
+	val, warnings, infos, err := s.api.Query(qctx, s.freshness.get(def.Prometheus.Query, def.Prometheus.KeyLabel), now, promv1.WithTimeout(s.timeout))
 	s.m.queries.WithLabelValues(SourcePrometheus).Inc()
 	s.m.duration.WithLabelValues(SourcePrometheus).Observe(time.Since(start).Seconds())
 	if len(warnings) > 0 {
@@ -137,15 +140,42 @@ func vectorByKey(val model.Value, keyLabel string) (*metricResult, error) {
 	}
 	res := &metricResult{byKey: make(map[string]sample, len(vec))}
 	ln := model.LabelName(keyLabel)
+	var sampled map[string]time.Time
 	for _, smp := range vec {
 		key := string(smp.Metric[ln])
 		if key == "" {
 			continue
 		}
+		if _, ok := smp.Metric[sampleTimeLabel]; ok {
+			if t, ok := unixTime(float64(smp.Value)); ok {
+				if sampled == nil {
+					sampled = map[string]time.Time{}
+				}
+				sampled[key] = t
+			}
+			continue
+		}
 		prev := res.byKey[key]
 		res.byKey[key] = sample{value: float64(smp.Value), time: smp.Timestamp.Time(), series: prev.series + 1, native: smp.Histogram != nil}
 	}
+	// Prometheus stamps answers with the evaluation time; the time of the
+	// newest raw sample behind a key, when known, says how old it really is.
+	for key, t := range sampled {
+		if smp, ok := res.byKey[key]; ok {
+			smp.time = t
+			res.byKey[key] = smp
+		}
+	}
 	return res, nil
+}
+
+// unixTime converts the seconds timestamp() gives.
+func unixTime(sec float64) (time.Time, bool) {
+	if math.IsNaN(sec) || math.IsInf(sec, 0) || sec <= 0 {
+		return time.Time{}, false
+	}
+	whole, frac := math.Modf(sec)
+	return time.Unix(int64(whole), int64(frac*1e9)), true
 }
 
 // readablePromError drops the client's doubled prefix ("server_error:

@@ -30,6 +30,7 @@ type liveFlags struct {
 	// defined before; read when the collector is built.
 	kubeconfig    pflag.Value
 	sourceTimeout time.Duration
+	maxClockSkew  time.Duration
 }
 
 // addLiveFlags defines the source flags on fs. A --kubeconfig the command
@@ -48,6 +49,7 @@ func addLiveFlags(fs *pflag.FlagSet) *liveFlags {
 		l.kubeconfig = fs.Lookup("kubeconfig").Value
 	}
 	durationFlag(fs, &l.sourceTimeout, "source-timeout", 10*time.Second, time.Millisecond, "", "timeout of each request to a signal source")
+	durationFlag(fs, &l.maxClockSkew, "max-clock-skew", 30*time.Second, time.Second, "", "a sample stamped further than this ahead of the tick is invalid")
 	return l
 }
 
@@ -64,6 +66,7 @@ func (l *liveFlags) options() (collector.Options, error) {
 		RabbitMQPasswordFile: l.rabbitPasswordFile,
 		RabbitMQPasswordEnv:  rabbitPasswordEnv,
 		QueryTimeout:         l.sourceTimeout,
+		MaxClockSkew:         l.maxClockSkew,
 	}, nil
 }
 
