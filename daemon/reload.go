@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"fmt"
 	"os"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -28,6 +29,21 @@ type ConfigSource struct {
 	cur     atomic.Pointer[config.Config]
 	tried   [sha256.Size]byte // content last attempted, good or bad
 	modTime time.Time
+
+	mu      sync.Mutex
+	changed chan struct{} // closed, and replaced, when a new config takes force
+}
+
+// Changed returns a channel closed when a config newer than the one
+// Current returns at the time of this call takes force. Ask for it before
+// reading Current, so no reload is missed in between.
+func (s *ConfigSource) Changed() <-chan struct{} {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.changed == nil {
+		s.changed = make(chan struct{})
+	}
+	return s.changed
 }
 
 // NewConfigSource loads path, applies adjust (flag overrides; it may reject
@@ -108,6 +124,12 @@ func (s *ConfigSource) Check() {
 		return
 	}
 	s.cur.Store(cfg)
+	s.mu.Lock()
+	if s.changed != nil {
+		close(s.changed)
+		s.changed = nil
+	}
+	s.mu.Unlock()
 	s.onLoad(record.ReloadSuccess)
 	s.log.Info("config reloaded", zap.String("path", s.path), zap.Int("services", len(cfg.Services)), zap.Duration("interval", cfg.Interval))
 }

@@ -265,17 +265,35 @@ func Run(ctx context.Context, o Options) error {
 	return nil
 }
 
-// runLoop ticks until ctx ends. The interval is read from the config after
-// each tick, so a reload can change it. Each tick of a leader runs in a
+// runLoop ticks until ctx ends. The wait between ticks follows the config
+// in force, so a reload that changes the interval takes effect at once
+// rather than after the old interval. Each tick of a leader runs in a
 // context that ends with its term.
 func runLoop(ctx context.Context, lp ticker, src *ConfigSource, leading *Leadership, clk clock.Clock) {
 	for ctx.Err() == nil {
 		tctx, cancel := leading.TickContext(ctx)
 		lp.RunOnce(tctx, clk.Now())
 		cancel()
+		waitInterval(ctx, src, clk.Now(), clk)
+	}
+}
+
+// waitInterval waits until the interval in force has passed since last or
+// ctx ends. A reload meanwhile is taken into account at once: a shorter
+// interval ticks as soon as it has passed, not when the old one would.
+func waitInterval(ctx context.Context, src *ConfigSource, last time.Time, clk clock.Clock) {
+	for {
+		changed := src.Changed()
+		wait := src.Current().Interval - clk.Since(last)
+		if wait <= 0 {
+			return
+		}
 		select {
 		case <-ctx.Done():
-		case <-clk.After(src.Current().Interval):
+			return
+		case <-changed:
+		case <-clk.After(wait):
+			return
 		}
 	}
 }
