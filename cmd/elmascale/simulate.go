@@ -31,6 +31,10 @@ type simulateFlags struct {
 	captureRange      time.Duration
 	captureStep       time.Duration
 	captureEnd        string
+	serviceQuery      string
+	serviceLabel      string
+	queueQuery        string
+	queueLabel        string
 }
 
 func newSimulateCommand() *cobra.Command {
@@ -76,6 +80,10 @@ scenario's cluster, SLOs and configuration replay it.`,
 	fs.Var(&daysDuration{&f.captureRange}, "range", "with --from-prometheus, how much of the record to replay, ending at --end: 7d, 36h, 1d12h")
 	durationFlag(fs, &f.captureStep, "step", 5*time.Minute, time.Second, "", "with --from-prometheus, the resolution of the recorded profiles")
 	fs.StringVar(&f.captureEnd, "end", "", "with --from-prometheus, the end of the range, RFC 3339 (default: now)")
+	fs.StringVar(&f.serviceQuery, "service-rate-query", simulations.DefaultCaptureServiceQuery, "with --from-prometheus, the PromQL giving each entry service's requests per second from outside the cluster, one series per service")
+	fs.StringVar(&f.serviceLabel, "service-rate-label", simulations.DefaultCaptureServiceLabel, "the label of --service-rate-query's series naming the service")
+	fs.StringVar(&f.queueQuery, "queue-rate-query", simulations.DefaultCaptureQueueQuery, "with --from-prometheus, the PromQL giving each queue's messages per second published from outside the scenario's services")
+	fs.StringVar(&f.queueLabel, "queue-rate-label", simulations.DefaultCaptureQueueLabel, "the label of --queue-rate-query's series naming the queue")
 	fs.StringVar(&f.capture, "capture", "", "with --from-prometheus, also write the captured scenario (self-contained) to this file")
 	_ = cmd.RegisterFlagCompletionFunc("scenario", func(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
 		return append(simulations.ScenarioNames(), "all"), cobra.ShellCompDirectiveDefault
@@ -208,7 +216,11 @@ func runSimulate(ctx context.Context, f *simulateFlags, stdout, stderr io.Writer
 // captureScenario reads the load recorded in --from-prometheus over
 // --range into --scenario's cluster, writing it to --capture if asked.
 func captureScenario(ctx context.Context, f *simulateFlags) (*simulations.Scenario, error) {
-	opts := simulations.CaptureOptions{URL: f.fromProm, Range: f.captureRange, Step: f.captureStep}
+	opts := simulations.CaptureOptions{URL: f.fromProm, Range: f.captureRange, Step: f.captureStep,
+		ServiceQuery: f.serviceQuery, ServiceLabel: f.serviceLabel, QueueQuery: f.queueQuery, QueueLabel: f.queueLabel}
+	if opts.ServiceQuery == "" || opts.ServiceLabel == "" || opts.QueueQuery == "" || opts.QueueLabel == "" {
+		return nil, errors.New("--service-rate-query, --service-rate-label, --queue-rate-query and --queue-rate-label must not be empty")
+	}
 	if f.captureEnd != "" {
 		end, err := time.Parse(time.RFC3339, f.captureEnd)
 		if err != nil {

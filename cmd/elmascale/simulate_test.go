@@ -77,7 +77,7 @@ elmascale:
 // holding three recorded hours of the ingress controller's requests to
 // main (20/s, then 60/s for the last hour): simulate replays the last two
 // hours on tiny's cluster, writes the captured scenario with the recorded
-// step in it, and scores it; the capture flags without --from-prometheus
+// step in it, and scores it; a query of its own is used; the capture flags without --from-prometheus
 // are a usage error.
 func TestSimulateFromPrometheus(t *testing.T) {
 	dir := t.TempDir()
@@ -119,6 +119,11 @@ func TestSimulateFromPrometheus(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(out, "report.md")); err != nil {
 		t.Error(err)
+	}
+	if code, _, stderr := run(t, "simulate", "--scenario", scenario, "--from-prometheus", prom.URL, "--range", "2h",
+		"--end", end.UTC().Format(time.RFC3339), "--service-rate-query", `sum by (app) (rate(request_total[5m]))`, "--service-rate-label", "app",
+		"--policy", "static", "--out", out); code != 1 || !strings.Contains(stderr, "without label app") {
+		t.Errorf("--service-rate-query whose series lack --service-rate-label: exit %d %q, want 1 naming the label", code, stderr)
 	}
 	if code, _, stderr := run(t, "simulate", "--scenario", scenario, "--capture", captured, "--out", out); code != 2 || !strings.Contains(stderr, "need --from-prometheus") {
 		t.Errorf("--capture alone: exit %d %q, want 2", code, stderr)
