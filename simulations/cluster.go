@@ -302,6 +302,9 @@ func (c *Cluster) metric(name, key string) (float64, policy.Observation) {
 	if b.Series == SeriesEdgeRate {
 		return float64(last.out[callee]-first.out[callee]) / (last.t - first.t), ok200()
 	}
+	if b.Series == SeriesFailureRate {
+		return float64(last.failures-first.failures) / (last.t - first.t), ok200()
+	}
 	q := histogramQuantile(b.Quantile, c.sim.bounds, first.buckets, last.buckets)
 	if math.IsNaN(q) {
 		return 0, missing("no requests in the rate window")

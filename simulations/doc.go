@@ -117,8 +117,11 @@
 //
 // Besides the ELMA365 preset's metric names, the bindings answer the
 // Linkerd proxy's series by deployment: linkerd_response_latency_p95 (the
-// inbound response_latency_ms histogram's p95, in seconds) and
-// linkerd_request_rate (inbound request_total), and, for an edge, a
+// inbound response_latency_ms histogram's p95, in seconds),
+// linkerd_request_rate (inbound request_total) and linkerd_failure_rate
+// (inbound response_total classified failure: a call ran out of
+// attempts, or the caller abandoned the request at its timeout;
+// TestPropertyLinkerdFailureRate), and, for an edge, a
 // binding of series edgeRate with from: CALLER gives the requests per
 // second CALLER's proxy sends each callee (outbound request_total by
 // dst_deployment, every retried attempt counted). A callee with one
@@ -127,10 +130,8 @@
 // the simulated Prometheus scrapes, with a quantile and a rate window,
 // keyed by the label value the configuration's signal gives (a service,
 // a queue, or for edgeRate the dst_deployment). Not offered yet:
-// response_total by classification (the timeouts' failures are counted
-// but not scraped) and per-edge latency histograms, which need a
-// histogram per call edge recorded at the caller when an answer or a
-// timeout arrives.
+// per-edge latency histograms and failures, which need a histogram per
+// call edge recorded at the caller when an answer or a timeout arrives.
 //
 // # What-if on a recorded load
 //

@@ -59,6 +59,9 @@ type promSample struct {
 	// out is the requests the service has sent, by callee (Linkerd's
 	// outbound request_total by dst_deployment).
 	out []uint64
+	// failures is the responses classified failure (Linkerd's inbound
+	// response_total{classification="failure"}).
+	failures uint64
 }
 
 // queueSample is one refresh of a queue's management statistics.
@@ -108,8 +111,11 @@ type svcState struct {
 	latCount    uint64
 	buckets     []uint64 // Prometheus histogram, last bucket is +Inf
 	out         []uint64 // requests sent, by callee, its messages' calls included
-	scrapes     []promSample
-	nScrapes    int
+	// failures counts requests answered as failed (a call ran out of
+	// attempts) and attempts their caller abandoned, each once.
+	failures uint64
+	scrapes  []promSample
+	nScrapes int
 
 	// Scoring.
 	win, winEntry, all, allEntry logHist
@@ -677,6 +683,7 @@ func (s *sim) timeout(id int32, tok uint32) {
 	calls := s.callsOf(r)
 	e := &calls[r.edge-1]
 	s.svcs[e.to].timeouts++
+	s.svcs[e.to].failures++
 	if r.attempt < e.retries {
 		r.attempt++
 		s.issue(id, calls, r.edge-1, r.rep)
@@ -721,6 +728,9 @@ func (s *sim) finish(id int32) {
 		if r.failed {
 			v.failedEntry++
 		}
+	}
+	if r.failed && (r.parent < 0 || s.reqs[r.parent].tok == r.ptok) {
+		v.failures++ // (an abandoned attempt was counted when its caller gave up)
 	}
 	if r.parent >= 0 {
 		if pr := &s.reqs[r.parent]; pr.tok == r.ptok {
@@ -951,6 +961,7 @@ func (s *sim) scrapeProm() {
 		ps.t = s.now
 		copy(ps.buckets, v.buckets)
 		copy(ps.out, v.out)
+		ps.failures = v.failures
 		ps.requests = v.requests
 		ps.inFlight = v.inFlight
 		v.nScrapes++

@@ -93,3 +93,48 @@ elmascale: {preset: elma365}
 		}
 	}
 }
+
+// Verifies Linkerd's failure classification: when the callee always
+// answers after the caller's timeout, every attempt at the callee fails
+// (abandoned) and so does every request at the caller (out of attempts),
+// so each one's failure rate is its request rate; when the callee answers
+// in time, nothing fails.
+func TestPropertyLinkerdFailureRate(t *testing.T) {
+	rapid.Check(t, func(t *rapid.T) {
+		retries := rapid.IntRange(0, 3).Draw(t, "retries")
+		slow := rapid.Bool().Draw(t, "slow")
+		seed := rapid.Uint64().Draw(t, "seed")
+		back := "50ms"
+		if slow {
+			back = "150ms"
+		}
+		sc := parse(t, fmt.Sprintf(`
+name: failures
+duration: 10m
+cluster:
+  services:
+    front: {slots: 1000, serviceTime: {dist: constant, mean: 1ms}, cpuRequest: 1000m, calls: [{service: back, mean: 1, timeout: 100ms, retries: %d}]}
+    back: {slots: 1000, serviceTime: {dist: constant, mean: %s}, cpuRequest: 1000m}
+load:
+  - {service: front, constant: 20}
+`, retries, back))
+		c := NewCluster(sc, seed)
+		c.Advance(5 * time.Minute)
+		for _, name := range []string{"front", "back"} {
+			req, o1 := c.metric("linkerd_request_rate", name)
+			fail, o2 := c.metric("linkerd_failure_rate", name)
+			if o1.Status != policy.StatusOK || o2.Status != policy.StatusOK {
+				t.Fatalf("%s: %+v %+v", name, o1, o2)
+			}
+			switch {
+			case !slow && fail != 0:
+				t.Fatalf("%s failed %.2f/s with its callee answering in time", name, fail)
+			case slow && math.Abs(fail-req) > 0.05*req:
+				t.Fatalf("%s: %.2f failures/s for %.2f requests/s, want every one failed", name, fail, req)
+			}
+		}
+		if b, _ := c.metric("linkerd_request_rate", "back"); slow && math.Abs(b-20*float64(1+retries)) > 0.15*20*float64(1+retries) {
+			t.Fatalf("back received %.1f/s, want about %d/s (20/s × %d attempts)", b, 20*(1+retries), 1+retries)
+		}
+	})
+}

@@ -262,6 +262,12 @@ const (
 	// rate(request_total{direction="outbound", deployment=From}[Window])
 	// by dst_deployment. Retried attempts count, as the proxy counts them.
 	SeriesEdgeRate SeriesKind = "edgeRate"
+	// SeriesFailureRate is the responses per second a service answered
+	// as failed, over Window: Linkerd's inbound
+	// response_total{classification="failure"}. A response fails when one
+	// of its calls ran out of attempts, or when its caller abandoned it
+	// (the caller's timeout resets the stream).
+	SeriesFailureRate SeriesKind = "failureRate"
 )
 
 // MetricBinding says what a configuration's metric name means in the
@@ -316,6 +322,7 @@ func defaultBindings() map[string]MetricBinding {
 		// Outbound edges need their caller: bind series edgeRate with from.
 		"linkerd_response_latency_p95": {Series: SeriesLatencyQuantile, Quantile: 0.95, Window: time.Minute},
 		"linkerd_request_rate":         {Series: SeriesRequestRate, Window: time.Minute},
+		"linkerd_failure_rate":         {Series: SeriesFailureRate, Window: time.Minute},
 	}
 }
 
@@ -945,7 +952,7 @@ func (c *scenarioCompiler) compileBindings() {
 				c.errs.add("metricBindings.%s.quantile: must be in (0, 1)", name)
 			}
 			mb.Window = orDefault(mb.Window, time.Minute)
-		case SeriesRequestRate, SeriesQueuePublishRate, SeriesQueueAckRate:
+		case SeriesRequestRate, SeriesFailureRate, SeriesQueuePublishRate, SeriesQueueAckRate:
 			mb.Window = orDefault(mb.Window, time.Minute)
 		case SeriesInFlight, SeriesQueueMessages, SeriesQueueReady:
 		default:
