@@ -2,6 +2,7 @@ package dashboard
 
 import (
 	"bytes"
+	"encoding/json"
 	"flag"
 	"os"
 	"strings"
@@ -96,5 +97,124 @@ func TestEmbeddedDashboardIsGenerated(t *testing.T) {
 	}
 	if !bytes.Equal(got, deploy.Dashboard) {
 		t.Fatal("the embedded dashboard differs from the generated one: run go test ./dashboard -update and rebuild")
+	}
+}
+
+// builtPanels returns the generated dashboard's panels by title.
+func builtPanels(t *testing.T) (map[string]map[string]any, map[string]any) {
+	t.Helper()
+	data, err := Build()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var d map[string]any
+	if err := json.Unmarshal(data, &d); err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]map[string]any{}
+	for _, p := range d["panels"].([]any) {
+		pm := p.(map[string]any)
+		out[pm["title"].(string)] = pm
+	}
+	return out, d
+}
+
+func exprs(p map[string]any) []string {
+	var out []string
+	for _, tg := range p["targets"].([]any) {
+		out = append(out, tg.(map[string]any)["expr"].(string))
+	}
+	return out
+}
+
+func unit(p map[string]any) string {
+	fc, _ := p["fieldConfig"].(map[string]any)
+	def, _ := fc["defaults"].(map[string]any)
+	u, _ := def["unit"].(string)
+	return u
+}
+
+// Verifies what a person reading the dashboard relies on: the namespace
+// variable lists the managed namespaces; the ratio panel reads 1 as 1×,
+// not 100%, and keeps an overrun queue (target 0) instead of dropping it;
+// each signal values panel holds one kind, so one axis has one unit; the
+// replicas panel repeats per service instead of drawing every service's
+// lines at once and shows the bounds; the latest decisions, the limiting
+// rules and the budget have panels; annotations say why.
+func TestDashboardReadsRight(t *testing.T) {
+	panels, d := builtPanels(t)
+	var nsQuery string
+	for _, v := range d["templating"].(map[string]any)["list"].([]any) {
+		if vm := v.(map[string]any); vm["name"] == "namespace" {
+			nsQuery, _ = vm["query"].(string)
+		}
+	}
+	if nsQuery != "label_values(elmascale_config_info, target_namespace)" {
+		t.Errorf("namespace variable query %q: want the managed namespaces", nsQuery)
+	}
+
+	ratio := panels["Signals against their targets"]
+	if u := unit(ratio); u == "percentunit" || u == "percent" {
+		t.Errorf("ratio panel unit %q shows 1× as 100%%", u)
+	}
+	var queue string
+	for _, e := range exprs(ratio) {
+		if strings.Contains(e, `kind="queue"`) {
+			queue = e
+		}
+	}
+	if queue == "" || strings.Contains(queue, "> 0") || !strings.Contains(queue, "clamp_min(") {
+		t.Errorf("the ratio panel drops a queue whose target is 0: %q", queue)
+	}
+
+	for title, kind := range map[string]string{"Utilization signals": `kind=~"utilization"`, "Latency signals": `kind=~"latency"`,
+		"Queue signals": `kind=~"queue"`, "Other signals": `kind=~"perReplica|object|pods"`} {
+		p, ok := panels[title]
+		if !ok {
+			t.Errorf("no %s panel", title)
+			continue
+		}
+		for _, e := range exprs(p) {
+			if !strings.Contains(e, kind) {
+				t.Errorf("%s mixes signal kinds: %s", title, e)
+			}
+		}
+	}
+	for title, p := range panels {
+		for _, e := range exprs(p) {
+			if strings.Contains(e, "elmascale_signal_value") && !strings.Contains(e, "kind") {
+				t.Errorf("%s plots signals of every kind on one axis: %s", title, e)
+			}
+		}
+	}
+
+	rep := panels["Replicas: $service"]
+	if rep == nil || rep["repeat"] != "service" {
+		t.Fatalf("the replicas panel is not repeated per service: %v", rep)
+	}
+	all := strings.Join(exprs(rep), "\n")
+	for _, m := range []string{"elmascale_replicas_min", "elmascale_replicas_max", "elmascale_replicas_desired"} {
+		if !strings.Contains(all, m) {
+			t.Errorf("replicas panel lacks %s", m)
+		}
+	}
+	for _, title := range []string{"Latest decision per service", "Services by limiting rule", "Budget in use"} {
+		if panels[title] == nil {
+			t.Errorf("no %q panel", title)
+		}
+	}
+	table := strings.Join(exprs(panels["Latest decision per service"]), "\n")
+	if !strings.Contains(table, "elmascale_decision_info") || !strings.Contains(table, "limited_by") {
+		t.Errorf("the decisions table lacks the limiting rule: %s", table)
+	}
+	ann := d["annotations"].(map[string]any)["list"].([]any)
+	found := false
+	for _, a := range ann {
+		if tf, _ := a.(map[string]any)["titleFormat"].(string); strings.Contains(tf, "{{limited_by}}") && strings.Contains(tf, "{{direction}}") {
+			found = true
+		}
+	}
+	if !found {
+		t.Error("no annotation carries the direction and the limiting rule")
 	}
 }

@@ -19,6 +19,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 
@@ -37,16 +38,31 @@ const e2eConfig = `apiVersion: elmascale.io/v1alpha1
 kind: Config
 namespace: dash
 interval: 1s
+budget:
+  maxTotalReplicas: 20
 metrics:
   inflight:
     prometheus:
       query: sum by (service) (app_in_flight)
+  latency:
+    prometheus:
+      query: max by (service) (app_latency_seconds)
+  backlog:
+    prometheus:
+      query: sum by (service) (app_backlog)
 services:
   api:
     minReplicas: 1
     maxReplicas: 4
     signals:
       - {name: in-flight, perReplica: {metric: inflight, targetPerReplica: 10}}
+      - {name: latency, latency: {metric: latency, quantile: 0.95, slo: 500ms}}
+      - {name: jobs, queue: {backlogMetric: backlog, drainTime: 30s, throughputPerReplica: 5}}
+  steady:
+    minReplicas: 1
+    maxReplicas: 2
+    signals:
+      - {name: cpu, utilization: {resource: cpu, targetPercent: 80}}
   legacy:
     minReplicas: 1
     maxReplicas: 3
@@ -68,22 +84,22 @@ func TestEveryQueryHasDataFromRunningDaemons(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
 	admin := kubernetes.NewForConfigOrDie(c.AdminConfig)
-	if err := c.CreateNamespace(ctx, "dash"); err != nil {
-		t.Fatal(err)
-	}
-	for _, name := range []string{"api", "legacy"} {
-		if _, err := admin.AppsV1().Deployments("dash").Create(ctx, deployment(name), metav1.CreateOptions{}); err != nil {
+	// A namespace with the RBAC elmascale ships, so its collector may read
+	// pods and their metrics there.
+	ns := kubetest.Namespace(t, c)
+	for _, name := range []string{"api", "legacy", "steady"} {
+		if _, err := admin.AppsV1().Deployments(ns).Create(ctx, deployment(ns, name), metav1.CreateOptions{}); err != nil {
 			t.Fatal(err)
 		}
 	}
 	hpa := &autoscalingv2.HorizontalPodAutoscaler{
-		ObjectMeta: metav1.ObjectMeta{Name: "legacy", Namespace: "dash"},
+		ObjectMeta: metav1.ObjectMeta{Name: "legacy", Namespace: ns},
 		Spec: autoscalingv2.HorizontalPodAutoscalerSpec{
 			ScaleTargetRef: autoscalingv2.CrossVersionObjectReference{APIVersion: "apps/v1", Kind: "Deployment", Name: "legacy"},
 			MinReplicas:    new(int32(1)), MaxReplicas: 3,
 		},
 	}
-	if _, err := admin.AutoscalingV2().HorizontalPodAutoscalers("dash").Create(ctx, hpa, metav1.CreateOptions{}); err != nil {
+	if _, err := admin.AutoscalingV2().HorizontalPodAutoscalers(ns).Create(ctx, hpa, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
 
@@ -92,8 +108,12 @@ func TestEveryQueryHasDataFromRunningDaemons(t *testing.T) {
 	// starts.
 	app := prometheus.NewRegistry()
 	inflight := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "app_in_flight"}, []string{"service"})
-	app.MustRegister(inflight)
+	latency := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "app_latency_seconds"}, []string{"service"})
+	backlog := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "app_backlog"}, []string{"service"})
+	app.MustRegister(inflight, latency, backlog)
 	inflight.WithLabelValues("api").Set(5)
+	latency.WithLabelValues("api").Set(0.2)
+	backlog.WithLabelValues("api").Set(3)
 	var promURL atomic.Pointer[url.URL]
 	proxy := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		u := promURL.Load()
@@ -106,7 +126,7 @@ func TestEveryQueryHasDataFromRunningDaemons(t *testing.T) {
 	proxyAddr := listen(t, proxy)
 
 	cfgPath := filepath.Join(t.TempDir(), "config.yaml")
-	if err := os.WriteFile(cfgPath, []byte(e2eConfig), 0o644); err != nil {
+	if err := os.WriteFile(cfgPath, []byte(strings.Replace(e2eConfig, "namespace: dash", "namespace: "+ns, 1)), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	applyAddr := startDaemon(ctx, t, c, cfgPath, scaler.ModeApply, "http://"+proxyAddr, "http://127.0.0.1:1")
@@ -126,29 +146,54 @@ func TestEveryQueryHasDataFromRunningDaemons(t *testing.T) {
 	inflight.WithLabelValues("api").Set(35)
 	time.Sleep(15 * time.Second)
 
-	for _, q := range dashboard.Queries() {
-		expr := strings.NewReplacer("$__rate_interval", "1m", "$namespace", ".*", "$service", ".*").Replace(q.Expr)
-		n, err := rangeSamples(ctx, prom.URL, expr, start, time.Now())
-		if err != nil {
-			t.Errorf("%s: %v\n%s", q.Panel, err, expr)
-			continue
+	// Pod metrics take 30-40 s to first appear through metrics-server:
+	// wait for every query to have data, up to a deadline.
+	deadline := time.Now().Add(75 * time.Second)
+	for {
+		var empty []string
+		for _, q := range dashboard.Queries() {
+			n, err := rangeSamples(ctx, prom.URL, expand(q.Expr, ns), start, time.Now())
+			if err != nil {
+				t.Fatalf("%s: %v\n%s", q.Panel, err, q.Expr)
+			}
+			if n == 0 {
+				empty = append(empty, q.Panel+": "+q.Expr)
+			}
 		}
-		if n == 0 {
-			t.Errorf("%s: no data from the running daemons\n%s", q.Panel, expr)
+		if len(empty) == 0 {
+			break
 		}
+		if time.Now().After(deadline) {
+			t.Fatalf("queries without data from the running daemons:\n%s", strings.Join(empty, "\n"))
+		}
+		time.Sleep(2 * time.Second)
+	}
+	// Another managed namespace selects nothing: the variable filters.
+	q := dashboard.Queries()[2]
+	if n, err := rangeSamples(ctx, prom.URL, expand(q.Expr, "elsewhere"), start, time.Now()); err != nil || n != 0 {
+		t.Errorf("%s with another managed namespace: %d samples (%v), want none\n%s", q.Panel, n, err, q.Expr)
 	}
 }
 
-func deployment(name string) *appsv1.Deployment {
+// expand fills Grafana's variables as the dashboard would with the
+// managed namespace ns and all services.
+func expand(expr, ns string) string {
+	return strings.NewReplacer("$__rate_interval", "1m", "$namespace", ns, "$service", ".*").Replace(expr)
+}
+
+func deployment(ns, name string) *appsv1.Deployment {
 	labels := map[string]string{"app": name}
 	return &appsv1.Deployment{
-		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "dash"},
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},
 		Spec: appsv1.DeploymentSpec{
 			Replicas: new(int32(1)),
 			Selector: &metav1.LabelSelector{MatchLabels: labels},
 			Template: corev1.PodTemplateSpec{
-				ObjectMeta: metav1.ObjectMeta{Labels: labels},
-				Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: name, Image: name + ":1"}}},
+				// KWOK reports this usage through metrics-server, for the
+				// utilization panel.
+				ObjectMeta: metav1.ObjectMeta{Labels: labels, Annotations: map[string]string{testcluster.AnnotationUsageCPU: "40m"}},
+				Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: name, Image: name + ":1",
+					Resources: corev1.ResourceRequirements{Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("100m")}}}}},
 			},
 		},
 	}
