@@ -148,6 +148,7 @@ func runSimulate(ctx context.Context, f *simulateFlags, stdout, stderr io.Writer
 		scenarios = append(scenarios, sc)
 	}
 
+	printPolicyLegend(stdout, policies)
 	var all []*report.Scenario
 	var timings []report.Timing
 	for _, sc := range scenarios {
@@ -301,6 +302,27 @@ func (d *daysDuration) Set(s string) error {
 	}
 	*d.p = days + v
 	return nil
+}
+
+// policyLegend says in one line what each policy of the score table is.
+var policyLegend = map[string]string{
+	"elmascale":   "the scenario's elmascale configuration, through the daemon's loop and policy",
+	"preset":      "the shipped ELMA365 preset (deploy/config/elma365.yaml), unchanged",
+	"hpa":         "CPU utilization on every scalable service, as a HorizontalPodAutoscaler would",
+	"keda":        "like hpa, but queue consumers scale on messages per replica, as KEDA's RabbitMQ trigger would",
+	"latency-hpa": "CPU plus latency against the SLO on every service, with no call graph: every breaching service scales",
+	"static":      "every service at the ELMA365 Enterprise default of two replicas (single-instance services at one)",
+	"oracle":      "offline, knowing the load in advance: a reference, not a policy one could run",
+}
+
+func printPolicyLegend(w io.Writer, policies []string) {
+	fmt.Fprintln(w, "Policies:")
+	for _, p := range policies {
+		if d, ok := policyLegend[p]; ok {
+			fmt.Fprintf(w, "- %s: %s\n", p, d)
+		}
+	}
+	fmt.Fprintln(w)
 }
 
 // loadScenario reads a scenario file, or a shipped scenario by name.

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/elmascale/elmascale/internal/promtest"
+	"github.com/elmascale/elmascale/simulations"
 )
 
 // Verifies that simulate runs a scenario file under two policies and
@@ -27,6 +28,9 @@ func TestSimulateWritesReport(t *testing.T) {
 	}
 	if !strings.Contains(stdout, "| hpa |") || !strings.Contains(stdout, "| oracle |") {
 		t.Errorf("score table lacks a policy row:\n%s", stdout)
+	}
+	if !strings.Contains(stdout, "- hpa: CPU utilization") || !strings.Contains(stdout, "- oracle: offline") {
+		t.Errorf("the output does not say what the policies are:\n%s", stdout)
 	}
 	md, err := os.ReadFile(filepath.Join(out, "report.md"))
 	if err != nil {
@@ -130,5 +134,14 @@ func TestSimulateFromPrometheus(t *testing.T) {
 	}
 	if code, _, stderr := run(t, "simulate", "--scenario", scenario, "--from-prometheus", prom.URL, "--range", "3x", "--out", out); code != 2 || !strings.Contains(stderr, "7d") {
 		t.Errorf("--range 3x: exit %d %q, want 2 with an example", code, stderr)
+	}
+}
+
+// Verifies every policy simulate can run has its one-line explanation.
+func TestEveryPolicyExplained(t *testing.T) {
+	for _, p := range simulations.PolicyNames() {
+		if policyLegend[p] == "" {
+			t.Errorf("policy %s has no explanation", p)
+		}
 	}
 }
