@@ -248,6 +248,7 @@ func Run(ctx context.Context, o Options) error {
 		}
 		wg.Add(1)
 		go func() { defer wg.Done(); checkAtStart(ctx, cfg, o, sc, client, log.Named("doctor")) }()
+		go releaseWhenStarted(ctx, o.Clock, log)
 		tk, waitBurst := startBurst(ctx, lp, o.Collector, func() time.Duration { return loop.BurstInterval(src.Current()) }, leading, o.Clock, log.Named("burst"))
 		runLoop(ctx, tk, src, leading, o.Clock)
 		waitBurst()
