@@ -121,6 +121,7 @@ func Run(ctx context.Context, o Options) (Summary, error) {
 	}
 	col := newSourceMetrics(o.Registry, cluster, cfg)
 	err = runDemo(runCtx, sc, cluster, col, cfg, o, loop.Recorders{metrics, history, health}, table, &sum, stop)
+	table.finish()
 	finish(o.Out, &sum)
 	// Stopped by its Duration or by the user: not a failure.
 	if errors.Is(err, context.Canceled) {
@@ -293,10 +294,7 @@ func (t *table) tick(k loop.Tick, total int32) {
 			return
 		}
 		t.forwarding = false
-		if t.skipped > 1 {
-			fmt.Fprintf(t.out, "%s  ── fast-forwarded %s of simulated time from %s: %d ticks, %d replicas in total, nothing to change\n",
-				t.skipUntil.Format("15:04:05"), t.skipUntil.Sub(t.skipFrom).Round(time.Minute), t.skipFrom.Format("15:04"), t.skipped, t.skipTotal)
-		}
+		t.skipNote()
 		t.lastStatus = k.Time
 	}
 	for _, r := range rows {
@@ -305,6 +303,22 @@ func (t *table) tick(k loop.Tick, total int32) {
 	if k.Time.Sub(t.lastStatus) >= 30*time.Minute {
 		t.lastStatus = k.Time
 		fmt.Fprintf(t.out, "%s  ── %d replicas in total; bottlenecks: %s\n", clock, total, orNone(strings.Join(hot, ", ")))
+	}
+}
+
+// skipNote says what was fast-forwarded, if anything.
+func (t *table) skipNote() {
+	if t.skipped > 1 {
+		fmt.Fprintf(t.out, "%s  ── fast-forwarded %s of simulated time from %s: %d ticks, %d replicas in total, nothing to change\n",
+			t.skipUntil.Format("15:04:05"), t.skipUntil.Sub(t.skipFrom).Round(time.Minute), t.skipFrom.Format("15:04"), t.skipped, t.skipTotal)
+	}
+	t.skipped = 0
+}
+
+// finish ends a run that may have ended while fast-forwarding.
+func (t *table) finish() {
+	if t.forwarding {
+		t.skipNote()
 	}
 }
 

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -129,25 +130,50 @@ func TestDemoServesMetricsAndDecisions(t *testing.T) {
 	}
 }
 
+// firstRow cancels a demo once it prints its first decision row.
+type firstRow struct {
+	mu     sync.Mutex
+	buf    bytes.Buffer
+	cancel func()
+}
+
+func (w *firstRow) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if bytes.Contains(p, []byte(" → ")) {
+		w.cancel()
+	}
+	return w.buf.Write(p)
+}
+
 // Verifies the demo acts within seconds of starting: the quiet night
 // before the day's first change is fast-forwarded, and said to be, rather
-// than shown as half a minute of unchanged totals.
+// than shown as half a minute of unchanged totals (status lines every 3 s
+// at 600×); and a run that ends while nothing has happened says so too.
 func TestDemoActsWithinSeconds(t *testing.T) {
-	var out bytes.Buffer
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	out := &firstRow{cancel: cancel}
 	start := time.Now()
-	_, err := Run(context.Background(), Options{Scenario: "elma365-day", Seed: 1, Speedup: 600, Duration: 6 * time.Hour, Out: &out})
-	if err != nil {
+	if _, err := Run(ctx, Options{Scenario: "elma365-day", Seed: 1, Speedup: 600, Out: out}); err != nil {
 		t.Fatal(err)
 	}
-	// Six simulated hours at 600× took 36 s before; the first change comes
-	// at about 05:36, so about 24 paced minutes (2.4 s) remain.
 	if took := time.Since(start); took > 10*time.Second {
-		t.Errorf("took %s", took)
+		t.Errorf("the first decision came after %s", took)
 	}
-	lines := strings.Split(out.String(), "\n")
+	text := out.buf.String()
+	lines := strings.Split(text, "\n")
 	i := slices.IndexFunc(lines, func(l string) bool { return strings.HasPrefix(l, "TIME") })
-	if i < 0 || i+2 >= len(lines) || !strings.Contains(lines[i+1], "fast-forwarded") || strings.Contains(lines[i+2], "──") {
-		t.Fatalf("want the header, the fast-forward note, then a decision:\n%s", out.String())
+	if i < 0 || i+2 >= len(lines) || !strings.Contains(lines[i+1], "fast-forwarded") || !strings.Contains(lines[i+2], " → ") {
+		t.Fatalf("want the header, the fast-forward note, then a decision:\n%s", text)
+	}
+
+	var quiet bytes.Buffer
+	if _, err := Run(context.Background(), Options{Scenario: "elma365-day", Seed: 1, Speedup: 600, Duration: time.Hour, Out: &quiet}); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(quiet.String(), "── fast-forwarded 1h0m0s of simulated time from 00:00: 240 ticks") {
+		t.Errorf("a quiet hour is not said to be fast-forwarded:\n%s", quiet.String())
 	}
 }
 
