@@ -159,11 +159,9 @@ func Capture(ctx context.Context, template []byte, fsys fs.FS, dir string, opts 
 			delete(c, "base")
 			raw["cluster"] = mergeYAML(bm, c)
 		}
-		if c, ok := raw["cluster"].(map[string]any); ok && c["pools"] != nil {
-			// The configuration below already has the pools' entries.
-			return nil, errors.New("capture: a template with cluster.pools is not supported yet; expand the pools into services first")
-		}
 	}
+	// The configuration has the pools' entries already; expanding the
+	// pools again leaves them as they are.
 	var cfg map[string]any
 	if err := yaml.Unmarshal(sc.ElmascaleYAML, &cfg); err != nil {
 		return nil, err

@@ -16,7 +16,7 @@ import (
 )
 
 // captureTemplate is a cluster fed at its five entry services and a
-// queue, its
+// queue, with a worker pool from a template, its
 // cluster and configuration in other files.
 const captureTemplate = `
 name: small
@@ -51,6 +51,8 @@ services:
   worker: {slots: 4, serviceTime: {mean: 5ms}, cpuPerRequest: 5ms, cpuRequest: 500m, consumes: [jobs]}
 queues:
   jobs: {serviceTime: {mean: 200ms}}
+pools:
+  - {template: worker, names: [sales]}
 `
 
 const captureConfig = `
@@ -61,6 +63,8 @@ services:
     dependsOn: [auth]
     signals: [{name: cpu, utilization: {resource: cpu, targetPercent: 70}}]
   auth:
+    signals: [{name: cpu, utilization: {resource: cpu, targetPercent: 70}}]
+  worker:
     signals: [{name: cpu, utilization: {resource: cpu, targetPercent: 70}}]
 `
 
@@ -128,6 +132,9 @@ func TestCaptureFromPrometheus(t *testing.T) {
 	tmpl, err := ParseScenario(template, files, ".")
 	if err != nil {
 		t.Fatal(err)
+	}
+	if _, ok := sc.Elmascale.Service("worker-sales"); !ok || sc.ServiceIndex("worker-sales") < 0 {
+		t.Fatal("the template's worker pool, or its configuration entry, is not in the captured scenario")
 	}
 	if len(sc.Services) != len(tmpl.Services) || string(sc.ElmascaleYAML) != string(tmpl.ElmascaleYAML) {
 		t.Fatal("captured scenario's cluster or configuration differs from the template's")
