@@ -57,6 +57,9 @@ func (s *Scaler) Apply(ctx context.Context, cfg *config.Config, plan policy.Plan
 			o.Skipped = loop.HandoffReason(t.status.HandedOff)
 		case s.opts.Mode == ModeDryRun:
 			o.Recommended = true
+			if leader {
+				s.recommend(t, d)
+			}
 			if s.opts.AnnotateRecommendations && leader {
 				o.Err = s.withTimeout(ctx, func(ctx context.Context) error { return s.annotate(ctx, t, d.Desired) })
 			}

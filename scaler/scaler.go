@@ -148,6 +148,7 @@ type Scaler struct {
 	lastCRD  time.Time
 	targets  map[string]target // as of the last Observe
 	handoffs map[string]string // service -> HandedOff last seen
+	recs     recommendations   // dry-run Events told, per target
 }
 
 var _ loop.Scaler = (*Scaler)(nil)
