@@ -65,6 +65,13 @@ type Options struct {
 	MaxClockSkew time.Duration
 	// MaxParallelQueries bounds concurrent Prometheus queries (default 4).
 	MaxParallelQueries int
+	// MaxResponseBytes bounds the body of every answer of a source, read
+	// decompressed (default DefaultMaxResponseBytes); a longer one fails
+	// that query.
+	MaxResponseBytes int64
+	// MaxSeries bounds the series of one Prometheus answer and the queues
+	// of one RabbitMQ answer (default DefaultMaxSeries).
+	MaxSeries int
 	// Breaker tunes the circuit breakers, one per source.
 	Breaker BreakerSettings
 
@@ -103,6 +110,12 @@ func New(opts Options) (*Collector, error) {
 	if opts.MaxParallelQueries <= 0 {
 		opts.MaxParallelQueries = 4
 	}
+	if opts.MaxResponseBytes <= 0 {
+		opts.MaxResponseBytes = DefaultMaxResponseBytes
+	}
+	if opts.MaxSeries <= 0 {
+		opts.MaxSeries = DefaultMaxSeries
+	}
 	if opts.MaxClockSkew <= 0 {
 		opts.MaxClockSkew = 30 * time.Second
 	}
@@ -118,7 +131,7 @@ func New(opts Options) (*Collector, error) {
 		if err != nil {
 			return nil, err
 		}
-		c.prom = &promSource{api: api, timeout: opts.QueryTimeout, parallel: opts.MaxParallelQueries, m: c.m, log: log}
+		c.prom = &promSource{api: api, timeout: opts.QueryTimeout, parallel: opts.MaxParallelQueries, maxSeries: opts.MaxSeries, m: c.m, log: log}
 		c.promGuard = newGuard(SourcePrometheus, bs, c.m, log)
 	}
 
@@ -165,7 +178,7 @@ func newPromAPI(opts Options) (promv1.API, error) {
 	if err != nil {
 		return nil, fmt.Errorf("collector: prometheus HTTP client: %w", err)
 	}
-	client, err := api.NewClient(api.Config{Address: u.String(), RoundTripper: rt})
+	client, err := api.NewClient(api.Config{Address: u.String(), RoundTripper: limitBody{next: rt, max: opts.MaxResponseBytes}})
 	if err != nil {
 		return nil, fmt.Errorf("collector: prometheus client: %w", err)
 	}
@@ -198,7 +211,8 @@ func newRabbitSource(opts Options) (*rabbitSource, error) {
 	if client == nil {
 		client = &http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone()}
 	}
-	return &rabbitSource{base: u, user: user, password: password, client: client, timeout: opts.QueryTimeout}, nil
+	return &rabbitSource{base: u, user: user, password: password, client: client, timeout: opts.QueryTimeout,
+		maxBody: opts.MaxResponseBytes, maxQueues: opts.MaxSeries}, nil
 }
 
 // Collect samples every signal of cfg once. Sources run concurrently, each

@@ -50,8 +50,10 @@ type promSource struct {
 	api      promAPI
 	timeout  time.Duration
 	parallel int
-	m        *metrics
-	log      *zap.Logger
+	// maxSeries bounds the series of one answer.
+	maxSeries int
+	m         *metrics
+	log       *zap.Logger
 	// freshness rewrites each query to carry its samples' own times.
 	freshness freshnessQueries
 }
@@ -107,6 +109,13 @@ func (s *promSource) query(ctx context.Context, def config.Metric, now time.Time
 	if len(infos) > 0 {
 		s.log.Debug("prometheus query returned infos", zap.String("metric", def.Name), zap.Strings("infos", infos))
 	}
+	if errors.Is(err, ErrAnswerTooLarge) {
+		// The query's fault (it does not aggregate), not the source's:
+		// the breaker does not count it.
+		s.m.errors.WithLabelValues(SourcePrometheus, ReasonQuery).Inc()
+		return &metricResult{err: &SourceError{Source: SourcePrometheus, Reason: ReasonQuery,
+			Err: fmt.Errorf("query %s: %w; it must aggregate by (%s), e.g. sum by (%s) (...)", def.Name, err, def.Prometheus.KeyLabel, def.Prometheus.KeyLabel)}}, nil
+	}
 	if err != nil {
 		reason, sourceLevel := classifyPromError(err)
 		s.m.errors.WithLabelValues(SourcePrometheus, reason).Inc()
@@ -119,7 +128,7 @@ func (s *promSource) query(ctx context.Context, def config.Metric, now time.Time
 		}
 		return &metricResult{err: se}, nil
 	}
-	res, err := vectorByKey(val, def.Prometheus.KeyLabel)
+	res, err := vectorByKey(val, def.Prometheus.KeyLabel, s.maxSeries)
 	if err != nil {
 		s.m.errors.WithLabelValues(SourcePrometheus, ReasonQuery).Inc()
 		return &metricResult{err: &SourceError{Source: SourcePrometheus, Reason: ReasonQuery, Err: fmt.Errorf("query %s: %w", def.Name, err)}}, nil
@@ -129,7 +138,7 @@ func (s *promSource) query(ctx context.Context, def config.Metric, now time.Time
 
 // vectorByKey indexes an instant vector by the key label. Series without
 // the label cannot belong to any service and are dropped.
-func vectorByKey(val model.Value, keyLabel string) (*metricResult, error) {
+func vectorByKey(val model.Value, keyLabel string, maxSeries int) (*metricResult, error) {
 	vec, ok := val.(model.Vector)
 	if !ok {
 		typ := "nothing"
@@ -137,6 +146,9 @@ func vectorByKey(val model.Value, keyLabel string) (*metricResult, error) {
 			typ = val.Type().String()
 		}
 		return nil, fmt.Errorf("returned %s, want an instant vector aggregated by (%s)", typ, keyLabel)
+	}
+	if maxSeries > 0 && len(vec) > maxSeries {
+		return nil, fmt.Errorf("returned %d series, more than the limit of %d: it must aggregate by (%s)", len(vec), maxSeries, keyLabel)
 	}
 	res := &metricResult{byKey: make(map[string]sample, len(vec))}
 	ln := model.LabelName(keyLabel)

@@ -49,9 +49,6 @@ var queueColumns = strings.Join([]string{
 	"message_stats.deliver_no_ack_details.rate", "message_stats.get_no_ack_details.rate",
 }, ",")
 
-// maxRabbitBody bounds what a misbehaving endpoint can make us read.
-const maxRabbitBody = 64 << 20
-
 // rabbitSource reads every queue of interest with one management API call.
 type rabbitSource struct {
 	base     *url.URL // without user info
@@ -60,6 +57,9 @@ type rabbitSource struct {
 	client   *http.Client
 	timeout  time.Duration
 	m        *metrics
+	// maxBody and maxQueues bound one answer.
+	maxBody   int64
+	maxQueues int
 }
 
 // passwordFrom returns a reader of the RabbitMQ password: the file when one
@@ -125,27 +125,61 @@ func (s *rabbitSource) collect(ctx context.Context, vhosts []string) (map[queueR
 		return nil, fail(classifyTransportError(err), err)
 	}
 	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, maxRabbitBody))
-	s.observe(start)
-	if err != nil {
-		return nil, fail(classifyTransportError(err), fmt.Errorf("read answer from %s: %w", s.base, err))
-	}
-	switch {
-	case resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden:
-		return nil, fail(ReasonAuth, fmt.Errorf("management API at %s refused user %q (HTTP %d): check the RabbitMQ user and password, and that the user has the monitoring tag",
-			s.base, s.user, resp.StatusCode))
-	case resp.StatusCode == http.StatusNotFound && len(vhosts) == 1:
-		return nil, fail(ReasonHTTPStatus, fmt.Errorf("management API at %s: vhost %q not found (HTTP 404)", s.base, vhosts[0]))
-	case resp.StatusCode/100 != 2:
+	if resp.StatusCode/100 != 2 {
+		body, _ := io.ReadAll(io.LimitReader(resp.Body, 4<<10))
+		s.observe(start)
+		switch {
+		case resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden:
+			return nil, fail(ReasonAuth, fmt.Errorf("management API at %s refused user %q (HTTP %d): check the RabbitMQ user and password, and that the user has the monitoring tag",
+				s.base, s.user, resp.StatusCode))
+		case resp.StatusCode == http.StatusNotFound && len(vhosts) == 1:
+			return nil, fail(ReasonHTTPStatus, fmt.Errorf("management API at %s: vhost %q not found (HTTP 404)", s.base, vhosts[0]))
+		}
 		return nil, fail(ReasonHTTPStatus, fmt.Errorf("management API at %s answered HTTP %d: %s", s.base, resp.StatusCode, snippet(body)))
 	}
-	var rows []queueStats
-	if err := json.Unmarshal(body, &rows); err != nil {
+	out, err := s.decode(resp.Body)
+	s.observe(start)
+	switch {
+	case errors.Is(err, ErrAnswerTooLarge), errors.Is(err, errTooManyQueues):
+		return nil, fail(ReasonBadResponse, fmt.Errorf("management API at %s: %w", s.base, err))
+	case err != nil && ctx.Err() == nil && qctx.Err() != nil:
+		return nil, fail(ReasonTimeout, fmt.Errorf("no whole answer from %s within %s", s.base, s.timeout))
+	case err != nil:
 		return nil, fail(ReasonBadResponse, fmt.Errorf("management API at %s: cannot decode queue list: %w", s.base, err))
 	}
-	out := make(map[queueRef]queueStats, len(rows))
-	for _, r := range rows {
+	return out, nil
+}
+
+// errTooManyQueues stops decoding a queue list longer than maxQueues.
+var errTooManyQueues = errors.New("too many queues")
+
+// decode reads the queue list row by row, so an answer costs the rows kept,
+// never the whole body: the body is cut at maxBody and the list at
+// maxQueues.
+func (s *rabbitSource) decode(body io.Reader) (map[queueRef]queueStats, error) {
+	dec := json.NewDecoder(&boundedBody{rc: io.NopCloser(body), left: s.maxBody, max: s.maxBody})
+	tok, err := dec.Token()
+	if err != nil {
+		return nil, err
+	}
+	if d, ok := tok.(json.Delim); !ok || d != '[' {
+		return nil, fmt.Errorf("want a JSON array of queues, got %v", tok)
+	}
+	out := map[queueRef]queueStats{}
+	n := 0
+	for dec.More() {
+		n++
+		if s.maxQueues > 0 && n > s.maxQueues {
+			return nil, fmt.Errorf("%w: more than %d queues in the answer; name a vhost holding fewer", errTooManyQueues, s.maxQueues)
+		}
+		var r queueStats
+		if err := dec.Decode(&r); err != nil {
+			return nil, err
+		}
 		out[queueRef{vhost: r.VHost, name: r.Name}] = r
+	}
+	if _, err := dec.Token(); err != nil {
+		return nil, err
 	}
 	return out, nil
 }

@@ -3,6 +3,8 @@ package main
 import (
 	"errors"
 	"fmt"
+	"net/url"
+	"strings"
 	"time"
 
 	"github.com/spf13/pflag"
@@ -85,6 +87,19 @@ func (l *liveFlags) collector(logger *zap.Logger) (c loop.Collector, enabled boo
 		return nil, false, nil
 	}
 	opts.Logger = logger
+	for _, src := range []struct{ flag, raw, instead string }{
+		{"--prometheus", l.prometheusURL, "--prometheus-config (basic_auth with password_file, or a bearer token file)"},
+		{"--rabbitmq", l.rabbitURL, "--rabbitmq-user and --rabbitmq-password-file (or $" + rabbitPasswordEnv + ")"},
+	} {
+		creds, err := checkSourceURL(src.flag, src.raw)
+		if err != nil {
+			return nil, false, err
+		}
+		if creds && logger != nil {
+			logger.Warn(src.flag+" carries credentials in its URL: they show in the pod spec, in ps and in shell history; give them with "+src.instead,
+				zap.String("url", withoutUserInfo(src.raw)))
+		}
+	}
 	var rc *rest.Config
 	if kubeconfig != "" {
 		if rc, err = clientcmd.BuildConfigFromFlags("", kubeconfig); err != nil {
@@ -97,4 +112,35 @@ func (l *liveFlags) collector(logger *zap.Logger) (c loop.Collector, enabled boo
 		return nil, false, err
 	}
 	return col, true, nil
+}
+
+// checkSourceURL refuses a malformed source URL with an error that never
+// echoes what may be a password, and reports whether the URL carries
+// credentials (user info).
+func checkSourceURL(flag, raw string) (creds bool, err error) {
+	if raw == "" {
+		return false, nil
+	}
+	u, err := url.Parse(raw)
+	if err != nil || u.Scheme == "" || u.Host == "" {
+		return false, fmt.Errorf("%s %q: want scheme://host[:port][/path]", flag, withoutUserInfo(raw))
+	}
+	return u.User != nil, nil
+}
+
+// withoutUserInfo drops everything between "://" and the last "@" of the
+// authority, parsed or not, so a password never reaches a log or an error.
+func withoutUserInfo(raw string) string {
+	rest, scheme := raw, ""
+	if i := strings.Index(raw, "://"); i >= 0 {
+		scheme, rest = raw[:i+3], raw[i+3:]
+	}
+	auth := rest
+	if i := strings.IndexAny(rest, "/?#"); i >= 0 {
+		auth = rest[:i]
+	}
+	if i := strings.LastIndex(auth, "@"); i >= 0 {
+		return scheme + "…@" + rest[i+1:]
+	}
+	return raw
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/spf13/pflag"
 	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
 )
 
 func parseLive(t *testing.T, predefineKubeconfig bool, args ...string) *liveFlags {
@@ -83,5 +84,44 @@ func TestLiveFlagsShareKubeconfig(t *testing.T) {
 	_, _, err := parseLive(t, true, "--kubeconfig", "/nonexistent/kc").collector(zap.NewNop())
 	if err == nil || !strings.Contains(err.Error(), "/nonexistent/kc") {
 		t.Fatalf("err %v, want the shared kubeconfig to be used", err)
+	}
+}
+
+// Verifies that credentials in a source URL are warned about (not echoed)
+// and that a malformed URL's error never shows its user info.
+func TestSourceURLCredentials(t *testing.T) {
+	pw := filepath.Join(t.TempDir(), "pw")
+	if err := os.WriteFile(pw, []byte("secret\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	core, logs := observer.New(zap.WarnLevel)
+	l := parseLive(t, false, "--rabbitmq", "http://mon:hunter2@127.0.0.1:15672", "--prometheus", "http://scrape:s3cret@127.0.0.1:9090")
+	if _, _, err := l.collector(zap.New(core)); err != nil {
+		t.Fatal(err)
+	}
+	var warned []string
+	for _, e := range logs.All() {
+		line := e.Message
+		for _, f := range e.Context {
+			line += " " + f.String
+		}
+		warned = append(warned, line)
+		if strings.Contains(line, "hunter2") || strings.Contains(line, "s3cret") || strings.Contains(line, "mon:") {
+			t.Errorf("warning echoes the credentials: %s", line)
+		}
+	}
+	if len(warned) != 2 || !strings.Contains(warned[0], "--prometheus carries credentials") || !strings.Contains(warned[1], "--rabbitmq-password-file") {
+		t.Errorf("warnings %q, want one per source naming the safer flags", warned)
+	}
+
+	for _, raw := range []string{"http://u:p4ss@exa mple:80", "u:p4ss@host", "://u:p4ss@"} {
+		_, _, err := parseLive(t, false, "--prometheus", raw).collector(zap.NewNop())
+		if err == nil || !strings.Contains(err.Error(), "--prometheus") {
+			t.Errorf("%q: err %v, want a malformed --prometheus URL", raw, err)
+			continue
+		}
+		if strings.Contains(err.Error(), "p4ss") {
+			t.Errorf("%q: error echoes the password: %v", raw, err)
+		}
 	}
 }
