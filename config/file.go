@@ -43,6 +43,31 @@ type File struct {
 	Services map[string]ServiceFile `yaml:"services"`
 	// Burst sets the burst path's defaults (BurstFile).
 	Burst *BurstFile `yaml:"burst"`
+	// Mesh reads the service mesh's proxy metrics: the call graph and every
+	// service's own latency, measured (MeshFile).
+	Mesh *MeshFile `yaml:"mesh"`
+}
+
+// MeshFile is the service mesh source. Exactly one provider is set.
+type MeshFile struct {
+	// Linkerd reads Linkerd's proxy metrics through the configured
+	// Prometheus (usually Linkerd-viz's).
+	Linkerd *LinkerdFile `yaml:"linkerd"`
+	// MinEdgeRate: calls per second below which an observed edge is not
+	// part of the call graph (default 0.05).
+	MinEdgeRate *float64 `yaml:"minEdgeRate"`
+}
+
+// LinkerdFile is where Linkerd's series are and how they are read.
+type LinkerdFile struct {
+	// Namespace of the meshed workloads, matched against the series'
+	// namespace and dst_namespace labels (default: the config's namespace).
+	Namespace string `yaml:"namespace"`
+	// Window of the rates (default 1m); at least twice the scrape interval.
+	Window Duration `yaml:"window"`
+	// Selector is extra PromQL label matchers added to every series
+	// selector, e.g. `job="linkerd-proxy"`.
+	Selector string `yaml:"selector"`
 }
 
 // BudgetFile is the cluster budget.

@@ -17,6 +17,9 @@ type Spec struct {
 	AttributionMemory time.Duration `json:"attributionMemory,omitempty"`
 	// Budget caps the cluster-wide total of replicas; zero values mean no cap.
 	Budget Budget `json:"budget,omitempty"`
+	// Mesh, when set, makes the service mesh's measurements (Snapshot.Mesh)
+	// the call graph and the source of each service's own latency.
+	Mesh *MeshSpec `json:"mesh,omitempty"`
 }
 
 // Budget limits what all managed services may use together.
@@ -277,6 +280,9 @@ type Snapshot struct {
 	// Time the collection finished.
 	Time     time.Time                     `json:"time,omitempty"`
 	Services map[string]ServiceObservation `json:"services,omitempty"`
+	// Mesh is the service mesh's view of the same moment; nil when no mesh
+	// source is configured.
+	Mesh *MeshObservation `json:"mesh,omitempty"`
 }
 
 // ServiceObservation is what is known about one service at snapshot time.

@@ -1,0 +1,165 @@
+package policy
+
+import (
+	"math"
+	"slices"
+	"strings"
+	"time"
+)
+
+// MeshObservation is what the service mesh's proxies measured over one
+// rate window: every managed workload's inbound traffic and every call one
+// workload made to another, as the caller's proxy saw it. With Linkerd these
+// are the proxies' request_total, response_total and response_latency_ms
+// series (direction="inbound" and direction="outbound" with dst_* labels).
+// The call graph is its Edges; nothing in it is written by hand.
+type MeshObservation struct {
+	Status ObservationStatus `json:"status"`
+	// Time the rates end at (the source's timestamp).
+	Time time.Time `json:"time,omitempty"`
+	// Window the rates are taken over.
+	Window time.Duration `json:"window,omitempty"`
+	// Inbound by workload name (the scale target's name).
+	Inbound map[string]MeshInbound `json:"inbound,omitempty"`
+	// Edges sorted by From, then To; at most one per pair.
+	Edges []MeshEdge `json:"edges,omitempty"`
+	// Error explains a failed observation.
+	Error string `json:"error,omitempty"`
+}
+
+// MeshInbound is one workload's inbound traffic over the window.
+type MeshInbound struct {
+	// RequestRate is requests per second arriving at its pods' proxies
+	// (the demand, retries included).
+	RequestRate float64 `json:"requestRate"`
+	// ResponseRate is responses per second (the throughput).
+	ResponseRate float64 `json:"responseRate"`
+	// SuccessShare is the share of responses classified as successes, in
+	// [0, 1]; -1 when the source cannot tell.
+	SuccessShare float64 `json:"successShare"`
+	// LatencyMean is the mean seconds from request to response at its
+	// proxies; 0 when there were no responses.
+	LatencyMean float64 `json:"latencyMean"`
+	// LatencyP95 is the 95th percentile in seconds; 0 when unknown.
+	LatencyP95 float64 `json:"latencyP95,omitempty"`
+}
+
+// MeshEdge is the calls one workload made to another over the window.
+type MeshEdge struct {
+	From string `json:"from"`
+	// To is the destination workload; for an External destination, what
+	// the proxy knows of it (a service name or an authority).
+	To string `json:"to"`
+	// External is true when the destination is not a meshed workload: a
+	// data store, a service outside the cluster.
+	External bool `json:"external,omitempty"`
+	// Rate is calls per second, every attempt counted.
+	Rate float64 `json:"rate"`
+	// LatencyMean is the mean seconds a call took as the caller saw it.
+	LatencyMean float64 `json:"latencyMean"`
+	// SuccessShare as for MeshInbound.
+	SuccessShare float64 `json:"successShare"`
+}
+
+// MeshCounts are the per-second rates, over one window, of the mesh's
+// counters for one workload's inbound traffic or one edge, as a source
+// reads them (PromQL's rate() of the proxy's series summed over pods).
+type MeshCounts struct {
+	Requests  float64
+	Responses float64
+	// Successes is the rate of responses classified as successes; negative
+	// when unknown.
+	Successes float64
+	// LatencySum is the rate of the latency histogram's sum, in seconds
+	// (Linkerd's response_latency_ms sum divided by 1000), and
+	// LatencyCount the rate of its count.
+	LatencySum   float64
+	LatencyCount float64
+	// P95 in seconds, 0 when unknown.
+	P95 float64
+}
+
+// MeshEdgeKey names one edge of MeshCounts.
+type MeshEdgeKey struct {
+	From, To string
+	External bool
+}
+
+// NewMeshObservation builds a MeshObservation from the counters' rates,
+// the one way both a cluster's sources and the simulator turn mesh counters
+// into what Decide reads. Entries with a NaN, infinite or negative rate are
+// dropped and named in Error (Status stays ok when anything is left); an
+// edge slower than minEdgeRate calls per second (health checks, noise) is
+// dropped without a word.
+func NewMeshObservation(t time.Time, window time.Duration, inbound map[string]MeshCounts, edges map[MeshEdgeKey]MeshCounts, minEdgeRate float64) MeshObservation {
+	o := MeshObservation{Status: StatusOK, Time: t, Window: window, Inbound: make(map[string]MeshInbound, len(inbound))}
+	var bad []string
+	for name, c := range inbound {
+		if !c.valid() {
+			bad = append(bad, name)
+			continue
+		}
+		o.Inbound[name] = MeshInbound{
+			RequestRate:  c.Requests,
+			ResponseRate: c.Responses,
+			SuccessShare: c.successShare(),
+			LatencyMean:  c.mean(),
+			LatencyP95:   c.P95,
+		}
+	}
+	for k, c := range edges {
+		if !c.valid() {
+			bad = append(bad, k.From+"→"+k.To)
+			continue
+		}
+		if c.Requests < minEdgeRate || k.From == "" || k.To == "" {
+			continue
+		}
+		o.Edges = append(o.Edges, MeshEdge{From: k.From, To: k.To, External: k.External, Rate: c.Requests, LatencyMean: c.mean(), SuccessShare: c.successShare()})
+	}
+	slices.SortFunc(o.Edges, func(a, b MeshEdge) int {
+		if c := strings.Compare(a.From, b.From); c != 0 {
+			return c
+		}
+		return strings.Compare(a.To, b.To)
+	})
+	if len(bad) > 0 {
+		slices.Sort(bad)
+		o.Error = "invalid mesh rates (NaN, infinite or negative) for " + strings.Join(bad, ", ")
+		if len(o.Inbound) == 0 && len(o.Edges) == 0 {
+			o.Status = StatusInvalid
+		}
+	}
+	return o
+}
+
+func (c MeshCounts) valid() bool {
+	for _, v := range [...]float64{c.Requests, c.Responses, c.LatencySum, c.LatencyCount, c.P95} {
+		if math.IsNaN(v) || math.IsInf(v, 0) || v < 0 {
+			return false
+		}
+	}
+	return !math.IsNaN(c.Successes) && !math.IsInf(c.Successes, 0)
+}
+
+func (c MeshCounts) mean() float64 {
+	if c.LatencyCount <= 0 {
+		return 0
+	}
+	return c.LatencySum / c.LatencyCount
+}
+
+func (c MeshCounts) successShare() float64 {
+	if c.Successes < 0 || c.Responses <= 0 {
+		return -1
+	}
+	return math.Min(1, c.Successes/c.Responses)
+}
+
+// MeshSpec is how Decide uses Snapshot.Mesh; nil leaves the mesh unused
+// (attribution then follows DependsOn only).
+type MeshSpec struct {
+	// MinEdgeRate: calls per second below which an edge is not part of the
+	// call graph.
+	MinEdgeRate float64 `json:"minEdgeRate,omitempty"`
+}
