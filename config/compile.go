@@ -23,6 +23,7 @@ func Compile(f *File) (*Config, error) {
 	defs := compileDefaults(v, f, plat)
 	compileMetrics(v, f, c)
 	compileServices(v, f, c, defs, plat)
+	compileMesh(v, f, c)
 	if len(v.errs) > 0 {
 		return nil, v.errs
 	}

@@ -27,6 +27,8 @@ type Config struct {
 	// Services in the same order as Policy.Services: Services[i] and
 	// Policy.Services[i] are one service (Compile guarantees it).
 	Services []Service
+	// Mesh is the service mesh source; nil when none is configured.
+	Mesh *MeshSource
 }
 
 // Metric is one named metric definition.
