@@ -21,6 +21,17 @@ type Collector interface {
 	Collect(ctx context.Context, cfg *config.Config, now time.Time) (Signals, error)
 }
 
+// MeshCollector is a Collector that also reads the service mesh: the call
+// graph and every workload's inbound traffic (config.Config.Mesh says
+// where). A failure is reported inside the observation, never as nil.
+type MeshCollector interface {
+	CollectMesh(ctx context.Context, cfg *config.Config, now time.Time) policy.MeshObservation
+}
+
+// NoMeshSource is the error of the mesh observation when the configuration
+// asks for a mesh and the collector cannot read one.
+const NoMeshSource = "the configuration names a mesh but this collector has no mesh source"
+
 // TargetStatus is what the scaler knows about one service's scale target.
 type TargetStatus struct {
 	// Found is false when the workload does not exist or could not be read.
@@ -211,13 +222,14 @@ func (l *Loop) RunOnce(ctx context.Context, now time.Time) Tick {
 
 	start = clock()
 	signals, err := l.Collector.Collect(ctx, cfg, now)
+	mesh := collectMesh(ctx, l.Collector, cfg, now)
 	step(StepCollect, start)
 	if err != nil {
 		fail(StepCollect, fmt.Errorf("collect signals: %w", err))
 	}
 
 	spec := cfg.Policy
-	snap := policy.Snapshot{Time: now, Services: make(map[string]policy.ServiceObservation, len(cfg.Services))}
+	snap := policy.Snapshot{Time: now, Services: make(map[string]policy.ServiceObservation, len(cfg.Services)), Mesh: mesh}
 	for i, s := range cfg.Services {
 		ts := targets[s.Name]
 		if ts.Pinned && !spec.Services[i].Pinned {
@@ -275,4 +287,18 @@ func (l *Loop) RunOnce(ctx context.Context, now time.Time) Tick {
 		RecordSafely(l.Recorder, t)
 	}
 	return t
+}
+
+// collectMesh reads the mesh when the configuration names one: nil when it
+// does not, a failed observation when the collector cannot.
+func collectMesh(ctx context.Context, c Collector, cfg *config.Config, now time.Time) *policy.MeshObservation {
+	if cfg.Mesh == nil {
+		return nil
+	}
+	mc, ok := c.(MeshCollector)
+	if !ok {
+		return &policy.MeshObservation{Status: policy.StatusFailed, Error: NoMeshSource}
+	}
+	o := mc.CollectMesh(ctx, cfg, now)
+	return &o
 }

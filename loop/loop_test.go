@@ -248,3 +248,46 @@ func TestMissingCollector(t *testing.T) {
 		t.Errorf("observation = %+v, want missing with the reason", got)
 	}
 }
+
+// meshCollector adds a fixed mesh observation to fakeCollector.
+type meshCollector struct {
+	fakeCollector
+	mesh policy.MeshObservation
+}
+
+func (m meshCollector) CollectMesh(context.Context, *config.Config, time.Time) policy.MeshObservation {
+	return m.mesh
+}
+
+// Verifies that the tick puts the mesh into the snapshot only when the
+// configuration names one, and that a collector without a mesh source
+// gives a failed observation the decisions can explain, not nil.
+func TestMeshInSnapshot(t *testing.T) {
+	targets := map[string]TargetStatus{"worker": {Found: true, Current: 1, Ready: 1}, "main": {Found: true, Current: 1, Ready: 1}}
+	sigs := Signals{"worker": inflight(5), "main": inflight(5)}
+	edge := policy.MeshObservation{Status: policy.StatusOK, Time: epoch, Edges: []policy.MeshEdge{{From: "main", To: "worker", Rate: 3}}}
+	withMesh, err := config.Parse([]byte(testConfig + "mesh: {linkerd: {}}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name string
+		cfg  *config.Config
+		c    Collector
+		want func(*policy.MeshObservation) bool
+	}{
+		{"no mesh configured", testCfg(t), meshCollector{fakeCollector{signals: sigs}, edge}, func(m *policy.MeshObservation) bool { return m == nil }},
+		{"mesh read", withMesh, meshCollector{fakeCollector{signals: sigs}, edge}, func(m *policy.MeshObservation) bool {
+			return m != nil && m.Status == policy.StatusOK && len(m.Edges) == 1 && m.Edges[0].To == "worker"
+		}},
+		{"collector without a mesh source", withMesh, fakeCollector{signals: sigs}, func(m *policy.MeshObservation) bool {
+			return m != nil && m.Status == policy.StatusFailed && m.Error == NoMeshSource
+		}},
+	} {
+		l := &Loop{Config: func() *config.Config { return tc.cfg }, Collector: tc.c, Scaler: &fakeScaler{targets: targets}, Recorder: &countRecorder{}}
+		tk := l.RunOnce(context.Background(), epoch)
+		if !tc.want(tk.Snapshot.Mesh) {
+			t.Errorf("%s: snapshot mesh %+v", tc.name, tk.Snapshot.Mesh)
+		}
+	}
+}
