@@ -14,13 +14,13 @@ import (
 type BurstFile struct {
 	// Enabled turns the burst path on (default false). At the top level it
 	// turns it on for every service with a RabbitMQ queue signal.
-	Enabled *bool `yaml:"enabled"`
+	Enabled *bool `yaml:"enabled" json:"enabled,omitempty"`
 	// Interval between two reads of the queues (default 2s), at least
 	// 500ms and shorter than the loop's interval.
-	Interval Duration `yaml:"interval"`
+	Interval Duration `yaml:"interval" json:"interval,omitempty"`
 	// Threshold: how many times its current replicas the queue signals
 	// must ask for (default 2, Knative's panic threshold of 200%); >= 1.
-	Threshold *float64 `yaml:"threshold"`
+	Threshold *float64 `yaml:"threshold" json:"threshold,omitempty"`
 }
 
 // Burst path defaults.

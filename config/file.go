@@ -11,207 +11,233 @@ import (
 // README's config section follows; units are in the names or stated.
 
 // File is a whole configuration file.
+// +kubebuilder:validation:XValidation:rule="!has(self.platform) || self.platform != 'elma365' || !has(self.services) || self.services.all(n, !((has(self.services[n].target) && has(self.services[n].target.name) ? self.services[n].target.name : n) in ['scheduler', 'notifier', 'messengers']) || ((!has(self.services[n].minReplicas) || self.services[n].minReplicas == 1) && (!has(self.services[n].maxReplicas) || self.services[n].maxReplicas == 1)))",message="ELMA365's scheduler, notifier and messengers run as exactly one instance: their minReplicas and maxReplicas must be 1"
 type File struct {
 	// APIVersion must be elmascale.io/v1alpha1.
-	APIVersion string `yaml:"apiVersion"`
+	APIVersion string `yaml:"apiVersion" json:"-"`
 	// Kind must be Config.
-	Kind string `yaml:"kind"`
+	Kind string `yaml:"kind" json:"-"`
 	// Platform "elma365" pins scheduler, notifier and messengers at one
 	// replica and rejects any attempt to scale them. Empty means generic.
-	Platform string `yaml:"platform"`
+	// +kubebuilder:validation:Enum="";elma365
+	Platform string `yaml:"platform" json:"platform,omitempty"`
 	// Edition for ELMA365: "enterprise" (default minReplicas 2) or
 	// "standard" (default minReplicas 1).
-	Edition string `yaml:"edition"`
+	// +kubebuilder:validation:Enum="";enterprise;standard
+	Edition string `yaml:"edition" json:"edition,omitempty"`
 	// Namespace of the scale targets.
-	Namespace string `yaml:"namespace"`
+	Namespace string `yaml:"namespace" json:"namespace,omitempty"`
 	// Interval between control loop ticks (default 15s).
-	Interval Duration `yaml:"interval"`
+	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('1s')",message="must be at least 1s"
+	Interval Duration `yaml:"interval" json:"interval,omitempty"`
 	// StaleAfter: an observation older than this is treated as missing
 	// (default 3 × interval).
-	StaleAfter Duration `yaml:"staleAfter"`
+	// +kubebuilder:validation:XValidation:rule="duration(self) > duration('0s')",message="must be positive"
+	StaleAfter Duration `yaml:"staleAfter" json:"staleAfter,omitempty"`
 	// AttributionMemory: a bottleneck keeps explaining its callers' latency
 	// this long after its own signals recover (default 2m; 0s turns it off).
-	AttributionMemory *Duration `yaml:"attributionMemory"`
+	// +kubebuilder:validation:XValidation:rule="duration(self) <= duration('1h')",message="must be at most 1h"
+	AttributionMemory *Duration `yaml:"attributionMemory" json:"attributionMemory,omitempty"`
 	// Budget caps what all managed services may use together.
-	Budget BudgetFile `yaml:"budget"`
+	Budget BudgetFile `yaml:"budget" json:"budget,omitempty"`
 	// Defaults apply to every service that does not set its own.
-	Defaults DefaultsFile `yaml:"defaults"`
+	Defaults DefaultsFile `yaml:"defaults" json:"defaults,omitempty"`
 	// Metrics are named metric definitions; each is one query per tick,
 	// aggregated by a label, whatever the number of services using it.
-	Metrics map[string]MetricFile `yaml:"metrics"`
+	// +kubebuilder:validation:MaxProperties=1000
+	Metrics map[string]MetricFile `yaml:"metrics" json:"metrics,omitempty"`
 	// Services by name.
-	Services map[string]ServiceFile `yaml:"services"`
+	// +kubebuilder:validation:MaxProperties=10000
+	Services map[string]ServiceFile `yaml:"services" json:"services,omitempty"`
 	// Burst sets the burst path's defaults (BurstFile).
-	Burst *BurstFile `yaml:"burst"`
+	Burst *BurstFile `yaml:"burst" json:"burst,omitempty"`
 	// Mesh reads the service mesh's proxy metrics: the call graph and every
 	// service's own latency, measured (MeshFile).
-	Mesh *MeshFile `yaml:"mesh"`
+	Mesh *MeshFile `yaml:"mesh" json:"mesh,omitempty"`
 }
 
 // MeshFile is the service mesh source. Exactly one provider is set.
 type MeshFile struct {
 	// Linkerd reads Linkerd's proxy metrics through the configured
 	// Prometheus (usually Linkerd-viz's).
-	Linkerd *LinkerdFile `yaml:"linkerd"`
+	Linkerd *LinkerdFile `yaml:"linkerd" json:"linkerd,omitempty"`
 	// MinEdgeRate: calls per second below which an observed edge is not
 	// part of the call graph (default 0.05).
-	MinEdgeRate *float64 `yaml:"minEdgeRate"`
+	MinEdgeRate *float64 `yaml:"minEdgeRate" json:"minEdgeRate,omitempty"`
 }
 
 // LinkerdFile is where Linkerd's series are and how they are read.
 type LinkerdFile struct {
 	// Namespace of the meshed workloads, matched against the series'
 	// namespace and dst_namespace labels (default: the config's namespace).
-	Namespace string `yaml:"namespace"`
+	Namespace string `yaml:"namespace" json:"namespace,omitempty"`
 	// Window of the rates (default 1m); at least twice the scrape interval.
-	Window Duration `yaml:"window"`
+	// +kubebuilder:validation:XValidation:rule="duration(self) > duration('0s')",message="must be positive"
+	Window Duration `yaml:"window" json:"window,omitempty"`
 	// Selector is extra PromQL label matchers added to every series
 	// selector, e.g. `job="linkerd-proxy"`.
-	Selector string `yaml:"selector"`
+	Selector string `yaml:"selector" json:"selector,omitempty"`
 }
 
 // BudgetFile is the cluster budget.
 type BudgetFile struct {
 	// MaxTotalReplicas over all managed services; 0 means unlimited.
-	MaxTotalReplicas int32 `yaml:"maxTotalReplicas"`
+	// +kubebuilder:validation:Minimum=0
+	MaxTotalReplicas int32 `yaml:"maxTotalReplicas" json:"maxTotalReplicas,omitempty"`
 }
 
 // DefaultsFile holds per-service defaults.
+// +kubebuilder:validation:XValidation:rule="!has(self.minReplicas) || !has(self.maxReplicas) || self.minReplicas <= self.maxReplicas",message="minReplicas must not exceed maxReplicas"
 type DefaultsFile struct {
-	MinReplicas *int32        `yaml:"minReplicas"`
-	MaxReplicas *int32        `yaml:"maxReplicas"`
-	Behavior    *BehaviorFile `yaml:"behavior"`
+	// +kubebuilder:validation:Minimum=0
+	MinReplicas *int32 `yaml:"minReplicas" json:"minReplicas,omitempty"`
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=10000
+	MaxReplicas *int32        `yaml:"maxReplicas" json:"maxReplicas,omitempty"`
+	Behavior    *BehaviorFile `yaml:"behavior" json:"behavior,omitempty"`
 }
 
 // MetricFile defines one metric source.
 type MetricFile struct {
-	Prometheus *PrometheusMetricFile `yaml:"prometheus"`
+	Prometheus *PrometheusMetricFile `yaml:"prometheus" json:"prometheus,omitempty"`
 }
 
 // PrometheusMetricFile is an instant PromQL query returning a vector with
 // one series per key (service, queue, ...).
 type PrometheusMetricFile struct {
 	// Query must aggregate by KeyLabel, e.g. `sum by (service) (...)`.
-	Query string `yaml:"query"`
+	Query string `yaml:"query" json:"query,omitempty"`
 	// KeyLabel is the label naming the series' key (default "service").
-	KeyLabel string `yaml:"keyLabel"`
+	KeyLabel string `yaml:"keyLabel" json:"keyLabel,omitempty"`
 }
 
 // ServiceFile is one service.
+// +kubebuilder:validation:XValidation:rule="!has(self.minReplicas) || !has(self.maxReplicas) || self.minReplicas <= self.maxReplicas",message="minReplicas must not exceed maxReplicas",fieldPath=".minReplicas"
+// +kubebuilder:validation:XValidation:rule="!has(self.pinned) || !self.pinned || ((!has(self.minReplicas) || self.minReplicas == 1) && (!has(self.maxReplicas) || self.maxReplicas == 1) && (!has(self.fallbackReplicas) || self.fallbackReplicas <= 1))",message="a pinned service runs exactly one replica: minReplicas and maxReplicas must be 1, fallbackReplicas 0 or 1",fieldPath=".pinned"
 type ServiceFile struct {
 	// Target is the scaled workload (default Deployment named as the service).
-	Target *TargetFile `yaml:"target"`
+	Target *TargetFile `yaml:"target" json:"target,omitempty"`
 	// MinReplicas and MaxReplicas bound its replicas.
-	MinReplicas *int32 `yaml:"minReplicas"`
-	MaxReplicas *int32 `yaml:"maxReplicas"`
+	// +kubebuilder:validation:Minimum=0
+	MinReplicas *int32 `yaml:"minReplicas" json:"minReplicas,omitempty"`
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=10000
+	MaxReplicas *int32 `yaml:"maxReplicas" json:"maxReplicas,omitempty"`
 	// Pinned holds the service at exactly one replica.
-	Pinned bool `yaml:"pinned"`
+	Pinned bool `yaml:"pinned" json:"pinned,omitempty"`
 	// DependsOn: services this one calls synchronously.
-	DependsOn []string `yaml:"dependsOn"`
+	DependsOn []string `yaml:"dependsOn" json:"dependsOn,omitempty"`
 	// FallbackReplicas: when every signal is missing, raise to this count (never lowers).
-	FallbackReplicas int32 `yaml:"fallbackReplicas"`
+	// +kubebuilder:validation:Minimum=0
+	FallbackReplicas int32 `yaml:"fallbackReplicas" json:"fallbackReplicas,omitempty"`
 	// Behavior overrides the default behavior, direction by direction.
-	Behavior *BehaviorFile `yaml:"behavior"`
-	Signals  []SignalFile  `yaml:"signals"`
+	Behavior *BehaviorFile `yaml:"behavior" json:"behavior,omitempty"`
+	Signals  []SignalFile  `yaml:"signals" json:"signals,omitempty"`
 	// Burst overrides the burst path's defaults for this service.
-	Burst *BurstFile `yaml:"burst"`
+	Burst *BurstFile `yaml:"burst" json:"burst,omitempty"`
 	// AllowDataStore lets the entry target a workload named like a data
 	// store (postgres*, mongo*, redis*, minio*, rabbitmq*), which is
 	// otherwise refused: elmascale does not scale data stores.
-	AllowDataStore bool `yaml:"allowDataStore"`
+	AllowDataStore bool `yaml:"allowDataStore" json:"allowDataStore,omitempty"`
 }
 
 // TargetFile names a workload.
 type TargetFile struct {
 	// Kind is Deployment (default) or StatefulSet.
-	Kind string `yaml:"kind"`
-	Name string `yaml:"name"`
+	// +kubebuilder:validation:Enum=Deployment;StatefulSet
+	Kind string `yaml:"kind" json:"kind,omitempty"`
+	Name string `yaml:"name" json:"name,omitempty"`
 }
 
 // SignalFile is one signal; exactly one kind field is set.
 type SignalFile struct {
-	Name string `yaml:"name"`
+	Name string `yaml:"name" json:"name,omitempty"`
 	// Tolerance overrides the behavior tolerance for this signal.
-	Tolerance *float64 `yaml:"tolerance"`
+	Tolerance *float64 `yaml:"tolerance" json:"tolerance,omitempty"`
 	// Symptom: this signal's breach can be caused by a saturated dependency
 	// (in-flight requests at a caller), so it is attributed like latency.
 	// Latency signals are always symptoms.
-	Symptom     bool             `yaml:"symptom"`
-	Utilization *UtilizationFile `yaml:"utilization"`
-	Queue       *QueueFile       `yaml:"queue"`
-	Latency     *LatencyFile     `yaml:"latency"`
-	PerReplica  *PerReplicaFile  `yaml:"perReplica"`
-	Object      *ObjectFile      `yaml:"object"`
-	Pods        *PodsFile        `yaml:"pods"`
+	Symptom     bool             `yaml:"symptom" json:"symptom,omitempty"`
+	Utilization *UtilizationFile `yaml:"utilization" json:"utilization,omitempty"`
+	Queue       *QueueFile       `yaml:"queue" json:"queue,omitempty"`
+	Latency     *LatencyFile     `yaml:"latency" json:"latency,omitempty"`
+	PerReplica  *PerReplicaFile  `yaml:"perReplica" json:"perReplica,omitempty"`
+	Object      *ObjectFile      `yaml:"object" json:"object,omitempty"`
+	Pods        *PodsFile        `yaml:"pods" json:"pods,omitempty"`
 }
 
 // UtilizationFile: CPU or memory from metrics.k8s.io against pod requests.
 type UtilizationFile struct {
 	// Resource: cpu or memory.
-	Resource string `yaml:"resource"`
+	// +kubebuilder:validation:Enum=cpu;memory
+	Resource string `yaml:"resource" json:"resource,omitempty"`
 	// TargetPercent of requests, 1..1000.
-	TargetPercent int32 `yaml:"targetPercent"`
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=1000
+	TargetPercent int32 `yaml:"targetPercent" json:"targetPercent,omitempty"`
 }
 
 // QueueFile: a work queue.
 type QueueFile struct {
 	// RabbitMQ reads the queues straight from the management API.
-	RabbitMQ *RabbitMQQueueFile `yaml:"rabbitmq"`
+	RabbitMQ *RabbitMQQueueFile `yaml:"rabbitmq" json:"rabbitmq,omitempty"`
 	// Metric-based alternative: names of metric definitions, keyed by Key.
-	Backlog        string `yaml:"backlogMetric"`
-	ArrivalRate    string `yaml:"arrivalRateMetric"`
-	CompletionRate string `yaml:"completionRateMetric"`
+	Backlog        string `yaml:"backlogMetric" json:"backlogMetric,omitempty"`
+	ArrivalRate    string `yaml:"arrivalRateMetric" json:"arrivalRateMetric,omitempty"`
+	CompletionRate string `yaml:"completionRateMetric" json:"completionRateMetric,omitempty"`
 	// Key selects the series of those metrics (default: the service name).
-	Key string `yaml:"key"`
+	Key string `yaml:"key" json:"key,omitempty"`
 	// DrainTime: the backlog should be gone within this time.
-	DrainTime Duration `yaml:"drainTime"`
+	// +kubebuilder:validation:XValidation:rule="duration(self) > duration('0s')",message="must be positive"
+	DrainTime Duration `yaml:"drainTime" json:"drainTime,omitempty"`
 	// TargetUtilization of measured per-replica throughput, (0,1], default 0.8.
-	TargetUtilization float64 `yaml:"targetUtilization"`
+	TargetUtilization float64 `yaml:"targetUtilization" json:"targetUtilization,omitempty"`
 	// ThroughputPerReplica: messages/s one replica completes, used until measured.
-	ThroughputPerReplica float64 `yaml:"throughputPerReplica"`
+	ThroughputPerReplica float64 `yaml:"throughputPerReplica" json:"throughputPerReplica,omitempty"`
 }
 
 // RabbitMQQueueFile lists queues whose backlogs add up.
 type RabbitMQQueueFile struct {
-	VHost  string   `yaml:"vhost"`
-	Queues []string `yaml:"queues"`
+	VHost  string   `yaml:"vhost" json:"vhost,omitempty"`
+	Queues []string `yaml:"queues" json:"queues,omitempty"`
 }
 
 // LatencyFile: a latency quantile metric (seconds) against an SLO.
 type LatencyFile struct {
-	Metric string `yaml:"metric"`
-	Key    string `yaml:"key"`
+	Metric string `yaml:"metric" json:"metric,omitempty"`
+	Key    string `yaml:"key" json:"key,omitempty"`
 	// Quantile the metric stands for, (0, 1). The metric's query decides
 	// it when it computes histogram_quantile(φ, …); then this may be left
 	// out and, when given, must agree. It is needed only for a query that
 	// does not show it, such as a recorded series.
-	Quantile float64  `yaml:"quantile"`
-	SLO      Duration `yaml:"slo"`
+	Quantile float64 `yaml:"quantile" json:"quantile,omitempty"`
+	// +kubebuilder:validation:XValidation:rule="duration(self) > duration('0s')",message="must be positive"
+	SLO Duration `yaml:"slo" json:"slo,omitempty"`
 }
 
 // PerReplicaFile: a metric total divided over replicas.
 type PerReplicaFile struct {
-	Metric           string  `yaml:"metric"`
-	Key              string  `yaml:"key"`
-	TargetPerReplica float64 `yaml:"targetPerReplica"`
+	Metric           string  `yaml:"metric" json:"metric,omitempty"`
+	Key              string  `yaml:"key" json:"key,omitempty"`
+	TargetPerReplica float64 `yaml:"targetPerReplica" json:"targetPerReplica,omitempty"`
 }
 
 // ObjectFile: a single value against a target.
 type ObjectFile struct {
-	Metric string  `yaml:"metric"`
-	Key    string  `yaml:"key"`
-	Target float64 `yaml:"target"`
+	Metric string  `yaml:"metric" json:"metric,omitempty"`
+	Key    string  `yaml:"key" json:"key,omitempty"`
+	Target float64 `yaml:"target" json:"target,omitempty"`
 	// RefuseAgainstLoad keeps the current count when the proposal points
 	// against the load (HPA has no such refusal; off by default).
-	RefuseAgainstLoad bool `yaml:"refuseAgainstLoad"`
+	RefuseAgainstLoad bool `yaml:"refuseAgainstLoad" json:"refuseAgainstLoad,omitempty"`
 }
 
 // PodsFile: a metric sampled per pod, averaged against a per-pod target
 // (HPA's Pods metric). The metric's query must give one series per pod,
 // keyed by a pod-name label (its keyLabel, e.g. pod).
 type PodsFile struct {
-	Metric       string  `yaml:"metric"`
-	TargetPerPod float64 `yaml:"targetPerPod"`
+	Metric       string  `yaml:"metric" json:"metric,omitempty"`
+	TargetPerPod float64 `yaml:"targetPerPod" json:"targetPerPod,omitempty"`
 }
 
 // BehaviorFile has the shape of autoscaling/v2 HorizontalPodAutoscalerBehavior
@@ -220,31 +246,41 @@ type BehaviorFile struct {
 	// Legacy reproduces an HPA without spec.behavior: a scale-up capped at
 	// max(2×current, 4) per tick, no scale-up stabilization, scaleDown's
 	// stabilizationWindow (default 5m) as the downscale window.
-	Legacy    bool              `yaml:"legacy"`
-	Tolerance *float64          `yaml:"tolerance"`
-	ScaleUp   *ScalingRulesFile `yaml:"scaleUp"`
-	ScaleDown *ScalingRulesFile `yaml:"scaleDown"`
+	Legacy    bool              `yaml:"legacy" json:"legacy,omitempty"`
+	Tolerance *float64          `yaml:"tolerance" json:"tolerance,omitempty"`
+	ScaleUp   *ScalingRulesFile `yaml:"scaleUp" json:"scaleUp,omitempty"`
+	ScaleDown *ScalingRulesFile `yaml:"scaleDown" json:"scaleDown,omitempty"`
 }
 
 // ScalingRulesFile is one direction's rules.
 type ScalingRulesFile struct {
 	// Tolerance for this direction only (autoscaling/v2 behavior.scaleUp /
 	// scaleDown.tolerance); unset: the behavior's tolerance.
-	Tolerance           *float64         `yaml:"tolerance"`
-	StabilizationWindow *Duration        `yaml:"stabilizationWindow"`
-	SelectPolicy        string           `yaml:"selectPolicy"`
-	Policies            []RatePolicyFile `yaml:"policies"`
+	Tolerance           *float64  `yaml:"tolerance" json:"tolerance,omitempty"`
+	StabilizationWindow *Duration `yaml:"stabilizationWindow" json:"stabilizationWindow,omitempty"`
+	// +kubebuilder:validation:Enum=Max;Min;Disabled
+	SelectPolicy string           `yaml:"selectPolicy" json:"selectPolicy,omitempty"`
+	Policies     []RatePolicyFile `yaml:"policies" json:"policies,omitempty"`
 }
 
 // RatePolicyFile is one rate policy.
 type RatePolicyFile struct {
 	// Type: Pods or Percent.
-	Type   string   `yaml:"type"`
-	Value  int32    `yaml:"value"`
-	Period Duration `yaml:"period"`
+	// +kubebuilder:validation:Enum=Pods;Percent
+	Type string `yaml:"type" json:"type,omitempty"`
+	// +kubebuilder:validation:Minimum=1
+	Value int32 `yaml:"value" json:"value,omitempty"`
+	// +kubebuilder:validation:XValidation:rule="duration(self) > duration('0s')",message="must be positive"
+	Period Duration `yaml:"period" json:"period,omitempty"`
 }
 
 // Duration is a time.Duration written as "30s", "5m", "500ms".
+//
+// In the resource's schema it is a string of decimal numbers, each with a
+// unit (ns, us, µs, ms, s, m, h), such as "1m30s".
+//
+// +kubebuilder:validation:Type=string
+// +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$`
 type Duration time.Duration
 
 // UnmarshalYAML parses Go duration strings.
