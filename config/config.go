@@ -116,22 +116,30 @@ func LoadFile(path string) (*Config, error) {
 	return Parse(data)
 }
 
-// Parse decodes YAML strictly and validates it. Every problem found is
+// Parse decodes YAML strictly and validates it. The YAML is a configuration
+// file (kind Config) or a ScalingPolicy resource whose spec is one; a
+// resource's problems are reported under spec, as the API server does. Every problem found is
 // reported in the returned error, one per line, each naming its path.
 func Parse(data []byte) (*Config, error) {
-	f, decodeErrs, err := decode(data)
+	f, isResource, decodeErrs, err := decodeDocument(data)
 	if err != nil {
 		return nil, err
 	}
 	// Keep going after unknown fields and type errors so one run reports
 	// every problem, not the first.
 	c, err := Compile(f)
-	if len(decodeErrs) == 0 {
-		return c, err
+	if err == nil && len(decodeErrs) == 0 {
+		return c, nil
 	}
 	var compileErrs Errors
 	if err != nil && !errors.As(err, &compileErrs) {
 		compileErrs = Errors{err}
+	}
+	if isResource {
+		compileErrs = underSpec(compileErrs)
+	}
+	if len(decodeErrs) == 0 {
+		return nil, compileErrs
 	}
 	return nil, append(decodeErrs, withoutFollowOns(compileErrs, decodeErrs)...)
 }

@@ -25,32 +25,43 @@ import (
 // decoder, because those stop at, or report only, the first type error,
 // truncate 2.9 to 2 in an integer field, and lose the path of the value.
 func decode(data []byte) (*File, Errors, error) {
+	f, _, errs, err := decodeDocument(data)
+	return f, errs, err
+}
+
+// decodeDocument is decode that also says whether the document was a
+// ScalingPolicy resource rather than a file.
+func decodeDocument(data []byte) (*File, bool, Errors, error) {
 	var root yaml.Node
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	if err := dec.Decode(&root); err != nil {
 		if errors.Is(err, io.EOF) {
-			return nil, nil, fmt.Errorf("config is empty")
+			return nil, false, nil, fmt.Errorf("config is empty")
 		}
-		return nil, nil, fmt.Errorf("config is not valid YAML: %w", err)
+		return nil, false, nil, fmt.Errorf("config is not valid YAML: %w", err)
 	}
 	var extra yaml.Node
 	if err := dec.Decode(&extra); err == nil {
-		return nil, nil, fmt.Errorf("config holds more than one YAML document")
+		return nil, false, nil, fmt.Errorf("config holds more than one YAML document")
 	}
 	doc := &root
 	if doc.Kind == yaml.DocumentNode && len(doc.Content) == 1 {
 		doc = doc.Content[0]
 	}
 	if doc.Kind == yaml.ScalarNode && doc.Tag == "!!null" {
-		return nil, nil, fmt.Errorf("config is empty")
+		return nil, false, nil, fmt.Errorf("config is empty")
 	}
 	if doc.Kind != yaml.MappingNode {
-		return nil, nil, fmt.Errorf("config must be a mapping of fields (apiVersion, kind, services, ...), not %s", describe(doc))
+		return nil, false, nil, fmt.Errorf("config must be a mapping of fields (apiVersion, kind, services, ...), not %s", describe(doc))
 	}
 	d := &decoder{}
 	var f File
+	if isResource(doc) {
+		d.resource(doc, &f)
+		return &f, true, d.errs, nil
+	}
 	d.value(doc, reflect.ValueOf(&f).Elem(), "", 0)
-	return &f, d.errs, nil
+	return &f, false, d.errs, nil
 }
 
 // fieldError is one decoding problem: a path, a line and what is wrong.
