@@ -274,14 +274,15 @@ type RatePolicyFile struct {
 	Period Duration `yaml:"period" json:"period,omitempty"`
 }
 
-// Duration is a time.Duration written as "30s", "5m", "500ms".
-//
-// In the resource's schema it is a string of decimal numbers, each with a
-// unit (ns, us, µs, ms, s, m, h), such as "1m30s".
+// Duration is a time.Duration (nanoseconds) written as "30s", "5m",
+// "500ms". Its underlying type is int64 rather than time.Duration so that
+// the resource's schema can declare it a string of decimal numbers, each
+// with a unit (ns, us, µs, ms, s, m, h), such as "1m30s".
 //
 // +kubebuilder:validation:Type=string
+// +kubebuilder:validation:Format=""
 // +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$`
-type Duration time.Duration
+type Duration int64
 
 // UnmarshalYAML parses Go duration strings.
 func (d *Duration) UnmarshalYAML(n *yaml.Node) error {

@@ -133,6 +133,7 @@ func TestPolicyIsPure(t *testing.T) {
 var allowed = map[string][]string{
 	"policy":               {},
 	"config":               {"policy", "deploy"},
+	"api/v1alpha1":         {"config"},
 	"loop":                 {"policy", "config"},
 	"collector":            {"policy", "config", "loop"},
 	"scaler":               {"policy", "config", "loop"},
