@@ -185,23 +185,16 @@ func panels() []panelSpec {
 		},
 		{
 			title: "Signals against their targets", kind: "timeseries", unit: "suffix:×", axisLabel: "value ÷ target", width: 24, height: 8,
-			description: "Each signal's value divided by its target: above 1× asks for more replicas. For a queue, the backlog divided by what the current replicas drain within drainTime; that target is 0 when arrivals alone overrun the replicas, so an overrun queue is divided by one message instead and stands far above 1× rather than vanishing.",
-			targets: []target{
-				{
-					expr: fmt.Sprintf("max by (service, signal) %s / max by (service, signal) (%s > 0)",
-						scoped(fmt.Sprintf(`elmascale_signal_value{%s, kind!="queue"}`, svc)), scoped(fmt.Sprintf(`elmascale_signal_target{%s, kind!="queue"}`, svc))),
-					legend: "{{service}} {{signal}}",
-				},
-				{
-					expr: fmt.Sprintf("max by (service, signal) %s / clamp_min(max by (service, signal) %s, 1)",
-						scoped(fmt.Sprintf(`elmascale_signal_value{%s, kind="queue"}`, svc)), scoped(fmt.Sprintf(`elmascale_signal_target{%s, kind="queue"}`, svc))),
-					legend: "{{service}} {{signal}} (queue)",
-				},
-			},
+			description: "Each signal's value divided by its target: above 1× asks for more replicas. For a queue, the throughput needed divided by what the current replicas give, so an overrun queue stands far above 1×; a target of 0 (no replicas yet) has no ratio.",
+			targets: []target{{
+				expr: fmt.Sprintf("max by (service, signal) %s / max by (service, signal) (%s > 0)",
+					scoped(fmt.Sprintf(`elmascale_signal_value{%s}`, svc)), scoped(fmt.Sprintf(`elmascale_signal_target{%s}`, svc))),
+				legend: "{{service}} {{signal}}",
+			}},
 		},
 		signalPanel("Utilization signals", "utilization", "percent", "% of requests", "CPU or memory use against the pods' requests, and its target."),
 		signalPanel("Latency signals", "latency", "s", "latency", "Each latency signal's quantile against its SLO."),
-		signalPanel("Queue signals", "queue", "none", "messages", "Backlog (waiting and in progress) against what the current replicas drain within drainTime; the target is 0 while arrivals alone overrun them."),
+		signalPanel("Queue signals", "queue", "none", "messages/s", "The throughput each queue needs (arrivals plus its backlog drained within drainTime) against what the current replicas give at the target utilization."),
 		signalPanel("Other signals", "perReplica|object|pods", "none", "the metric's unit", "perReplica, object and pods signals, each in its metric's unit."),
 		{
 			title: "Source health", kind: "statetimeline", width: 12, height: 8,

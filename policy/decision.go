@@ -82,8 +82,11 @@ type SignalResult struct {
 	Kind   SignalKind        `json:"kind"`
 	Status ObservationStatus `json:"status"`
 	// Value and Target in the signal's unit: percent for utilization,
-	// seconds for latency and queue drain time estimate, the metric's unit
-	// otherwise.
+	// seconds for latency, messages per second for a queue (value: the
+	// throughput that keeps up with arrivals and drains the backlog within
+	// drainTime; target: what the current replicas handle at the target
+	// utilization, 0 only with no replicas or no known capacity), the
+	// metric's unit otherwise.
 	Value  float64 `json:"value"`
 	Target float64 `json:"target"`
 	// Proposal is the replica count this signal asks for; 0 when unusable.

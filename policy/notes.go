@@ -3,6 +3,7 @@ package policy
 import (
 	"fmt"
 	"math"
+	"strconv"
 	"time"
 )
 
@@ -58,24 +59,24 @@ func (a *noteArgs) render() string {
 	case noteStale:
 		return fmt.Sprintf("sample is %s old (stale after %s)", time.Duration(a.n[0]), time.Duration(a.n[1]))
 	case noteUtilWithin:
-		return fmt.Sprintf("%d%% of %s request, target %d%%, within tolerance", int64(a.fl(0)), a.s, a.n[0])
+		return fmt.Sprintf("%s%% of %s request, target %d%%, within tolerance", wholeNum(a.fl(0)), a.s, a.n[0])
 	case noteUtil:
-		return fmt.Sprintf("%d%% of %s request over %d ready pods, target %d%%", int64(a.fl(0)), a.s, int(a.n[1]), a.n[0])
+		return fmt.Sprintf("%s%% of %s request over %d ready pods, target %d%%", wholeNum(a.fl(0)), a.s, int(a.n[1]), a.n[0])
 	case notePodsWithin:
 		return fmt.Sprintf("%.4g per pod, target %.4g, within tolerance", a.fl(0), a.fl(1))
 	case notePods:
 		return fmt.Sprintf("%.4g per pod over %d ready pods, target %.4g", a.fl(0), int(a.n[1]), a.fl(1))
 	case noteUtilRebalanced:
-		return fmt.Sprintf("%d%% of %s request (%d%% counting %d missing and %d unready pods), target %d%%",
-			int64(a.fl(0)), a.s, int64(a.fl(1)), int(a.n[1]), int(a.n[2]), a.n[0])
+		return fmt.Sprintf("%s%% of %s request (%s%% counting %d missing and %d unready pods), target %d%%",
+			wholeNum(a.fl(0)), a.s, wholeNum(a.fl(1)), int(a.n[1]), int(a.n[2]), a.n[0])
 	case notePodsRebalanced:
 		return fmt.Sprintf("%.4g per pod (%.4g counting %d missing and %d unready pods), target %.4g",
 			a.fl(0), a.fl(1), int(a.n[1]), int(a.n[2]), a.fl(2))
 	case noteQueueStart:
-		return fmt.Sprintf("backlog %.0f with no consumers: start one", a.fl(0))
+		return fmt.Sprintf("backlog %s with no consumers: start one", fixedNum(a.fl(0), 0))
 	case noteQueue:
-		return fmt.Sprintf("backlog %.0f, arrivals %.2f/s, %s throughput %.2f/s per replica: %.2f replicas drain it in %s",
-			a.fl(0), a.fl(1), a.s, a.fl(2), a.fl(3), time.Duration(a.n[0]))
+		return fmt.Sprintf("backlog %s, arrivals %s/s, %s throughput %s/s per replica: %s replicas drain it in %s",
+			fixedNum(a.fl(0), 0), fixedNum(a.fl(1), 2), a.s, fixedNum(a.fl(2), 2), fixedNum(a.fl(3), 2), time.Duration(a.n[0]))
 	case noteLatency:
 		return fmt.Sprintf("p%g latency %s vs SLO %s", a.fl(0)*100, fmtSeconds(a.fl(1)), time.Duration(a.n[0]))
 	case notePerReplicaIn:
@@ -111,4 +112,34 @@ func (m *noteMemo) note(a *noteArgs) string {
 		m.args, m.text = *a, s
 	}
 	return s
+}
+
+// bigNum is the magnitude from which a note's number is written with four
+// significant digits and an exponent: a backlog of 1e308 is valid input,
+// and written out in full it was a 309-digit number in a one-line reason.
+const bigNum = 1e6
+
+// fixedNum writes v with at most decimals decimals, fewer as its whole part
+// grows, so that it carries about four significant digits (19.77, 123.5,
+// 4821) but never drops whole digits below bigNum; from there on, and for
+// values that are not finite, four significant digits in exponent form.
+func fixedNum(v float64, decimals int) string {
+	a := math.Abs(v)
+	if !(a < bigNum) {
+		return strconv.FormatFloat(v, 'g', 4, 64)
+	}
+	if a >= 1 {
+		decimals = min(decimals, max(0, 3-int(math.Floor(math.Log10(a)))))
+	}
+	return strconv.FormatFloat(v, 'f', decimals, 64)
+}
+
+// wholeNum writes v's whole part (a percentage, say, as the HPA truncates
+// it) up to bigNum, and four significant digits beyond, where converting
+// to an integer would overflow.
+func wholeNum(v float64) string {
+	if !(math.Abs(v) < bigNum) {
+		return strconv.FormatFloat(v, 'g', 4, 64)
+	}
+	return strconv.FormatInt(int64(v), 10)
 }

@@ -3,6 +3,7 @@ package policy
 import (
 	"fmt"
 	"math"
+	"strconv"
 	"time"
 )
 
@@ -377,6 +378,13 @@ func cpuUnready(p *PodSample, initPeriod, readinessDelay time.Duration, now time
 // measured while saturated (learned, from State) then stands in for the
 // configured estimate, so a pool is not shrunk on a guess it has disproved.
 // It returns the capacity measured this time, 0 when not saturated.
+//
+// The result's value is the throughput the pool needs (arrivals plus the
+// backlog spread over DrainTime) and its target the throughput the current
+// replicas give at TargetUtilization, both in messages per second, so their
+// ratio is the factor by which the pool is short. A target in messages the
+// replicas could drain instead was 0 exactly when arrivals alone overran
+// them, which hid the worst case from anything dividing by it.
 func queue(r *SignalResult, na *noteArgs, spec *QueueSpec, q *QueueObservation, current, ready int32, tol tolerances, learned float64) (float64, error) {
 	if spec == nil {
 		return 0, fmt.Errorf("queue signal without spec")
@@ -397,8 +405,6 @@ func queue(r *SignalResult, na *noteArgs, spec *QueueSpec, q *QueueObservation, 
 	if drain <= 0 {
 		return 0, fmt.Errorf("drain time must be positive")
 	}
-	r.Value = q.Backlog
-
 	perReplica := q.ThroughputPerReplica
 	source := "measured"
 	var saturatedCapacity float64
@@ -436,6 +442,7 @@ func queue(r *SignalResult, na *noteArgs, spec *QueueSpec, q *QueueObservation, 
 		}
 	}
 	need := q.ArrivalRate + q.Backlog/drain
+	r.Value = need
 	if perReplica <= 0 {
 		// Nothing completes and nothing is known about capacity.
 		if need == 0 {
@@ -449,10 +456,10 @@ func queue(r *SignalResult, na *noteArgs, spec *QueueSpec, q *QueueObservation, 
 			na.setF(q.Backlog)
 			return saturatedCapacity, nil
 		}
-		return 0, fmt.Errorf("backlog %.0f but per-replica throughput unknown (no completions)", q.Backlog)
+		return 0, fmt.Errorf("backlog %s but per-replica throughput unknown (no completions)", fixedNum(q.Backlog, 0))
 	}
 	capacity := perReplica * u
-	r.Target = math.Max(0, capacity*float64(current)-q.ArrivalRate) * drain
+	r.Target = capacity * float64(current)
 	required := need / capacity
 	*na = noteArgs{kind: noteQueue, s: source, n: [3]int64{int64(spec.DrainTime)}}
 	na.setF(q.Backlog, q.ArrivalRate, perReplica, required)
@@ -556,6 +563,12 @@ func object(r *SignalResult, na *noteArgs, spec *ObjectSpec, value float64, curr
 	return nil
 }
 
+// fmtSeconds writes a latency as a duration; one too long for a
+// time.Duration (about 292 years) would overflow it into nonsense, so it is
+// written in seconds with four significant digits instead.
 func fmtSeconds(s float64) string {
+	if !(math.Abs(s) < math.MaxInt64/float64(time.Second)) {
+		return strconv.FormatFloat(s, 'g', 4, 64) + "s"
+	}
 	return time.Duration(s * float64(time.Second)).Round(time.Millisecond).String()
 }

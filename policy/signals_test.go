@@ -146,6 +146,58 @@ func TestQueueDrainsBacklogWithMeasuredThroughput(t *testing.T) {
 	}
 }
 
+// Verifies that a queue signal's value and target are throughputs whose
+// ratio is how far the pool is short, and that an overrun queue (arrivals
+// alone beyond what the replicas handle) keeps a target above zero.
+func TestQueueValueAndTargetAreThroughputs(t *testing.T) {
+	// 2 replicas measured at 2/s each, planned at 80%: 3.2/s. Arrivals of
+	// 10/s overrun them; with 600 waiting over a 60s drain time the pool
+	// needs 10 + 10 = 20/s, 6.25 times what it has.
+	r := signalProposal(t, queueSignal("q", time.Minute, 0), queueObs(QueueObservation{Backlog: 600, ArrivalRate: 10, CompletionRate: 4}), 2)
+	if r.Status != StatusOK {
+		t.Fatalf("status %s (%s)", r.Status, r.Note)
+	}
+	if math.Abs(r.Value-20) > 1e-9 || math.Abs(r.Target-3.2) > 1e-9 {
+		t.Errorf("value %v, target %v: want 20/s needed against 3.2/s available", r.Value, r.Target)
+	}
+	if want := int32(math.Ceil(2 * r.Value / r.Target)); r.Proposal != want {
+		t.Errorf("proposal %d, want %d (current × value ÷ target)", r.Proposal, want)
+	}
+}
+
+// Verifies that an absurd but valid number reads as four significant
+// digits in a note, never as hundreds of digits or an overflowed integer.
+func TestNotesKeepNumbersShort(t *testing.T) {
+	q := signalProposal(t, queueSignal("q", time.Minute, 0), queueObs(QueueObservation{Backlog: 1e308, CompletionRate: 4}), 2)
+	if !strings.Contains(q.Note, "backlog 1e+308,") {
+		t.Errorf("queue note %q: want the backlog as 1e+308", q.Note)
+	}
+	l := signalProposal(t, latencySignal("p95", time.Second), ok(1e300), 2)
+	if !strings.Contains(l.Note, "latency 1e+300s") {
+		t.Errorf("latency note %q: want 1e+300s", l.Note)
+	}
+	for _, n := range []string{q.Note, l.Note} {
+		if len(n) > 160 || strings.Contains(n, "-9223372036854775808") {
+			t.Errorf("note %q is not short and sound", n)
+		}
+	}
+	// Ordinary numbers read as they always did.
+	for _, c := range []struct {
+		v    float64
+		dec  int
+		want string
+	}{{2.4, 2, "2.40"}, {19.77, 2, "19.77"}, {123.456, 2, "123.5"}, {4821.3, 2, "4821"}, {654321.4, 0, "654321"}, {1234567, 2, "1.235e+06"}, {math.Inf(1), 0, "+Inf"}} {
+		if got := fixedNum(c.v, c.dec); got != c.want {
+			t.Errorf("fixedNum(%v, %d) = %q, want %q", c.v, c.dec, got, c.want)
+		}
+	}
+	for v, want := range map[float64]string{89.7: "89", 999999: "999999", 2e20: "2e+20"} {
+		if got := wholeNum(v); got != want {
+			t.Errorf("wholeNum(%v) = %q, want %q", v, got, want)
+		}
+	}
+}
+
 // Verifies latency scales up in proportion and down one replica at a time.
 func TestLatencyProposals(t *testing.T) {
 	cases := []struct {

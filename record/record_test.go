@@ -36,7 +36,7 @@ func TestMetricsRecord(t *testing.T) {
 # TYPE elmascale_replicas_recommended gauge
 elmascale_replicas_recommended{service="main"} 2
 elmascale_replicas_recommended{service="worker"} 3
-# HELP elmascale_signal_value Last usable value of a signal, in the signal's unit: percent (utilization), seconds (latency), messages (queue: the backlog), the metric's unit otherwise.
+# HELP elmascale_signal_value Last usable value of a signal, in the signal's unit: percent (utilization), seconds (latency), messages per second (queue: the throughput needed to keep up and drain the backlog), the metric's unit otherwise.
 # TYPE elmascale_signal_value gauge
 elmascale_signal_value{kind="utilization",service="worker",signal="cpu"} 90
 # HELP elmascale_handoffs 1 while another owner scales the service's target. owner: HorizontalPodAutoscaler, ScaledObject, paused.
