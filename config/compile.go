@@ -274,7 +274,7 @@ func compileSignal(v *validator, p, service string, sg SignalFile, metricQuery f
 		set++
 		spec.Kind, src.Kind = policy.KindUtilization, policy.KindUtilization
 		v.check(u.Resource == policy.ResourceCPU || u.Resource == policy.ResourceMemory, p+".utilization.resource", "must be cpu or memory")
-		v.check(u.TargetPercent > 0 && u.TargetPercent <= 1000, p+".utilization.targetPercent", "must be in (0, 1000]")
+		v.check(u.TargetPercent > 0 && u.TargetPercent <= 1000, p+".utilization.targetPercent", "must be a whole percent from 1 to 1000")
 		spec.Utilization = &policy.UtilizationSpec{Resource: u.Resource, TargetPercent: u.TargetPercent}
 		src.Resource = u.Resource
 	}

@@ -65,6 +65,11 @@ func TestDecodeErrorsOnceWithPath(t *testing.T) {
 		{"a whole float is an integer", "    maxReplicas: 4.0\n", nil},
 		{"fractional percent", "    signals: [{name: cpu, utilization: {resource: cpu, targetPercent: 0.5}}]\n",
 			[]string{"services.api.signals[0].utilization.targetPercent: must be a whole number, not 0.5 (line 7)"}},
+		{"percent out of range", "    signals: [{name: cpu, utilization: {resource: cpu, targetPercent: 0}}, {name: mem, utilization: {resource: memory, targetPercent: 1001}}]\n",
+			[]string{
+				"services.api.signals[0].utilization.targetPercent: must be a whole percent from 1 to 1000",
+				"services.api.signals[1].utilization.targetPercent: must be a whole percent from 1 to 1000",
+			}},
 		{"bad duration with other problems", "    maxReplicas: 1\ninterval: fifteen\nstaleAfter: 30\n",
 			[]string{
 				`interval: must be a duration like 30s, 500ms or 5m, not "fifteen" (line 8)`,
