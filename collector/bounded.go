@@ -15,10 +15,13 @@ import (
 // query and what came back, so the person reading it knows what to fix.
 
 // Defaults of the answer bounds, sized for the shipped 128 MiB pod: a
-// decoded series costs several times its bytes on the wire.
+// decoded series costs several times its bytes on the wire, the client's
+// read buffer doubles as it fills, and two answers may be in flight (the
+// tick's and the start-up check's). A query aggregated by service over a
+// thousand services answers in a few hundred KiB.
 const (
-	DefaultMaxResponseBytes = 8 << 20
-	DefaultMaxSeries        = 20000
+	DefaultMaxResponseBytes = 4 << 20
+	DefaultMaxSeries        = 10000
 )
 
 // ErrAnswerTooLarge is wrapped by the error of an answer cut at the byte

@@ -147,8 +147,8 @@ func vectorByKey(val model.Value, keyLabel string, maxSeries int) (*metricResult
 		}
 		return nil, fmt.Errorf("returned %s, want an instant vector aggregated by (%s)", typ, keyLabel)
 	}
-	if maxSeries > 0 && len(vec) > maxSeries {
-		return nil, fmt.Errorf("returned %d series, more than the limit of %d: it must aggregate by (%s)", len(vec), maxSeries, keyLabel)
+	if n := valueSeries(vec); maxSeries > 0 && n > maxSeries {
+		return nil, fmt.Errorf("returned %d series, more than the limit of %d: it must aggregate by (%s)", n, maxSeries, keyLabel)
 	}
 	res := &metricResult{byKey: make(map[string]sample, len(vec))}
 	ln := model.LabelName(keyLabel)
@@ -179,6 +179,18 @@ func vectorByKey(val model.Value, keyLabel string, maxSeries int) (*metricResult
 		}
 	}
 	return res, nil
+}
+
+// valueSeries counts the series of an answer that carry values, not
+// sample times.
+func valueSeries(vec model.Vector) int {
+	n := 0
+	for _, smp := range vec {
+		if _, ok := smp.Metric[sampleTimeLabel]; !ok {
+			n++
+		}
+	}
+	return n
 }
 
 // unixTime converts the seconds timestamp() gives.

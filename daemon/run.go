@@ -141,6 +141,9 @@ func Run(ctx context.Context, o Options) error {
 		return err
 	}
 	log := o.Logger
+	if limit, from := setMemoryLimit("/sys/fs/cgroup"); limit > 0 {
+		log.Info("Go memory limit set from the container's", zap.Int64("bytes", limit), zap.String("from", from))
+	}
 	metrics := record.NewMetrics(o.Registry, o.Mode == scaler.ModeDryRun, o.Version)
 
 	var firstNS string
