@@ -11,22 +11,33 @@ import (
 	"go.uber.org/zap"
 )
 
-// BreakerSettings tune every source's circuit breaker.
+// Defaults of the breaker settings: three failed ticks in a row (half a
+// minute at the preset's interval) say a source is down rather than slow
+// once, and half a minute open keeps a down source from being asked every
+// tick while still noticing its return soon.
+const (
+	DefaultBreakerFailures = 3
+	DefaultBreakerOpenFor  = 30 * time.Second
+)
+
+// BreakerSettings tune every source's circuit breaker. While a breaker is
+// open its source's signals are failed without asking it, so the services
+// they drive are held, never scaled down.
 type BreakerSettings struct {
 	// FailureThreshold is how many collections in a row must fail before
-	// the breaker opens (default 3).
+	// the breaker opens (default DefaultBreakerFailures).
 	FailureThreshold uint32
 	// OpenFor is how long an open breaker refuses calls before it lets one
-	// trial collection through (default 30s).
+	// trial collection through (default DefaultBreakerOpenFor).
 	OpenFor time.Duration
 }
 
 func (b BreakerSettings) withDefaults() BreakerSettings {
 	if b.FailureThreshold == 0 {
-		b.FailureThreshold = 3
+		b.FailureThreshold = DefaultBreakerFailures
 	}
 	if b.OpenFor <= 0 {
-		b.OpenFor = 30 * time.Second
+		b.OpenFor = DefaultBreakerOpenFor
 	}
 	return b
 }

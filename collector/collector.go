@@ -47,8 +47,14 @@ type Options struct {
 	// environment variable holding the password.
 	RabbitMQPasswordFile string
 	RabbitMQPasswordEnv  string
-	// RabbitMQHTTPClient, when set, is used for the management API (custom
-	// TLS); its own timeout should not be shorter than QueryTimeout.
+	// RabbitMQTLS configures TLS to an https management API: the CA that
+	// signed the broker's certificate (CAFile), a client certificate
+	// (CertFile, KeyFile) and the name to verify it against (ServerName).
+	// The files are read again when they change, so rotated Secrets are
+	// picked up. Ignored when RabbitMQHTTPClient is set.
+	RabbitMQTLS promconfig.TLSConfig
+	// RabbitMQHTTPClient, when set, is used for the management API as it
+	// is; its own timeout should not be shorter than QueryTimeout.
 	RabbitMQHTTPClient *http.Client
 
 	// Kubernetes and PodMetrics read workloads, pods and metrics.k8s.io.
@@ -158,7 +164,9 @@ func New(opts Options) (*Collector, error) {
 func newPromAPI(opts Options) (promv1.API, error) {
 	u, err := url.Parse(opts.PrometheusURL)
 	if err != nil || u.Scheme == "" || u.Host == "" {
-		return nil, fmt.Errorf("collector: prometheus URL %q: want scheme://host[:port][/path]", opts.PrometheusURL)
+		// The URL may hold a password, and url.Parse's own error quotes
+		// it: never echo either.
+		return nil, errors.New("collector: prometheus URL: want scheme://host[:port][/path]")
 	}
 	httpCfg := promconfig.DefaultHTTPClientConfig
 	switch {
@@ -171,6 +179,16 @@ func newPromAPI(opts Options) (promv1.API, error) {
 	case opts.PrometheusHTTPConfig != nil:
 		httpCfg = *opts.PrometheusHTTPConfig
 	}
+	if u.User != nil {
+		// Credentials in the URL become basic auth, unless the HTTP config
+		// names its own, and leave the URL: a request's error quotes its
+		// URL, and would carry the user name into logs and the decisions.
+		if httpCfg.BasicAuth == nil && httpCfg.Authorization == nil && httpCfg.BearerToken == "" && httpCfg.BearerTokenFile == "" && httpCfg.OAuth2 == nil {
+			pw, _ := u.User.Password()
+			httpCfg.BasicAuth = &promconfig.BasicAuth{Username: u.User.Username(), Password: promconfig.Secret(pw)}
+		}
+		u.User = nil
+	}
 	if err := httpCfg.Validate(); err != nil {
 		return nil, fmt.Errorf("collector: prometheus HTTP config: %w", err)
 	}
@@ -180,7 +198,7 @@ func newPromAPI(opts Options) (promv1.API, error) {
 	}
 	client, err := api.NewClient(api.Config{Address: u.String(), RoundTripper: limitBody{next: rt, max: opts.MaxResponseBytes}})
 	if err != nil {
-		return nil, fmt.Errorf("collector: prometheus client: %w", err)
+		return nil, errors.New("collector: prometheus client: the URL is not usable as a query API base")
 	}
 	return promv1.NewAPI(client), nil
 }
@@ -209,7 +227,9 @@ func newRabbitSource(opts Options) (*rabbitSource, error) {
 	}
 	client := opts.RabbitMQHTTPClient
 	if client == nil {
-		client = &http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone()}
+		if client, err = rabbitHTTPClient(u, opts.RabbitMQTLS); err != nil {
+			return nil, err
+		}
 	}
 	return &rabbitSource{base: u, user: user, password: password, client: client, timeout: opts.QueryTimeout,
 		maxBody: opts.MaxResponseBytes, maxQueues: opts.MaxSeries}, nil
@@ -477,4 +497,26 @@ func workFor(cfg *config.Config) work {
 	}
 	sort.Strings(w.vhosts)
 	return w
+}
+
+// rabbitHTTPClient is the management API's client with the TLS settings
+// given. TLS settings on a plain http URL are refused: they would be
+// silently unused, and the password sent in the clear.
+func rabbitHTTPClient(u *url.URL, tlsCfg promconfig.TLSConfig) (*http.Client, error) {
+	if tlsCfg == (promconfig.TLSConfig{}) {
+		return &http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone()}, nil
+	}
+	if u.Scheme != "https" {
+		return nil, errors.New("collector: rabbitmq: TLS settings (CA, client certificate, server name) need an https:// management URL")
+	}
+	httpCfg := promconfig.DefaultHTTPClientConfig
+	httpCfg.TLSConfig = tlsCfg
+	if err := httpCfg.Validate(); err != nil {
+		return nil, fmt.Errorf("collector: rabbitmq TLS: %w", err)
+	}
+	rt, err := promconfig.NewRoundTripperFromConfig(httpCfg, "rabbitmq", promconfig.WithUserAgent("elmascale"))
+	if err != nil {
+		return nil, fmt.Errorf("collector: rabbitmq TLS: %w", err)
+	}
+	return &http.Client{Transport: rt}, nil
 }

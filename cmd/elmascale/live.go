@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	promconfig "github.com/prometheus/common/config"
 	"github.com/spf13/pflag"
 	"go.uber.org/zap"
 	"k8s.io/client-go/rest"
@@ -28,11 +29,19 @@ type liveFlags struct {
 	rabbitURL          string
 	rabbitUser         string
 	rabbitPasswordFile string
+	rabbitCAFile       string
+	rabbitCertFile     string
+	rabbitKeyFile      string
+	rabbitServerName   string
 	// kubeconfig is the --kubeconfig flag, this file's or one the command
 	// defined before; read when the collector is built.
 	kubeconfig    pflag.Value
 	sourceTimeout time.Duration
 	maxClockSkew  time.Duration
+	maxBytes      int64
+	maxSeries     int
+	breakerFails  uint32
+	breakerOpen   time.Duration
 }
 
 // addLiveFlags defines the source flags on fs. A --kubeconfig the command
@@ -44,6 +53,10 @@ func addLiveFlags(fs *pflag.FlagSet) *liveFlags {
 	fs.StringVar(&l.rabbitURL, "rabbitmq", "", "RabbitMQ management API base URL, e.g. http://rabbitmq.elma365:15672")
 	fs.StringVar(&l.rabbitUser, "rabbitmq-user", "", "RabbitMQ user (the monitoring tag is enough)")
 	fs.StringVar(&l.rabbitPasswordFile, "rabbitmq-password-file", "", "file holding the RabbitMQ password (default: $"+rabbitPasswordEnv+")")
+	fs.StringVar(&l.rabbitCAFile, "rabbitmq-ca-file", "", "PEM file of the CA that signed the RabbitMQ management API's certificate (https only; default: the system's CAs)")
+	fs.StringVar(&l.rabbitCertFile, "rabbitmq-cert-file", "", "PEM client certificate presented to the RabbitMQ management API (with --rabbitmq-key-file)")
+	fs.StringVar(&l.rabbitKeyFile, "rabbitmq-key-file", "", "PEM private key of --rabbitmq-cert-file")
+	fs.StringVar(&l.rabbitServerName, "rabbitmq-server-name", "", "name the RabbitMQ management API's certificate is verified against (default: the --rabbitmq host)")
 	if f := fs.Lookup("kubeconfig"); f != nil {
 		l.kubeconfig = f.Value
 	} else {
@@ -51,7 +64,11 @@ func addLiveFlags(fs *pflag.FlagSet) *liveFlags {
 		l.kubeconfig = fs.Lookup("kubeconfig").Value
 	}
 	durationFlag(fs, &l.sourceTimeout, "source-timeout", 10*time.Second, time.Millisecond, "", "timeout of each request to a signal source")
+	fs.Int64Var(&l.maxBytes, "source-max-answer-bytes", collector.DefaultMaxResponseBytes, "largest answer read from a signal source (decompressed); a longer one fails its query")
+	fs.IntVar(&l.maxSeries, "source-max-series", collector.DefaultMaxSeries, "most series one Prometheus query, or queues one RabbitMQ answer, may return")
 	durationFlag(fs, &l.maxClockSkew, "max-clock-skew", 30*time.Second, time.Second, "", "a sample stamped further than this ahead of the tick is invalid")
+	fs.Uint32Var(&l.breakerFails, "source-breaker-failures", collector.DefaultBreakerFailures, "failed collections in a row after which a source's breaker opens (its signals fail, their services hold)")
+	durationFlag(fs, &l.breakerOpen, "source-breaker-open-for", collector.DefaultBreakerOpenFor, time.Second, "", "how long an open breaker skips its source before one trial collection")
 	return l
 }
 
@@ -59,6 +76,15 @@ func addLiveFlags(fs *pflag.FlagSet) *liveFlags {
 func (l *liveFlags) options() (collector.Options, error) {
 	if l.sourceTimeout <= 0 {
 		return collector.Options{}, errors.New("--source-timeout must be > 0")
+	}
+	if l.maxBytes < 1<<10 || l.maxSeries < 1 {
+		return collector.Options{}, errors.New("--source-max-answer-bytes must be at least 1024 and --source-max-series at least 1")
+	}
+	if l.breakerFails < 1 {
+		return collector.Options{}, errors.New("--source-breaker-failures must be at least 1")
+	}
+	if (l.rabbitCertFile == "") != (l.rabbitKeyFile == "") {
+		return collector.Options{}, errors.New("--rabbitmq-cert-file and --rabbitmq-key-file go together")
 	}
 	return collector.Options{
 		PrometheusURL:        l.prometheusURL,
@@ -69,6 +95,12 @@ func (l *liveFlags) options() (collector.Options, error) {
 		RabbitMQPasswordEnv:  rabbitPasswordEnv,
 		QueryTimeout:         l.sourceTimeout,
 		MaxClockSkew:         l.maxClockSkew,
+		MaxResponseBytes:     l.maxBytes,
+		MaxSeries:            l.maxSeries,
+		RabbitMQTLS: promconfig.TLSConfig{
+			CAFile: l.rabbitCAFile, CertFile: l.rabbitCertFile, KeyFile: l.rabbitKeyFile, ServerName: l.rabbitServerName,
+		},
+		Breaker: collector.BreakerSettings{FailureThreshold: l.breakerFails, OpenFor: l.breakerOpen},
 	}, nil
 }
 
@@ -81,8 +113,8 @@ func (l *liveFlags) collector(logger *zap.Logger) (c loop.Collector, enabled boo
 	}
 	kubeconfig := l.kubeconfig.String()
 	if l.prometheusURL == "" && l.rabbitURL == "" && kubeconfig == "" {
-		if l.prometheusConfig != "" || l.rabbitUser != "" || l.rabbitPasswordFile != "" {
-			return nil, false, errors.New("--prometheus-config, --rabbitmq-user and --rabbitmq-password-file need --prometheus or --rabbitmq")
+		if l.prometheusConfig != "" || l.rabbitUser != "" || l.rabbitPasswordFile != "" || opts.RabbitMQTLS != (promconfig.TLSConfig{}) {
+			return nil, false, errors.New("--prometheus-config, --rabbitmq-user, --rabbitmq-password-file and the --rabbitmq TLS files need --prometheus or --rabbitmq")
 		}
 		return nil, false, nil
 	}

@@ -6,10 +6,13 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/spf13/pflag"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest/observer"
+
+	"github.com/elmascale/elmascale/collector"
 )
 
 func parseLive(t *testing.T, predefineKubeconfig bool, args ...string) *liveFlags {
@@ -46,6 +49,12 @@ func TestLiveFlags(t *testing.T) {
 		{name: "orphan prometheus config", args: []string{"--prometheus-config", "x.yaml"}, errHas: "need --prometheus"},
 		{name: "unreadable prometheus config", args: []string{"--prometheus", "http://127.0.0.1:9090", "--prometheus-config", "/nonexistent.yaml"}, errHas: "prometheus HTTP config"},
 		{name: "missing kubeconfig", args: []string{"--kubeconfig", "/nonexistent/kubeconfig"}, errHas: "kubeconfig /nonexistent/kubeconfig"},
+		{name: "rabbitmq over TLS", args: []string{"--rabbitmq", "https://127.0.0.1:15671", "--rabbitmq-user", "mon", "--rabbitmq-password-file", pw, "--rabbitmq-server-name", "rabbitmq.elma365.svc"}, enabled: true},
+		{name: "rabbitmq TLS on http", args: []string{"--rabbitmq", "http://127.0.0.1:15672", "--rabbitmq-user", "mon", "--rabbitmq-password-file", pw, "--rabbitmq-ca-file", pw}, errHas: "need an https://"},
+		{name: "rabbitmq client cert without key", args: []string{"--rabbitmq", "https://127.0.0.1:15671", "--rabbitmq-user", "mon", "--rabbitmq-password-file", pw, "--rabbitmq-cert-file", pw}, errHas: "--rabbitmq-cert-file and --rabbitmq-key-file go together"},
+		{name: "orphan rabbitmq TLS", args: []string{"--rabbitmq-ca-file", pw}, errHas: "need --prometheus or --rabbitmq"},
+		{name: "breaker never opening", args: []string{"--prometheus", "http://127.0.0.1:9090", "--source-breaker-failures", "0"}, errHas: "--source-breaker-failures must be at least 1"},
+		{name: "breaker tuned", args: []string{"--prometheus", "http://127.0.0.1:9090", "--source-breaker-failures", "5", "--source-breaker-open-for", "2m"}, enabled: true},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -123,5 +132,28 @@ func TestSourceURLCredentials(t *testing.T) {
 		if strings.Contains(err.Error(), "p4ss") {
 			t.Errorf("%q: error echoes the password: %v", raw, err)
 		}
+	}
+}
+
+// Verifies that the breaker and TLS flags reach the collector's options,
+// and that their defaults are the collector's.
+func TestLiveFlagsBreakerAndTLS(t *testing.T) {
+	o, err := parseLive(t, false, "--source-breaker-failures", "5", "--source-breaker-open-for", "2m",
+		"--rabbitmq-ca-file", "ca.pem", "--rabbitmq-cert-file", "c.pem", "--rabbitmq-key-file", "k.pem", "--rabbitmq-server-name", "rabbitmq.elma365.svc").options()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.Breaker.FailureThreshold != 5 || o.Breaker.OpenFor != 2*time.Minute {
+		t.Errorf("breaker %+v", o.Breaker)
+	}
+	if tls := o.RabbitMQTLS; tls.CAFile != "ca.pem" || tls.CertFile != "c.pem" || tls.KeyFile != "k.pem" || tls.ServerName != "rabbitmq.elma365.svc" {
+		t.Errorf("TLS %+v", tls)
+	}
+	o, err = parseLive(t, false).options()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.Breaker.FailureThreshold != collector.DefaultBreakerFailures || o.Breaker.OpenFor != collector.DefaultBreakerOpenFor {
+		t.Errorf("default breaker %+v", o.Breaker)
 	}
 }

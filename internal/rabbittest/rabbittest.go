@@ -38,6 +38,9 @@ type Broker struct {
 	AMQPAddr string
 	// AdminUser and AdminPassword are the administrator created at boot.
 	AdminUser, AdminPassword string
+	// TLSURL is the management API's https listener,
+	// https://127.0.0.1:port, when the node was started with TLS.
+	TLSURL string
 	// StartupTime is how long the node took until the management API
 	// answered.
 	StartupTime time.Duration
@@ -51,9 +54,23 @@ type Broker struct {
 
 var seq atomic.Int64
 
+// TLS is an https listener for the management API, beside its plain one
+// (which the helpers here keep using). Files are PEM.
+type TLS struct {
+	// CertFile and KeyFile are the broker's certificate and key.
+	CertFile, KeyFile string
+	// CAFile, when set, is the CA client certificates must chain to, and
+	// a client without a certificate is refused.
+	CAFile string
+}
+
 // Start boots a node with the management plugin and waits for its API.
 // The caller must Stop it.
-func Start() (*Broker, error) {
+func Start() (*Broker, error) { return StartWith(nil) }
+
+// StartWith is Start with an https management listener as tls says (nil:
+// none).
+func StartWith(tls *TLS) (*Broker, error) {
 	server := os.Getenv("ELMASCALE_RABBITMQ_SERVER")
 	if server == "" {
 		server = defaultServer
@@ -69,12 +86,12 @@ func Start() (*Broker, error) {
 	if err != nil {
 		return nil, err
 	}
-	ports, err := freePorts(4)
+	ports, err := freePorts(5)
 	if err != nil {
 		os.RemoveAll(dir)
 		return nil, err
 	}
-	amqp, mgmt, dist, epmdPort := ports[0], ports[1], ports[2], ports[3]
+	amqp, mgmt, dist, epmdPort, mgmtTLS := ports[0], ports[1], ports[2], ports[3], ports[4]
 	b := &Broker{
 		URL:           fmt.Sprintf("http://127.0.0.1:%d", mgmt),
 		AMQPAddr:      fmt.Sprintf("127.0.0.1:%d", amqp),
@@ -98,6 +115,14 @@ management.sample_retention_policies.global.minute = 1
 management.sample_retention_policies.basic.minute = 1
 management.sample_retention_policies.detailed.10 = 1
 `, amqp, mgmt, b.AdminUser, b.AdminPassword)
+	if tls != nil {
+		b.TLSURL = fmt.Sprintf("https://127.0.0.1:%d", mgmtTLS)
+		conf += fmt.Sprintf("management.ssl.ip = 127.0.0.1\nmanagement.ssl.port = %d\nmanagement.ssl.certfile = %s\nmanagement.ssl.keyfile = %s\n",
+			mgmtTLS, tls.CertFile, tls.KeyFile)
+		if tls.CAFile != "" {
+			conf += fmt.Sprintf("management.ssl.cacertfile = %s\nmanagement.ssl.verify = verify_peer\nmanagement.ssl.fail_if_no_peer_cert = true\n", tls.CAFile)
+		}
+	}
 	if err := os.WriteFile(filepath.Join(dir, "rabbitmq.conf"), []byte(conf), 0o600); err != nil {
 		b.cleanup()
 		return nil, err
