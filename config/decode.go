@@ -263,7 +263,7 @@ func (d *decoder) structure(n *yaml.Node, v reflect.Value, path string, depth in
 		i, known := fields[key]
 		if !known {
 			msg := "unknown field"
-			if s := suggest(key, names); s != "" {
+			if s := Suggest(key, names); s != "" {
 				msg += "; did you mean " + s + "?"
 			}
 			d.fail(kv.key, p, "%s", msg)
@@ -397,9 +397,10 @@ func describe(n *yaml.Node) string {
 	return "nothing"
 }
 
-// suggest returns the known name a mistyped key most likely meant: one
-// that differs only in case, or by at most two edits.
-func suggest(key string, names []string) string {
+// Suggest returns the known name a mistyped one most likely meant: one
+// that differs only in case, or by at most two edits; "" when none is that
+// close. The command line names misspelt keys of other inputs with it too.
+func Suggest(key string, names []string) string {
 	best, bestDist := "", 3
 	for _, n := range names {
 		if strings.EqualFold(n, key) {

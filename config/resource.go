@@ -57,7 +57,7 @@ func (d *decoder) resource(doc *yaml.Node, f *File) resourceHeader {
 			spec = resolve(kv.value)
 		default:
 			msg := "unknown field"
-			if s := suggest(key, []string{"apiVersion", "kind", "metadata", "spec", "status"}); s != "" {
+			if s := Suggest(key, []string{"apiVersion", "kind", "metadata", "spec", "status"}); s != "" {
 				msg += "; did you mean " + s + "?"
 			}
 			d.fail(kv.key, key, "%s", msg)
