@@ -1,6 +1,8 @@
 package collector
 
 import (
+	"time"
+
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/sony/gobreaker/v2"
 )
@@ -51,7 +53,7 @@ func newMetrics(r prometheus.Registerer) *metrics {
 		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "elmascale_source_query_duration_seconds",
 			Help:    "Duration of one request to a signal source (one PromQL query, one RabbitMQ call, one Kubernetes list).",
-			Buckets: []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
+			Buckets: []float64{.0001, .0005, .001, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
 		}, []string{"source"}),
 		errors: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "elmascale_source_errors_total",
@@ -85,4 +87,36 @@ func (m *metrics) setBreaker(source string, state gobreaker.State) {
 		}
 		m.breaker.WithLabelValues(source, s.String()).Set(v)
 	}
+}
+
+// SourceMetrics are the sources' health series for a process that answers
+// in the sources' place (the demo's simulated cluster): the same names,
+// labels and buckets as the collector's own, so one dashboard reads both.
+type SourceMetrics struct{ m *metrics }
+
+// NewSourceMetrics creates the series and registers them with r, if given.
+func NewSourceMetrics(r prometheus.Registerer) *SourceMetrics {
+	return &SourceMetrics{m: newMetrics(r)}
+}
+
+// InitSource creates source's series at zero, its breaker closed, as the
+// collector does for each configured source; its count of ReasonAPI
+// errors too, the one way a stand-in fails.
+func (s *SourceMetrics) InitSource(source string) {
+	s.m.initSource(source)
+	s.m.errors.WithLabelValues(source, ReasonAPI)
+}
+
+// Observe records one collection from source: queries requests that took
+// took each, and whether they failed (reason, one of the Reason values) or
+// not (reason "").
+func (s *SourceMetrics) Observe(source string, queries int, took time.Duration, reason string) {
+	s.m.queries.WithLabelValues(source).Add(float64(queries))
+	s.m.duration.WithLabelValues(source).Observe(took.Seconds())
+	if reason != "" {
+		s.m.errors.WithLabelValues(source, reason).Inc()
+		s.m.up.WithLabelValues(source).Set(0)
+		return
+	}
+	s.m.up.WithLabelValues(source).Set(1)
 }

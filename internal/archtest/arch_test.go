@@ -142,7 +142,7 @@ var allowed = map[string][]string{
 	"doctor":               {"policy", "config", "loop", "collector", "scaler"},
 	"importer":             {"config", "scaler"},
 	"simulations":          {"policy", "config", "loop"},
-	"simulations/demo":     {"policy", "config", "loop", "record", "simulations"},
+	"simulations/demo":     {"policy", "config", "loop", "record", "collector", "simulations"},
 	"simulations/report":   {"simulations"},
 	"dashboard":            {},
 	"deploy":               {},

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/elmascale/elmascale/collector"
 	"github.com/elmascale/elmascale/config"
 )
 
@@ -222,7 +223,7 @@ func TestQueriesPerTick(t *testing.T) {
 		t.Fatal(err)
 	}
 	got := queriesPerTick(cfg)
-	if got[sourceKubernetes] != 1 || got[sourcePrometheus] != len(cfg.Metrics) || got[sourceRabbitMQ] < 1 {
+	if got[collector.SourceKubernetes] != 1 || got[collector.SourcePrometheus] != len(cfg.Metrics) || got[collector.SourceRabbitMQ] < 1 {
 		t.Errorf("queries per tick %v: want 1 pod metrics list, %d Prometheus queries and the worker queue", got, len(cfg.Metrics))
 	}
 }

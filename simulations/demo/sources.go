@@ -6,71 +6,25 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/elmascale/elmascale/collector"
 	"github.com/elmascale/elmascale/config"
 	"github.com/elmascale/elmascale/loop"
 	"github.com/elmascale/elmascale/policy"
 )
 
-// Source label values, as the live collector names them: the simulated
-// cluster answers in each one's place (its Prometheus series, its RabbitMQ
-// queues, its metrics.k8s.io pod samples).
-const (
-	sourcePrometheus = "prometheus"
-	sourceRabbitMQ   = "rabbitmq"
-	sourceKubernetes = "kubernetes"
-)
-
 // sourceMetrics exports the live collector's source health series for the
-// simulated sources, under the same names and labels (record/METRICS.md),
-// so the dashboard's source panels show the demo's collections too.
+// simulated sources (record/METRICS.md), so the dashboard's source panels
+// show the demo's collections too: the simulated cluster answers in the
+// place of Prometheus, RabbitMQ and metrics.k8s.io.
 type sourceMetrics struct {
-	inner    loop.Collector
-	up       *prometheus.GaugeVec
-	breaker  *prometheus.GaugeVec
-	duration *prometheus.HistogramVec
-	errors   *prometheus.CounterVec
-	queries  *prometheus.CounterVec
+	inner   loop.Collector
+	metrics *collector.SourceMetrics
 }
 
 func newSourceMetrics(r prometheus.Registerer, inner loop.Collector, cfg *config.Config) *sourceMetrics {
-	m := &sourceMetrics{
-		inner: inner,
-		up: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "elmascale_source_up",
-			Help: "1 when the last collection from the signal source succeeded, else 0. source: prometheus, rabbitmq, kubernetes (in the demo, the simulated cluster in their place).",
-		}, []string{"source"}),
-		breaker: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "elmascale_source_breaker_state",
-			Help: "1 for the circuit breaker state the source is in, 0 for the others. state: closed, half-open, open.",
-		}, []string{"source", "state"}),
-		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name:    "elmascale_source_query_duration_seconds",
-			Help:    "Duration of one request to a signal source (in the demo, one collection from the simulated cluster).",
-			Buckets: []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1},
-		}, []string{"source"}),
-		errors: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "elmascale_source_errors_total",
-			Help: "Failed requests to signal sources. reason: timeout, connection, http_status, auth, bad_response, query, breaker_open, config, api.",
-		}, []string{"source", "reason"}),
-		queries: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "elmascale_source_queries_total",
-			Help: "Requests sent to signal sources.",
-		}, []string{"source"}),
-	}
-	if r != nil {
-		r.MustRegister(m.up, m.breaker, m.duration, m.errors, m.queries)
-	}
+	m := &sourceMetrics{inner: inner, metrics: collector.NewSourceMetrics(r)}
 	for source := range queriesPerTick(cfg) {
-		m.up.WithLabelValues(source)
-		m.queries.WithLabelValues(source)
-		m.errors.WithLabelValues(source, "api")
-		for _, st := range []string{"closed", "half-open", "open"} {
-			v := 0.0
-			if st == "closed" {
-				v = 1
-			}
-			m.breaker.WithLabelValues(source, st).Set(v)
-		}
+		m.metrics.InitSource(source)
 	}
 	return m
 }
@@ -81,16 +35,13 @@ func newSourceMetrics(r prometheus.Registerer, inner loop.Collector, cfg *config
 func (m *sourceMetrics) Collect(ctx context.Context, cfg *config.Config, now time.Time) (loop.Signals, error) {
 	start := time.Now()
 	sig, err := m.inner.Collect(ctx, cfg, now)
-	took := time.Since(start).Seconds()
+	took := time.Since(start)
+	reason := ""
+	if err != nil {
+		reason = collector.ReasonAPI
+	}
 	for source, n := range queriesPerTick(cfg) {
-		m.queries.WithLabelValues(source).Add(float64(n))
-		m.duration.WithLabelValues(source).Observe(took)
-		if err != nil {
-			m.errors.WithLabelValues(source, "api").Inc()
-			m.up.WithLabelValues(source).Set(0)
-		} else {
-			m.up.WithLabelValues(source).Set(1)
-		}
+		m.metrics.Observe(source, n, took, reason)
 	}
 	return sig, err
 }
@@ -103,9 +54,9 @@ func queriesPerTick(cfg *config.Config) map[string]int {
 		for _, sg := range s.Signals {
 			switch {
 			case sg.Kind == policy.KindUtilization:
-				out[sourceKubernetes] = 1
+				out[collector.SourceKubernetes] = 1
 			case sg.Kind == policy.KindQueue && sg.Queue != nil && len(sg.Queue.Queues) > 0:
-				out[sourceRabbitMQ]++
+				out[collector.SourceRabbitMQ]++
 			case sg.Kind == policy.KindQueue && sg.Queue != nil:
 				for _, name := range []string{sg.Queue.Backlog, sg.Queue.ArrivalRate, sg.Queue.CompletionRate} {
 					if name != "" {
@@ -118,7 +69,7 @@ func queriesPerTick(cfg *config.Config) map[string]int {
 		}
 	}
 	if len(metrics) > 0 {
-		out[sourcePrometheus] = len(metrics)
+		out[collector.SourcePrometheus] = len(metrics)
 	}
 	return out
 }
