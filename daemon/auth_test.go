@@ -22,13 +22,13 @@ import (
 	"github.com/elmascale/elmascale/internal/testcluster"
 )
 
-// applyMetricsAuthRBAC creates the shipped deploy/rbac/metrics-auth.yaml,
-// names made unique to ns, elmascale's binding given to user elmascale,
-// and binds the reader role to the ServiceAccount reader in ns.
+// applyMetricsAuthRBAC creates the shipped deploy/base/metrics-auth.yaml,
+// names made unique to ns, elmascale's binding given to user elmascale and
+// the reader's to the ServiceAccount reader in ns.
 func applyMetricsAuthRBAC(t *testing.T, admin kubernetes.Interface, ns string) {
 	t.Helper()
 	ctx := context.Background()
-	data, err := os.ReadFile(filepath.Join(kubetest.RepoRoot(), "deploy", "rbac", "metrics-auth.yaml"))
+	data, err := os.ReadFile(filepath.Join(kubetest.RepoRoot(), "deploy", "base", "metrics-auth.yaml"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -51,8 +51,12 @@ func applyMetricsAuthRBAC(t *testing.T, admin kubernetes.Interface, ns string) {
 			if err := yaml.UnmarshalStrict([]byte(doc), &o); err != nil {
 				t.Fatal(err)
 			}
-			o.Name, o.RoleRef.Name = rename(o.Name), rename(o.RoleRef.Name)
 			o.Subjects = []rbacv1.Subject{{Kind: rbacv1.UserKind, APIGroup: rbacv1.GroupName, Name: testcluster.UserElmascale}}
+			if o.RoleRef.Name == "elmascale-metrics-reader" {
+				// The scraper's binding, given to this test's reader.
+				o.Subjects = []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Name: "reader", Namespace: ns}}
+			}
+			o.Name, o.RoleRef.Name = rename(o.Name), rename(o.RoleRef.Name)
 			_, err = admin.RbacV1().ClusterRoleBindings().Create(ctx, &o, metav1.CreateOptions{})
 		default:
 			t.Fatalf("unexpected kind %q in metrics-auth.yaml", meta.Kind)
@@ -60,14 +64,6 @@ func applyMetricsAuthRBAC(t *testing.T, admin kubernetes.Interface, ns string) {
 		if err != nil {
 			t.Fatal(err)
 		}
-	}
-	reader := &rbacv1.ClusterRoleBinding{
-		ObjectMeta: metav1.ObjectMeta{Name: rename("reader")},
-		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: rename("elmascale-metrics-reader")},
-		Subjects:   []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Name: "reader", Namespace: ns}},
-	}
-	if _, err := admin.RbacV1().ClusterRoleBindings().Create(ctx, reader, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
 	}
 }
 

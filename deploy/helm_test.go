@@ -276,8 +276,10 @@ func TestChartMatchesKustomizeBase(t *testing.T) {
 				{"spec", "template", "spec", "securityContext"}, {"spec", "replicas"}}
 		case "ClusterRole", "Role":
 			same = [][]any{{"rules"}}
-		case "RoleBinding":
+		case "RoleBinding", "ClusterRoleBinding":
 			same = [][]any{{"roleRef"}, {"subjects"}}
+		case "NetworkPolicy":
+			same = [][]any{{"spec", "policyTypes"}, {"spec", "ingress"}}
 		case "ConfigMap":
 			same = [][]any{{"data"}}
 		case "ServiceMonitor":
@@ -309,4 +311,88 @@ func renderKustomize(t *testing.T, dir string) []map[string]any {
 		out = append(out, o)
 	}
 	return out
+}
+
+// Verifies the metrics endpoints are protected by default, and the install
+// is whole for it: the flag, the daemon's right to review tokens, the
+// reader role bound to Prometheus, the ServiceMonitor presenting its token,
+// and a NetworkPolicy admitting only the two ports; and that turning it off
+// removes all of it.
+func TestChartMetricsAuth(t *testing.T) {
+	objs, err := renderChart(t, nil, "monitoring.coreos.com/v1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Contains(containerArgs(t, objs), "--metrics-auth") {
+		t.Error("--metrics-auth not on by default")
+	}
+	if b := findObj(objs, "ClusterRoleBinding", "elmascale-metrics-auth"); at(b, "subjects", 0, "name") != "elmascale" || at(b, "subjects", 0, "namespace") != "elmascale" {
+		t.Errorf("metrics-auth binding %v", b)
+	}
+	if b := findObj(objs, "ClusterRoleBinding", "elmascale-metrics-reader"); at(b, "roleRef", "name") != "elmascale-metrics-reader" || at(b, "subjects", 0, "name") != "prometheus-k8s" {
+		t.Errorf("reader binding %v", b)
+	}
+	sm := findObj(objs, "ServiceMonitor", "elmascale")
+	if at(sm, "spec", "endpoints", 0, "bearerTokenFile") != "/var/run/secrets/kubernetes.io/serviceaccount/token" {
+		t.Errorf("ServiceMonitor endpoint %v scrapes without a token", at(sm, "spec", "endpoints", 0))
+	}
+	np := findObj(objs, "NetworkPolicy", "elmascale")
+	if at(np, "spec", "ingress", 0, "ports", 0, "port") != "http-metrics" || at(np, "spec", "ingress", 1, "ports", 0, "port") != "http-health" || at(np, "spec", "ingress", 2) != nil {
+		t.Errorf("NetworkPolicy ingress %v", at(np, "spec", "ingress"))
+	}
+
+	peer := map[string]any{"namespaceSelector": map[string]any{"matchLabels": map[string]any{"kubernetes.io/metadata.name": "monitoring"}}}
+	objs, err = renderChart(t, map[string]any{
+		"metricsAuth":   map[string]any{"enabled": false},
+		"networkPolicy": map[string]any{"metricsFrom": []any{peer}},
+	}, "monitoring.coreos.com/v1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if slices.Contains(containerArgs(t, objs), "--metrics-auth") || findObj(objs, "ClusterRole", "elmascale-metrics-reader") != nil ||
+		at(findObj(objs, "ServiceMonitor", "elmascale"), "spec", "endpoints", 0, "bearerTokenFile") != nil {
+		t.Error("metricsAuth.enabled=false still renders parts of it")
+	}
+	np = findObj(objs, "NetworkPolicy", "elmascale")
+	if at(np, "spec", "ingress", 0, "from", 0, "namespaceSelector", "matchLabels", "kubernetes.io/metadata.name") != "monitoring" {
+		t.Errorf("metricsFrom not applied: %v", at(np, "spec", "ingress", 0))
+	}
+}
+
+// Verifies the install notes say how to see what the install promises:
+// the start-up checks, the Recommended Events in dry-run, and the decisions
+// API with a reader's token.
+func TestChartNotes(t *testing.T) {
+	ch, err := loader.Load(chartDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		vals       map[string]any
+		want, none []string
+	}{
+		{nil, []string{"start-up check", "elmascale doctor --service-account elmascale/elmascale --prometheus http://prometheus.linkerd-viz",
+			"reason=Recommended", "create token prometheus-k8s", "/api/v1/recommendations"}, []string{"<no value>"}},
+		{map[string]any{"mode": "apply", "metricsAuth": map[string]any{"enabled": false}}, []string{"curl -s localhost:8080"}, []string{"Recommended", "create token"}},
+	} {
+		rv, err := chartutil.ToRenderValues(ch, tc.vals, chartutil.ReleaseOptions{Name: "elmascale", Namespace: "elmascale", IsInstall: true}, chartutil.DefaultCapabilities)
+		if err != nil {
+			t.Fatal(err)
+		}
+		files, err := engine.Render(ch, rv)
+		if err != nil {
+			t.Fatal(err)
+		}
+		notes := files["elmascale/templates/NOTES.txt"]
+		for _, w := range tc.want {
+			if !strings.Contains(notes, w) {
+				t.Errorf("%v: notes lack %q:\n%s", tc.vals, w, notes)
+			}
+		}
+		for _, w := range tc.none {
+			if strings.Contains(notes, w) {
+				t.Errorf("%v: notes hold %q:\n%s", tc.vals, w, notes)
+			}
+		}
+	}
 }

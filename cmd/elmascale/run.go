@@ -85,7 +85,7 @@ decision as it happens.`,
 	fs.StringVar(&o.MetricsAddr, "metrics-bind-address", ":8080", "address for /metrics and /api/v1/* (empty: off)")
 	fs.StringVar(&o.HealthAddr, "health-probe-bind-address", ":8081", "address for /healthz and /readyz (empty: off)")
 	fs.BoolVar(&o.MetricsAuth, "metrics-auth", false,
-		"serve /metrics and /api/v1/* only to bearer tokens the API server accepts whose user may get them (TokenReview, SubjectAccessReview; RBAC in deploy/rbac/metrics-auth.yaml)")
+		"serve /metrics and /api/v1/* only to bearer tokens the API server accepts whose user may get them (TokenReview, SubjectAccessReview; RBAC in deploy/base/metrics-auth.yaml)")
 	durationFlag(fs, &o.WriteTimeout, "write-timeout", 10*time.Second, 100*time.Millisecond, "", "timeout of each write to a scale target (scale update, recommendation annotation)")
 	durationFlag(fs, &o.ReloadEvery, "config-poll-interval", 5*time.Second, 100*time.Millisecond, "", "how often the config file is checked for changes")
 	f.live = addLiveFlags(fs) // shares --kubeconfig defined above
