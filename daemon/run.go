@@ -29,6 +29,10 @@ type Options struct {
 	RESTConfig *rest.Config
 	// ConfigPath is the elmascale config file, reloaded when it changes.
 	ConfigPath string
+	// Policy names a ScalingPolicy, "namespace/name" or a name in
+	// Namespace, to take the config from instead of ConfigPath: watched
+	// through the API server, its status carrying every decision.
+	Policy string
 	// Mode is scaler.ModeApply or scaler.ModeDryRun (the default).
 	Mode scaler.Mode
 	// Namespace and Interval override the config's when set.
@@ -84,8 +88,8 @@ func (o *Options) defaults() error {
 	if o.RESTConfig == nil {
 		return errors.New("no cluster connection (RESTConfig)")
 	}
-	if o.ConfigPath == "" {
-		return errors.New("no config file given")
+	if o.ConfigPath == "" && o.Policy == "" {
+		return errors.New("no config file or ScalingPolicy given")
 	}
 	switch o.Mode {
 	case "":
@@ -163,17 +167,17 @@ func Run(ctx context.Context, o Options) error {
 		}
 		return nil
 	}
-	src, err := NewConfigSource(o.ConfigPath, adjust, log, metrics.Reload)
+	client, err := kubernetes.NewForConfig(o.RESTConfig)
+	if err != nil {
+		return err
+	}
+	src, status, err := openConfig(ctx, &o, adjust, client, log, metrics.Reload)
 	if err != nil {
 		return err
 	}
 	cfg := src.Current()
 	firstNS = cfg.Namespace
 
-	client, err := kubernetes.NewForConfig(o.RESTConfig)
-	if err != nil {
-		return err
-	}
 	leading := &Leadership{}
 	sc, err := scaler.NewForConfig(o.RESTConfig, scaler.Options{
 		Client:                  client,
@@ -207,8 +211,15 @@ func Run(ctx context.Context, o Options) error {
 		o.OnListen(servers.MetricsAddr, servers.HealthAddr)
 	}
 
-	wg.Add(1)
-	go func() { defer wg.Done(); src.Watch(ctx, o.ReloadEvery) }()
+	if file, ok := src.(*ConfigSource); ok {
+		wg.Add(1)
+		go func() { defer wg.Done(); file.Watch(ctx, o.ReloadEvery) }()
+	}
+	recorders := loop.Recorders{metrics, record.NewSignalResolved(o.Registry), history, health, record.TickLogger{Log: log}}
+	if status != nil {
+		status.SetLeader(leading.IsLeader)
+		recorders = append(recorders, status)
+	}
 
 	var electDone chan struct{}
 	if o.LeaderElect {
@@ -247,7 +258,7 @@ func Run(ctx context.Context, o Options) error {
 			},
 			Collector: o.Collector,
 			Scaler:    sc,
-			Recorder:  loop.Recorders{metrics, record.NewSignalResolved(o.Registry), history, health, record.TickLogger{Log: log}},
+			Recorder:  recorders,
 		}
 		wg.Add(1)
 		go func() { defer wg.Done(); checkAtStart(ctx, cfg, o, sc, client, log.Named("doctor")) }()
@@ -273,7 +284,7 @@ func Run(ctx context.Context, o Options) error {
 // in force, so a reload that changes the interval takes effect at once
 // rather than after the old interval. Each tick of a leader runs in a
 // context that ends with its term.
-func runLoop(ctx context.Context, lp ticker, src *ConfigSource, leading *Leadership, clk clock.Clock) {
+func runLoop(ctx context.Context, lp ticker, src configSource, leading *Leadership, clk clock.Clock) {
 	for ctx.Err() == nil {
 		tctx, cancel := leading.TickContext(ctx)
 		lp.RunOnce(tctx, clk.Now())
@@ -285,7 +296,7 @@ func runLoop(ctx context.Context, lp ticker, src *ConfigSource, leading *Leaders
 // waitInterval waits until the interval in force has passed since last or
 // ctx ends. A reload meanwhile is taken into account at once: a shorter
 // interval ticks as soon as it has passed, not when the old one would.
-func waitInterval(ctx context.Context, src *ConfigSource, last time.Time, clk clock.Clock) {
+func waitInterval(ctx context.Context, src configSource, last time.Time, clk clock.Clock) {
 	for {
 		changed := src.Changed()
 		wait := src.Current().Interval - clk.Since(last)

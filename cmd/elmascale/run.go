@@ -61,7 +61,8 @@ embedded simulated ELMA365 cluster in accelerated time (the --demo-* flags) and 
 decision as it happens.`,
 		Example: `  elmascale run                                    # the embedded demo: no cluster needed
   elmascale run --kubeconfig ~/.kube/config --prometheus http://localhost:9090
-  elmascale run --config elmascale.yaml --mode apply --leader-elect`,
+  elmascale run --config elmascale.yaml --mode apply --leader-elect
+  elmascale run --policy elma365/elma365 --prometheus http://prometheus.monitoring:9090`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return runRun(cmd.Context(), o, f, cmd.OutOrStdout(), cmd.ErrOrStderr())
 		},
@@ -69,6 +70,7 @@ decision as it happens.`,
 	fs := cmd.Flags()
 	fs.StringVar(&f.kubeconfig, "kubeconfig", "", "kubeconfig file (default: $KUBECONFIG, then the in-cluster service account)")
 	fs.StringVar(&o.ConfigPath, "config", "", "elmascale config file, reloaded when it changes (default: the embedded ELMA365 preset)")
+	fs.StringVar(&o.Policy, "policy", "", "take the config from this ScalingPolicy, namespace/name (or a name in --namespace), instead of --config: watched through the API server, every decision in its status")
 	enumFlag(cmd, &f.mode, "mode", "", string(scaler.ModeDryRun), []string{string(scaler.ModeApply), string(scaler.ModeDryRun)},
 		"apply writes replicas; dry-run only publishes recommendations")
 	fs.StringVar(&o.Namespace, "namespace", "", "namespace of the scale targets (overrides the config)")
@@ -112,10 +114,18 @@ func runRun(ctx context.Context, o daemon.Options, f *runFlags, stdout, stderr i
 	if o.RetryPeriod >= o.RenewDeadline {
 		return usageErrorf("--leader-elect-retry-period (%s) must be shorter than --leader-elect-renew-deadline (%s)", o.RetryPeriod, o.RenewDeadline)
 	}
+	if o.Policy != "" && o.ConfigPath != "" {
+		return usageErrorf("--policy and --config both name the config; give one")
+	}
+	if o.Policy != "" {
+		if _, _, err := daemon.ParsePolicyRef(o.Policy, o.Namespace); err != nil {
+			return usageErrorf("--policy: %v", err)
+		}
+	}
 	rc, clusterErr := restConfig(f.kubeconfig)
 	// No cluster and no config: show the whole loop working on the
 	// embedded simulated ELMA365 cluster.
-	if o.ConfigPath == "" && errors.Is(clusterErr, errNoCluster) {
+	if o.ConfigPath == "" && o.Policy == "" && errors.Is(clusterErr, errNoCluster) {
 		return runDemo(ctx, f.demo, o.MetricsAddr, o.HealthAddr, stdout)
 	}
 	log, err := newLogger(f.logFormat, f.logLevel, stderr)
@@ -215,6 +225,9 @@ func configInForce(o *daemon.Options, log *zap.Logger) (cleanup func(), err erro
 	if o.ConfigPath != "" {
 		log.Info("config in force", zap.String("file", o.ConfigPath))
 		return func() {}, nil
+	}
+	if o.Policy != "" {
+		return func() {}, nil // the daemon logs the generation it takes
 	}
 	tmp, err := os.CreateTemp("", "elmascale-preset-*.yaml")
 	if err != nil {
