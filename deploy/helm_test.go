@@ -44,6 +44,10 @@ func renderChart(t *testing.T, vals map[string]any, apiVersions ...string) ([]ma
 	if err != nil {
 		return nil, err
 	}
+	// helm install creates the crds/ directory's objects before the rest.
+	for _, crd := range ch.CRDObjects() {
+		files[crd.Filename] = string(crd.File.Data)
+	}
 	return objectsOf(t, ch, files), nil
 }
 
@@ -124,6 +128,7 @@ func TestChartFilesAreTheShippedOnes(t *testing.T) {
 	for copyPath, orig := range map[string]string{
 		chartDir + "/files/elma365.yaml":   "base/elma365.yaml",
 		chartDir + "/files/elmascale.json": "grafana/elmascale.json",
+		chartDir + "/crds/elmascale.io_scalingpolicies.yaml": "base/crd/elmascale.io_scalingpolicies.yaml",
 	} {
 		a, err1 := os.ReadFile(copyPath)
 		b, err2 := os.ReadFile(orig)
@@ -282,6 +287,8 @@ func TestChartMatchesKustomizeBase(t *testing.T) {
 			same = [][]any{{"spec", "policyTypes"}, {"spec", "ingress"}}
 		case "ConfigMap":
 			same = [][]any{{"data"}}
+		case "CustomResourceDefinition":
+			same = [][]any{{"spec"}}
 		case "ServiceMonitor":
 			same = [][]any{{"spec", "endpoints"}}
 		}
