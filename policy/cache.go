@@ -33,6 +33,13 @@ type decideCache struct {
 	measured []float64
 	states   []ServiceState
 	wanting  []int
+
+	// The mesh: workload names to service indexes for meshFor, and
+	// per-call scratch space.
+	meshFor  *MeshSpec
+	meshIdx  map[string]int
+	meshAcc  []meshAcc
+	meshDeps []int
 }
 
 // acquire returns the cache to use for a call that starts from prev,
@@ -79,6 +86,7 @@ func (c *decideCache) index(spec Spec) {
 	}
 	c.notes = make([]noteMemo, c.sigStart[n])
 	c.reasons = make([]reasonMemo, n)
+	c.meshIdx = nil
 }
 
 func (c *decideCache) matches(spec Spec) bool {
@@ -131,6 +139,8 @@ type reasonKey struct {
 	fallback, minR, maxR                  int32
 	limit                                 Limit
 	driverName, driverNote                string
+	meshNote                              string
+	quietHeld                             bool
 }
 
 func reasonKeyOf(e *svcEval) reasonKey {
@@ -138,7 +148,7 @@ func reasonKeyOf(e *svcEval) reasonKey {
 		bottleneck: e.d.Bottleneck, anyBad: e.anyBad, legacy: e.spec.Behavior.Legacy,
 		current: e.d.Current, desired: e.d.Desired, proposal: e.d.Proposal,
 		fallback: e.spec.FallbackReplicas, minR: e.spec.MinReplicas, maxR: e.spec.MaxReplicas,
-		limit: e.d.LimitedBy,
+		limit: e.d.LimitedBy, meshNote: e.meshNote, quietHeld: e.quietHeld,
 	}
 	if d := drivingSignal(e); d != nil {
 		k.hasDriver, k.driverName, k.driverNote = true, d.Name, d.Note

@@ -32,6 +32,24 @@ type svcEval struct {
 	// current count, its state untouched).
 	fixed bool
 
+	// The mesh's view (Spec.Mesh set, observation usable): meshTraverse
+	// lets attribution walk through services that are not hot themselves,
+	// the mesh having measured the path; meshRoot marks a service whose
+	// own latency or time outside grew, explaining its callers' breaches,
+	// for meshCause; meshHist is its next history, verdict the graph's
+	// part for its decision and meshNote what the reason adds for an
+	// unrelievable cause.
+	meshTraverse bool
+	meshRoot     bool
+	// meshQuiet: the mesh judged the service against warm baselines and
+	// found nothing grown; a symptom breach nothing below explains then
+	// does not scale it (quietHeld).
+	meshQuiet, quietHeld bool
+	meshCause            MeshCause
+	meshHist             MeshHistory
+	verdict              *MeshVerdict
+	meshNote             string
+
 	d Decision
 }
 
@@ -64,7 +82,13 @@ func decide(spec Spec, snap Snapshot, prev State, now time.Time, burst bool) (Pl
 	nsig := c.sigStart[n]
 	c.scratch(n, nsig)
 	evals := c.evals
-	results := make([]SignalResult, nsig)
+	// With the mesh, every service has room for one more result after
+	// its signals.
+	stride := 0
+	if spec.Mesh != nil && !burst {
+		stride = 1
+	}
+	results := make([]SignalResult, nsig+stride*n)
 
 	// 1. Signals: each gives a proposal or is unusable.
 	nrecs, nevents := 0, 0
@@ -72,10 +96,12 @@ func decide(spec Spec, snap Snapshot, prev State, now time.Time, burst bool) (Pl
 		s := &spec.Services[i]
 		e := &evals[i]
 		lo, hi := c.sigStart[i], c.sigStart[i+1]
+		rlo, rhi := lo+stride*i, hi+stride*i
 		*e = svcEval{
 			spec: s, obs: snap.Services[s.Name], prev: prev.Services[s.Name], deps: c.deps[i],
-			signals: results[lo:hi:hi], measured: c.measured[lo:hi:hi], roots: e.roots[:0],
+			signals: results[rlo : rhi : rhi+stride], measured: c.measured[lo:hi:hi], roots: e.roots[:0],
 		}
+		e.meshHist = e.prev.Mesh
 		if burst && !burstCandidate(s, e.obs) {
 			e.fixed = true
 			continue
@@ -116,7 +142,7 @@ func decide(spec Spec, snap Snapshot, prev State, now time.Time, burst bool) (Pl
 				}
 			}
 		}
-		e.signals = e.signals[:used:used]
+		e.signals = e.signals[: used : used+stride]
 		e.anyBad = bad > 0
 		e.allBad = bad > 0 && bad == used
 		if at := e.prev.BottleneckAt; spec.AttributionMemory > 0 && !at.IsZero() && now.Sub(at) <= spec.AttributionMemory {
@@ -126,6 +152,11 @@ func decide(spec Spec, snap Snapshot, prev State, now time.Time, burst bool) (Pl
 
 	if burst && !markBursting(evals) {
 		return Plan{Time: now}, prev
+	}
+
+	// 1b. The mesh: the measured call graph and each service's own latency.
+	if stride > 0 {
+		meshStep(c, spec, snap, evals, now)
 	}
 
 	// 2. Attribution: a latency breach explained by saturated dependencies
@@ -158,6 +189,7 @@ func decide(spec Spec, snap Snapshot, prev State, now time.Time, burst bool) (Pl
 			st.BottleneckAt = now
 		}
 		st.QueueCapacity = learnCapacity(e.prev.QueueCapacity, e.spec.Signals, e.measured)
+		st.Mesh = e.meshHist
 		decideService(e, st, now)
 		if burst && e.d.Desired < e.d.Current {
 			// Scale-downs are the tick's.
@@ -222,13 +254,23 @@ func decide(spec Spec, snap Snapshot, prev State, now time.Time, burst bool) (Pl
 // dependencies, the roots' names into the breaching signals and the
 // breaching service's name into each root's Explains, from two shared
 // allocations.
+//
+// A breach with no dependency to explain it, at a service whose own
+// latency or time outside grew by the mesh's measure, is that growth's:
+// it is attributed to the service itself (its mesh result sizes it, or
+// says why nothing is added) or to the outside destination, never scaled
+// on the symptom's ratio.
 func attributeNames(evals []svcEval) {
 	total := 0
 	for i := range evals {
 		e := &evals[i]
-		e.selfHot = e.satBreach || (e.latBreach && len(e.roots) == 0)
+		e.quietHeld = e.latBreach && len(e.roots) == 0 && e.meshQuiet
+		e.selfHot = e.satBreach || e.meshRoot || (e.latBreach && len(e.roots) == 0 && !e.quietHeld)
 		if e.latBreach {
 			total += len(e.roots)
+			if len(e.roots) == 0 && e.meshRoot {
+				total++
+			}
 		}
 	}
 	if total == 0 {
@@ -255,6 +297,21 @@ func attributeNames(evals []svcEval) {
 	}
 	for i := range evals {
 		e := &evals[i]
+		if e.latBreach && len(e.roots) == 0 && e.meshRoot {
+			blame := e.spec.Name
+			if e.meshCause == CauseOutside && e.verdict != nil && e.verdict.External != "" {
+				blame = e.verdict.External
+			}
+			start := len(names)
+			names = append(names, blame)
+			mine := names[start:len(names):len(names)]
+			for j := range e.signals {
+				if j < len(e.spec.Signals) && isSymptom(&e.spec.Signals[j]) && e.signals[j].Breach {
+					e.signals[j].AttributedTo = mine
+				}
+			}
+			continue
+		}
 		if !e.latBreach || len(e.roots) == 0 {
 			continue
 		}
@@ -265,7 +322,7 @@ func attributeNames(evals []svcEval) {
 		}
 		mine := names[start:len(names):len(names)]
 		for j := range e.signals {
-			if isSymptom(&e.spec.Signals[j]) && e.signals[j].Breach {
+			if j < len(e.spec.Signals) && isSymptom(&e.spec.Signals[j]) && e.signals[j].Breach {
 				e.signals[j].AttributedTo = mine
 			}
 		}
@@ -274,7 +331,8 @@ func attributeNames(evals []svcEval) {
 
 // attribute finds, depth first, the deepest hot dependencies that explain a
 // symptom breach of service i. A dependency is hot when one of its signals
-// asks for more, or when it was a bottleneck within the attribution memory.
+// asks for more, when the mesh saw its own latency or its time outside
+// grow, or when it was a bottleneck within the attribution memory.
 // A hot dependency whose own breach is only a symptom of deeper ones passes
 // the blame down; one saturated on its own signals (or recently a
 // bottleneck) is a root itself. Only hot services are walked; a dependency
@@ -283,6 +341,12 @@ func attributeNames(evals []svcEval) {
 // seen dedupes each root list in O(1): seen[j] == i+1 while service i's
 // roots are collected. Dependencies are all resolved before service i
 // collects, so a nested call cannot overwrite i's marks.
+//
+// With the mesh, the walk also passes through services that are not hot:
+// the mesh measured the calls, so a slow service two hops down explains a
+// breach even when the service between is fine. The mesh's graph may have
+// cycles (two services calling each other); the in-progress mark cuts
+// them.
 func attribute(evals []svcEval, seen []int32, i int) {
 	e := &evals[i]
 	if e.visit != 0 {
@@ -290,7 +354,7 @@ func attribute(evals []svcEval, seen []int32, i int) {
 	}
 	e.visit = 1
 	for _, j := range e.deps {
-		if j >= 0 && evals[j].visit == 0 && evals[j].hot() {
+		if j >= 0 && evals[j].visit == 0 && (evals[j].hot() || evals[j].meshTraverse) {
 			attribute(evals, seen, j)
 		}
 	}
@@ -302,11 +366,11 @@ func attribute(evals []svcEval, seen []int32, i int) {
 		}
 	}
 	for _, j := range e.deps {
-		if j < 0 || j == i || !evals[j].hot() || evals[j].visit == 1 {
+		if j < 0 || j == i || evals[j].visit == 1 || !(evals[j].hot() || evals[j].meshTraverse) {
 			continue
 		}
 		d := &evals[j]
-		if d.satBreach || d.recent || (d.latBreach && len(d.roots) == 0) {
+		if d.satBreach || d.recent || d.meshRoot || (d.latBreach && len(d.roots) == 0) {
 			add(j)
 		}
 		for _, r := range d.roots {
@@ -316,8 +380,14 @@ func attribute(evals []svcEval, seen []int32, i int) {
 	e.visit = 2
 }
 
+// heldSymptom reports whether signal k is a symptom breach the mesh found
+// no cause for (quietHeld), which does not scale the service.
+func (e *svcEval) heldSymptom(k int) bool {
+	return e.quietHeld && k < len(e.spec.Signals) && e.signals[k].Breach && isSymptom(&e.spec.Signals[k])
+}
+
 // hot reports whether the service may explain a caller's symptoms.
-func (e *svcEval) hot() bool { return e.satBreach || e.latBreach || e.recent }
+func (e *svcEval) hot() bool { return e.satBreach || e.latBreach || e.recent || e.meshRoot }
 
 // isSymptom reports whether a signal's breach can be caused by a saturated
 // dependency and so is attributed before it scales its own service.
@@ -398,6 +468,7 @@ func decideService(e *svcEval, st *ServiceState, now time.Time) {
 	d := &e.d
 	d.Service, d.Current, d.Ready, d.Signals = s.Name, cur, e.obs.ReadyReplicas, e.signals
 	d.Bottleneck = e.selfHot
+	d.Mesh = e.verdict
 
 	if !e.obs.Found {
 		d.Proposal, d.Desired, d.LimitedBy = cur, cur, LimitHold
@@ -414,8 +485,8 @@ func decideService(e *svcEval, st *ServiceState, now time.Time) {
 		sized = sized || (r.Status == StatusOK && r.Kind != KindLatency)
 	}
 	proposal, hasProposal := int32(0), false
-	for _, r := range e.signals {
-		if r.Status != StatusOK || len(r.AttributedTo) > 0 {
+	for k, r := range e.signals {
+		if r.Status != StatusOK || len(r.AttributedTo) > 0 || e.heldSymptom(k) {
 			continue
 		}
 		if sized && r.Kind == KindLatency && r.Proposal < cur {
@@ -585,6 +656,12 @@ func reason(e *svcEval) string {
 			break
 		}
 	}
+	if e.quietHeld {
+		b.WriteString("; symptom breach not scaled: the mesh saw neither its own latency nor anything it calls grow")
+	}
+	if e.meshNote != "" {
+		fmt.Fprintf(&b, "; %s: %s, none added", e.meshCause, e.meshNote)
+	}
 	if e.anyBad && d.LimitedBy != LimitHold && d.LimitedBy != LimitFallback {
 		fmt.Fprintf(&b, "; unusable: %s", badSignals(e))
 	}
@@ -623,7 +700,7 @@ func drivingSignal(e *svcEval) *SignalResult {
 	var best *SignalResult
 	for k := range e.signals {
 		r := &e.signals[k]
-		if r.Status != StatusOK || len(r.AttributedTo) > 0 {
+		if r.Status != StatusOK || len(r.AttributedTo) > 0 || e.heldSymptom(k) {
 			continue
 		}
 		if best == nil || r.Proposal > best.Proposal {

@@ -120,6 +120,10 @@ type Decision struct {
 	Explains  []string       `json:"explains,omitempty"`
 	LimitedBy Limit          `json:"limitedBy,omitempty"`
 	Signals   []SignalResult `json:"signals,omitempty"`
+	// Mesh is the part of the mesh's call graph that explains the decision
+	// (own latency, baseline, the heaviest call, what grew); nil when the
+	// mesh did not measure the service.
+	Mesh *MeshVerdict `json:"mesh,omitempty"`
 	// Reason is one line a human can read.
 	Reason string `json:"reason,omitempty"`
 }
@@ -173,6 +177,8 @@ type ServiceState struct {
 	// QueueCapacity is, per queue signal, the per-replica throughput
 	// (messages/s) last measured while the pool was saturated.
 	QueueCapacity map[string]float64 `json:"queueCapacity,omitempty"`
+	// Mesh is what the mesh's measurements taught of the service.
+	Mesh MeshHistory `json:"mesh,omitzero"`
 	// Pending is the change the last decision asked for. When the next
 	// snapshot shows it applied, it becomes an event stamped with the decision
 	// time; when not (dry-run, failed write), it is dropped.

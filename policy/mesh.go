@@ -157,9 +157,113 @@ func (c MeshCounts) successShare() float64 {
 }
 
 // MeshSpec is how Decide uses Snapshot.Mesh; nil leaves the mesh unused
-// (attribution then follows DependsOn only).
+// (attribution then follows DependsOn only). Every zero value stands for
+// the default named beside it.
 type MeshSpec struct {
 	// MinEdgeRate: calls per second below which an edge is not part of the
 	// call graph.
 	MinEdgeRate float64 `json:"minEdgeRate,omitempty"`
+	// Workloads maps a service to the workload its mesh series carry, when
+	// the two names differ; a service not named here is its own workload.
+	Workloads map[string]string `json:"workloads,omitempty"`
+	// Growth is how far above its baseline a service's own latency (or its
+	// time in destinations outside the mesh) must be, relative to the
+	// baseline, to count as grown: 0.5 means 150% of the baseline
+	// (default 0.5).
+	Growth float64 `json:"growth,omitempty"`
+	// MinGrowth is the least growth that counts, however small the
+	// baseline, so that a 2 ms service is not a bottleneck at 3 ms
+	// (default 20ms).
+	MinGrowth time.Duration `json:"minGrowth,omitempty"`
+	// TargetUtilization is the share of a replica's measured throughput
+	// planned for when the mesh sizes a service (0 < u <= 1, default 0.8).
+	TargetUtilization float64 `json:"targetUtilization,omitempty"`
+	// DrainTime is how soon the requests queued at a bottleneck (estimated
+	// by Little's law from its own latency's growth) should be worked off,
+	// on top of keeping up with arrivals (default 30s).
+	DrainTime time.Duration `json:"drainTime,omitempty"`
+	// MinResponses is the fewest responses within the window a service
+	// needs before its mean latencies are judged (default 50): a mean of a
+	// handful of requests is noise.
+	MinResponses float64 `json:"minResponses,omitempty"`
 }
+
+// Defaults of MeshSpec's zero values.
+const (
+	DefaultMeshGrowth            = 0.5
+	DefaultMeshMinGrowth         = 20 * time.Millisecond
+	DefaultMeshTargetUtilization = 0.8
+	DefaultMeshDrainTime         = 10 * time.Second
+	DefaultMeshMinResponses      = 50
+)
+
+// MeshHistory is what Decide learns of one service from the mesh, kept in
+// its ServiceState: a few numbers, updated in place every tick.
+type MeshHistory struct {
+	// Samples counts the ticks that fed the baselines (capped); verdicts
+	// wait for a few.
+	Samples int32 `json:"samples,omitempty"`
+	// Own is the baseline of the service's own latency in seconds: what
+	// remains of its inbound mean after its calls to other workloads,
+	// learned while it had not grown (it follows falls quickly and rises
+	// slowly, so it stays near the lower envelope).
+	Own float64 `json:"own,omitempty"`
+	// External is the baseline of the seconds per request spent in calls
+	// to destinations elmascale does not scale (outside the mesh, data
+	// stores, unmanaged workloads), learned the same way.
+	External float64 `json:"external,omitempty"`
+	// LoadPerReplica is the requests per second per ready replica while
+	// the own latency was at its baseline (a moving average).
+	LoadPerReplica float64 `json:"loadPerReplica,omitempty"`
+	// Capacity is the requests per second one replica completes: measured
+	// while the service queued (Measured), and otherwise the most it was
+	// seen to complete without queueing, a lower bound.
+	Capacity float64 `json:"capacity,omitempty"`
+	Measured bool    `json:"measured,omitempty"`
+	// Relieving is true while a relievable growth of the own latency is
+	// being worked off; it ends when the own latency is back.
+	Relieving bool `json:"relieving,omitempty"`
+}
+
+// MeshVerdict is the part of the mesh's call graph that explains one
+// decision, in a compact form: the service's own latency against its
+// baseline, what it is made of, and what, if anything, grew.
+type MeshVerdict struct {
+	// Latency is the inbound mean in seconds, Own what is left of it after
+	// the calls, Baseline the own latency's learned baseline.
+	Latency  float64 `json:"latency"`
+	Own      float64 `json:"own"`
+	Baseline float64 `json:"baseline"`
+	// Edge is the managed callee taking the largest share of the latency,
+	// with its calls per request and their mean seconds; empty without
+	// calls.
+	Edge            string  `json:"edge,omitempty"`
+	EdgeCalls       float64 `json:"edgeCalls,omitempty"`
+	EdgeLatency     float64 `json:"edgeLatency,omitempty"`
+	External        string  `json:"external,omitempty"`
+	ExternalSeconds float64 `json:"externalSeconds,omitempty"`
+	// Cause says what grew: CauseNone, or one of the causes below.
+	Cause MeshCause `json:"cause,omitempty"`
+}
+
+// MeshCause names what made a service's latency grow.
+type MeshCause string
+
+// Causes. Only CauseQueueing is relieved by replicas.
+const (
+	CauseNone MeshCause = ""
+	// CauseQueueing: the own latency grew with the load per replica, or
+	// arrivals outran completions: requests queue for the replicas.
+	CauseQueueing MeshCause = "queueing"
+	// CauseSlowerWork: the own latency grew while the load per replica did
+	// not: each request's own work got slower.
+	CauseSlowerWork MeshCause = "slower own work"
+	// CauseSingleInstance: a pinned service's own latency grew.
+	CauseSingleInstance MeshCause = "single instance"
+	// CauseOutside: the time in a destination elmascale does not scale
+	// (a data store, a service outside the mesh or unmanaged) grew.
+	CauseOutside MeshCause = "outside destination"
+)
+
+// Relievable reports whether replicas relieve the cause.
+func (c MeshCause) Relievable() bool { return c == CauseQueueing }

@@ -24,8 +24,9 @@ type Cluster struct {
 }
 
 var (
-	_ loop.Collector = (*Cluster)(nil)
-	_ loop.Scaler    = (*Cluster)(nil)
+	_ loop.Collector     = (*Cluster)(nil)
+	_ loop.MeshCollector = (*Cluster)(nil)
+	_ loop.Scaler        = (*Cluster)(nil)
 )
 
 // NewCluster builds the scenario's cluster at virtual time zero, every
@@ -34,6 +35,12 @@ func NewCluster(sc *Scenario, seed uint64) *Cluster {
 	var longest time.Duration
 	for _, b := range sc.Bindings {
 		longest = max(longest, b.Window)
+	}
+	// The mesh's rate window, as the configuration under test asks for
+	// it, and at least the default's for the other policies' configs.
+	longest = max(longest, meshKeep)
+	if sc.Elmascale != nil && sc.Elmascale.Mesh != nil {
+		longest = max(longest, sc.Elmascale.Mesh.Window)
 	}
 	promKeep := int(longest/sc.Observation.ScrapeInterval) + 2
 	statsKeep := int(sc.Observation.QueueRateWindow/sc.Observation.QueueStatsInterval) + 2
@@ -287,12 +294,7 @@ func (c *Cluster) metric(name, key string) (float64, policy.Observation) {
 	if b.Series == SeriesInFlight {
 		return float64(last.inFlight), ok200()
 	}
-	// Range vectors hold the samples within (last−window, last].
-	k := v.nScrapes - 1
-	for k-1 >= 0 && k-1 >= v.nScrapes-len(v.scrapes) && v.scrapes[(k-1)%len(v.scrapes)].t > last.t-b.Window.Seconds()+1e-9 {
-		k--
-	}
-	first := &v.scrapes[k%len(v.scrapes)]
+	first := v.rangeStart(b.Window)
 	if first.t >= last.t {
 		return 0, missing("one sample in the rate window")
 	}
@@ -313,6 +315,83 @@ func (c *Cluster) metric(name, key string) (float64, policy.Observation) {
 }
 
 func ok200() policy.Observation { return policy.Observation{Status: policy.StatusOK} }
+
+// rangeStart is the oldest kept scrape within (last−window, last], as a
+// range vector holds them; the service must have been scraped.
+func (v *svcState) rangeStart(window time.Duration) *promSample {
+	last := &v.scrapes[(v.nScrapes-1)%len(v.scrapes)]
+	k := v.nScrapes - 1
+	for k-1 >= 0 && k-1 >= v.nScrapes-len(v.scrapes) && v.scrapes[(k-1)%len(v.scrapes)].t > last.t-window.Seconds()+1e-9 {
+		k--
+	}
+	return &v.scrapes[k%len(v.scrapes)]
+}
+
+// meshKeep is the least rate window the scrapes kept cover.
+const meshKeep = 2 * time.Minute
+
+// CollectMesh implements loop.MeshCollector: Linkerd's proxy series as
+// the simulated Prometheus scraped them, their rates over the mesh's
+// window turned into the observation by policy.NewMeshObservation, the
+// same constructor a cluster's source uses. Every workload but a data
+// store has a proxy: its inbound request_total, response_total (success
+// classified) and response_latency_ms sum and count, and its outbound
+// series by destination; a call to a data store is an edge to a
+// destination outside the mesh.
+func (c *Cluster) CollectMesh(_ context.Context, cfg *config.Config, now time.Time) policy.MeshObservation {
+	if cfg.Mesh == nil {
+		return policy.MeshObservation{Status: policy.StatusMissing, Error: "the configuration names no mesh"}
+	}
+	window := cfg.Mesh.Window
+	inbound := make(map[string]policy.MeshCounts, len(c.sc.Services))
+	edges := make(map[policy.MeshEdgeKey]policy.MeshCounts)
+	newest := math.Inf(-1)
+	for si := range c.sim.svcs {
+		v := &c.sim.svcs[si]
+		if v.m.Store != "" || v.nScrapes == 0 {
+			continue
+		}
+		last := &v.scrapes[(v.nScrapes-1)%len(v.scrapes)]
+		first := v.rangeStart(window)
+		dt := last.t - first.t
+		if dt <= 0 {
+			continue
+		}
+		newest = math.Max(newest, last.t)
+		p95 := histogramQuantile(0.95, c.sim.bounds, first.buckets, last.buckets)
+		if math.IsNaN(p95) {
+			p95 = 0
+		}
+		count := float64(last.latCount-first.latCount) / dt
+		inbound[v.m.Name] = policy.MeshCounts{
+			Requests:     float64(last.requests-first.requests) / dt,
+			Responses:    count,
+			Successes:    float64(last.successes-first.successes) / dt,
+			LatencySum:   (last.latSum - first.latSum) / dt,
+			LatencyCount: count,
+			P95:          p95,
+		}
+		for to := range last.out {
+			sent := last.out[to] - first.out[to]
+			if sent == 0 {
+				continue
+			}
+			resp := float64(last.outResp[to]-first.outResp[to]) / dt
+			callee := &c.sc.Services[to]
+			edges[policy.MeshEdgeKey{From: v.m.Name, To: callee.Name, External: callee.Store != ""}] = policy.MeshCounts{
+				Requests:     float64(sent) / dt,
+				Responses:    resp,
+				Successes:    float64(last.outSucc[to]-first.outSucc[to]) / dt,
+				LatencySum:   (last.outLat[to] - first.outLat[to]) / dt,
+				LatencyCount: resp,
+			}
+		}
+	}
+	if len(inbound) == 0 {
+		return policy.MeshObservation{Status: policy.StatusMissing, Error: "no mesh series scraped yet"}
+	}
+	return policy.NewMeshObservation(c.at(newest), window, inbound, edges, cfg.Mesh.MinEdgeRate)
+}
 
 // queueSampleBefore is the oldest kept sample taken after t (or the oldest
 // kept one).

@@ -62,6 +62,16 @@ type promSample struct {
 	// failures is the responses classified failure (Linkerd's inbound
 	// response_total{classification="failure"}).
 	failures uint64
+	// The inbound latency histogram's sum (seconds) and count, and the
+	// responses classified success.
+	latSum              float64
+	latCount, successes uint64
+	// The caller's side of each edge, by callee: responses (a timeout
+	// counts as one, a failure), those that succeeded, and the seconds
+	// they took (Linkerd's outbound response_total and
+	// response_latency_ms sum by dst_deployment).
+	outResp, outSucc []uint64
+	outLat           []float64
 }
 
 // queueSample is one refresh of a queue's management statistics.
@@ -112,10 +122,16 @@ type svcState struct {
 	buckets     []uint64 // Prometheus histogram, last bucket is +Inf
 	out         []uint64 // requests sent, by callee, its messages' calls included
 	// failures counts requests answered as failed (a call ran out of
-	// attempts) and attempts their caller abandoned, each once.
-	failures uint64
-	scrapes  []promSample
-	nScrapes int
+	// attempts) and attempts their caller abandoned, each once;
+	// successes the requests answered to a caller still waiting (or from
+	// outside) with no call out of attempts.
+	failures, successes uint64
+	// outResp, outSucc and outLat are the caller's side of each edge,
+	// by callee, as promSample has them.
+	outResp, outSucc []uint64
+	outLat           []float64
+	scrapes          []promSample
+	nScrapes         int
 
 	// Scoring.
 	win, winEntry, all, allEntry logHist
@@ -265,9 +281,16 @@ func newSim(sc *Scenario, seed uint64, promKeep, statsKeep int) *sim {
 		v.buckets = make([]uint64, len(s.bounds)+1)
 		v.scrapes = make([]promSample, promKeep)
 		v.out = make([]uint64, len(sc.Services))
+		v.outResp = make([]uint64, len(sc.Services))
+		v.outSucc = make([]uint64, len(sc.Services))
+		v.outLat = make([]float64, len(sc.Services))
 		for k := range v.scrapes {
-			v.scrapes[k].buckets = make([]uint64, len(v.buckets))
-			v.scrapes[k].out = make([]uint64, len(sc.Services))
+			ps := &v.scrapes[k]
+			ps.buckets = make([]uint64, len(v.buckets))
+			ps.out = make([]uint64, len(sc.Services))
+			ps.outResp = make([]uint64, len(sc.Services))
+			ps.outSucc = make([]uint64, len(sc.Services))
+			ps.outLat = make([]float64, len(sc.Services))
 		}
 		v.calls = callEdges(sc, m.Calls)
 		v.pubs = publishEdges(sc, m.Publishes)
@@ -684,6 +707,10 @@ func (s *sim) timeout(id int32, tok uint32) {
 	e := &calls[r.edge-1]
 	s.svcs[e.to].timeouts++
 	s.svcs[e.to].failures++
+	// The caller's proxy answers the abandoned attempt as failed.
+	caller := &s.svcs[r.svc]
+	caller.outResp[e.to]++
+	caller.outLat[e.to] += e.timeout
 	if r.attempt < e.retries {
 		r.attempt++
 		s.issue(id, calls, r.edge-1, r.rep)
@@ -729,11 +756,20 @@ func (s *sim) finish(id int32) {
 			v.failedEntry++
 		}
 	}
-	if r.failed && (r.parent < 0 || s.reqs[r.parent].tok == r.ptok) {
+	waited := r.parent < 0 || s.reqs[r.parent].tok == r.ptok
+	if r.failed && waited {
 		v.failures++ // (an abandoned attempt was counted when its caller gave up)
+	} else if waited {
+		v.successes++
 	}
 	if r.parent >= 0 {
 		if pr := &s.reqs[r.parent]; pr.tok == r.ptok {
+			caller := &s.svcs[pr.svc]
+			caller.outResp[r.svc]++
+			caller.outLat[r.svc] += lat
+			if !r.failed {
+				caller.outSucc[r.svc]++
+			}
 			pr.tok = 0
 			pr.attempt = 0
 			if r.failed {
@@ -961,6 +997,10 @@ func (s *sim) scrapeProm() {
 		ps.t = s.now
 		copy(ps.buckets, v.buckets)
 		copy(ps.out, v.out)
+		copy(ps.outResp, v.outResp)
+		copy(ps.outSucc, v.outSucc)
+		copy(ps.outLat, v.outLat)
+		ps.latSum, ps.latCount, ps.successes = v.latSum, v.latCount, v.successes
 		ps.failures = v.failures
 		ps.requests = v.requests
 		ps.inFlight = v.inFlight

@@ -1,0 +1,431 @@
+package policy
+
+import (
+	"fmt"
+	"math"
+	"time"
+)
+
+// KindMesh is the kind of the result the mesh adds to a service's signals
+// when it has something to say of it: the replicas its measured throughput
+// needs, or why none are added. It is never configured.
+const KindMesh SignalKind = "mesh"
+
+// meshSignal names that result.
+const meshSignal = "mesh"
+
+// meshWarmup is how many judged ticks a service's baselines need before
+// its latency is judged against them.
+const meshWarmup = 3
+
+// meshSkew is how far ahead of the tick a mesh observation may be stamped
+// (the source's clock against the loop's) before it counts as invalid.
+const meshSkew = 30 * time.Second
+
+// A queue builds when arrivals outrun completions by more than meshOutrun
+// of them and by at least meshQueued requests over the window: less is
+// the noise of a window's edges.
+const (
+	meshOutrun = 0.05
+	meshQueued = 10
+)
+
+// meshDecompNoise is the share of a request's time in calls below which a
+// change of its own latency is not told from the decomposition's noise.
+const meshDecompNoise = 0.1
+
+// Learning rates of the baselines: a fall is followed quickly, a rise
+// slowly, so a baseline stays near the lower envelope of what was seen and
+// a slow creep of latency does not drag it up before it counts as grown.
+const (
+	meshFall = 0.3
+	meshRise = 0.02
+	meshLoad = 0.1
+)
+
+// meshParams are MeshSpec's values with the defaults filled in.
+type meshParams struct {
+	growth, minGrowth, util, drain, minResp float64
+}
+
+func paramsOf(m *MeshSpec) meshParams {
+	p := meshParams{growth: m.Growth, minGrowth: m.MinGrowth.Seconds(), util: m.TargetUtilization, drain: m.DrainTime.Seconds(), minResp: m.MinResponses}
+	if !(p.growth > 0) {
+		p.growth = DefaultMeshGrowth
+	}
+	if !(p.minGrowth > 0) {
+		p.minGrowth = DefaultMeshMinGrowth.Seconds()
+	}
+	if !(p.util > 0 && p.util <= 1) {
+		p.util = DefaultMeshTargetUtilization
+	}
+	if !(p.drain > 0) {
+		p.drain = DefaultMeshDrainTime.Seconds()
+	}
+	if !(p.minResp > 0) {
+		p.minResp = DefaultMeshMinResponses
+	}
+	return p
+}
+
+// meshUsable says whether Decide may read the mesh observation, and if not
+// the status its results take.
+func meshUsable(o *MeshObservation, staleAfter time.Duration, now time.Time) (ObservationStatus, string) {
+	switch {
+	case o == nil:
+		return StatusMissing, "no mesh observation"
+	case o.Status != StatusOK:
+		st := o.Status
+		if st == "" {
+			st = StatusMissing
+		}
+		return st, o.Error
+	case o.Time.IsZero():
+		return StatusInvalid, "mesh observation without a time"
+	case o.Time.After(now.Add(meshSkew)):
+		return StatusInvalid, fmt.Sprintf("mesh observation stamped %s ahead of the tick", o.Time.Sub(now))
+	case staleAfter > 0 && now.Sub(o.Time) > staleAfter:
+		return StatusStale, fmt.Sprintf("mesh observation is %s old (stale after %s)", now.Sub(o.Time), staleAfter)
+	}
+	return StatusOK, ""
+}
+
+// meshIndex maps workload names to service indexes, rebuilt when the spec
+// or its mesh spec is not the one it was built for.
+func (c *decideCache) meshIndex(spec Spec) {
+	if c.meshIdx != nil && c.meshFor == spec.Mesh {
+		return
+	}
+	c.meshFor = spec.Mesh
+	c.meshIdx = make(map[string]int, len(spec.Services))
+	for i := range spec.Services {
+		name := spec.Services[i].Name
+		if w, ok := spec.Mesh.Workloads[name]; ok && w != "" {
+			name = w
+		}
+		c.meshIdx[name] = i
+	}
+}
+
+// meshAcc is one service's sums over its mesh edges in one tick.
+type meshAcc struct {
+	// down and out are Σ rate × mean latency over edges to managed
+	// services and to everything else; calls counts the managed ones.
+	down, out float64
+	calls     int
+	// top and topOut are the edges with the largest rate × latency, -1
+	// for none.
+	top, topOut         int
+	topShare, topOutSum float64
+}
+
+// meshStep reads the mesh observation into the services' evaluations: the
+// call graph (mesh edges between managed services, beside DependsOn), each
+// service's own latency, its verdict against its history, and the result
+// the mesh adds to its signals. It runs after the signals and before
+// attribution.
+func meshStep(c *decideCache, spec Spec, snap Snapshot, evals []svcEval, now time.Time) {
+	c.meshIndex(spec)
+	n := len(evals)
+	st, why := meshUsable(snap.Mesh, spec.StaleAfter, now)
+	if st != StatusOK {
+		// Nothing is judged and nothing learned; a service the mesh has
+		// been sizing keeps its replicas (missing data never scales down).
+		for i := range evals {
+			e := &evals[i]
+			e.meshHist = e.prev.Mesh
+			if e.prev.Mesh.Measured && e.obs.Found {
+				e.addMesh(SignalResult{Name: meshSignal, Kind: KindMesh, Status: st, Note: why})
+				e.anyBad = true
+			}
+		}
+		return
+	}
+	o := snap.Mesh
+	p := paramsOf(spec.Mesh)
+	win := o.Window.Seconds()
+	if !(win > 0) {
+		win = time.Minute.Seconds()
+	}
+	if cap(c.meshAcc) < n {
+		c.meshAcc = make([]meshAcc, n)
+	}
+	acc := c.meshAcc[:n]
+	for i := range acc {
+		acc[i] = meshAcc{top: -1, topOut: -1}
+	}
+	// Pass 1: sums per caller, and how many managed callees each has.
+	for k := range o.Edges {
+		ed := &o.Edges[k]
+		i, ok := c.meshIdx[ed.From]
+		if !ok || !finiteNonNeg(ed.Rate) || !finiteNonNeg(ed.LatencyMean) || ed.Rate < spec.Mesh.MinEdgeRate {
+			continue
+		}
+		a := &acc[i]
+		w := ed.Rate * ed.LatencyMean
+		j := -1
+		if !ed.External {
+			if jj, ok := c.meshIdx[ed.To]; ok && jj != i {
+				j = jj
+			}
+		}
+		if j >= 0 {
+			a.down += w
+			a.calls++
+			if a.top < 0 || w > a.topShare {
+				a.top, a.topShare = k, w
+			}
+		} else {
+			a.out += w
+			if a.topOut < 0 || w > a.topOutSum {
+				a.topOut, a.topOutSum = k, w
+			}
+		}
+	}
+	// Pass 2: each service's dependencies are its DependsOn and then its
+	// managed callees, in one flat slice.
+	total := 0
+	for i := range evals {
+		total += len(evals[i].deps) + acc[i].calls
+	}
+	if cap(c.meshDeps) < total {
+		c.meshDeps = make([]int, total)
+	}
+	flat := c.meshDeps[:total]
+	off := 0
+	for i := range evals {
+		e := &evals[i]
+		k := copy(flat[off:], e.deps)
+		e.deps = flat[off : off+k : off+k+acc[i].calls]
+		off += k + acc[i].calls
+	}
+	for k := range o.Edges {
+		ed := &o.Edges[k]
+		if ed.External || !finiteNonNeg(ed.Rate) || !finiteNonNeg(ed.LatencyMean) || ed.Rate < spec.Mesh.MinEdgeRate {
+			continue
+		}
+		i, ok := c.meshIdx[ed.From]
+		if !ok {
+			continue
+		}
+		if j, ok := c.meshIdx[ed.To]; ok && j != i {
+			evals[i].deps = append(evals[i].deps, j)
+		}
+	}
+	// The verdicts go out in the decisions: a fresh slice each tick, so a
+	// plan never shares them with the next.
+	verdicts := make([]MeshVerdict, n)
+	for i := range evals {
+		e := &evals[i]
+		e.meshTraverse = true
+		in, has := o.Inbound[workloadOf(spec.Mesh, e.spec.Name)]
+		judgeMesh(e, p, win, in, has, &acc[i], o.Edges, &verdicts[i])
+	}
+}
+
+func workloadOf(m *MeshSpec, service string) string {
+	if w, ok := m.Workloads[service]; ok && w != "" {
+		return w
+	}
+	return service
+}
+
+func finiteNonNeg(v float64) bool { return v >= 0 && !math.IsInf(v, 0) }
+
+// judgeMesh decomposes one service's inbound latency, judges it against
+// the service's history, learns the next history and adds the mesh's
+// result to its signals when there is something to say.
+func judgeMesh(e *svcEval, p meshParams, win float64, in MeshInbound, has bool, a *meshAcc, edges []MeshEdge, v *MeshVerdict) {
+	h := e.prev.Mesh
+	e.meshHist = h
+	if !e.obs.Found {
+		return
+	}
+	if !has || !finiteNonNeg(in.RequestRate) || !finiteNonNeg(in.ResponseRate) || !finiteNonNeg(in.LatencyMean) {
+		if h.Measured {
+			e.addMesh(SignalResult{Name: meshSignal, Kind: KindMesh, Status: StatusMissing, Note: "no inbound traffic measured by the mesh"})
+			e.anyBad = true
+		}
+		return
+	}
+	cur, ready := e.obs.CurrentReplicas, e.obs.ReadyReplicas
+	lam := in.RequestRate
+	perRep := 0.0
+	if ready > 0 {
+		perRep = in.ResponseRate / float64(ready)
+	}
+	judged := lam > 0 && in.ResponseRate*win >= p.minResp
+	var own, outPer, downPer float64
+	if judged {
+		downPer, outPer = a.down/lam, a.out/lam
+		own = math.Max(0, in.LatencyMean-downPer-outPer)
+		*v = MeshVerdict{Latency: in.LatencyMean, Own: own, Baseline: h.Own}
+		if a.top >= 0 {
+			ed := &edges[a.top]
+			v.Edge, v.EdgeCalls, v.EdgeLatency = ed.To, ed.Rate/lam, ed.LatencyMean
+		}
+		if a.topOut >= 0 {
+			v.External, v.ExternalSeconds = edges[a.topOut].To, outPer
+		}
+		e.verdict = v
+	}
+	warm := h.Samples >= meshWarmup
+	// The decomposition is only as good as the means it subtracts, taken
+	// over windows that end together but hold requests that started at
+	// different times: its error grows with the time spent in calls, so a
+	// growth smaller than a tenth of it is not told from noise.
+	noise := math.Max(p.minGrowth, meshDecompNoise*(downPer+outPer))
+	grown := func(x, base float64) bool { return x > base*(1+p.growth) && x-base > noise }
+	ownGrown := warm && judged && grown(own, h.Own)
+	outGrown := warm && judged && grown(outPer, h.External)
+	// Arrivals outrunning completions by more than noise: a queue builds,
+	// here, when most of the time is the service's own (completions also
+	// lag arrivals while the service waits on slow calls).
+	saturated := lam > in.ResponseRate*(1+meshOutrun) && (lam-in.ResponseRate)*win >= meshQueued && own >= 0.5*in.LatencyMean
+
+	cause := CauseNone
+	switch {
+	case ownGrown && e.spec.Pinned:
+		cause = CauseSingleInstance
+	case ownGrown && (saturated || h.Relieving || (h.LoadPerReplica > 0 && perRep > 1.2*h.LoadPerReplica)):
+		cause = CauseQueueing
+	case ownGrown:
+		cause = CauseSlowerWork
+	case outGrown:
+		cause = CauseOutside
+	}
+	if v != nil && e.verdict != nil {
+		v.Cause = cause
+	}
+	e.meshCause = cause
+	e.meshRoot = cause != CauseNone
+	e.meshQuiet = warm && judged && cause == CauseNone
+
+	// Learn.
+	if judged {
+		if !ownGrown {
+			h.Own = ewma(h.Own, own, h.Samples == 0)
+			h.Relieving = false
+			if ready > 0 {
+				h.LoadPerReplica = ewmaRate(h.LoadPerReplica, perRep, meshLoad, h.Samples == 0)
+			}
+		}
+		if !outGrown {
+			h.External = ewma(h.External, outPer, h.Samples == 0)
+		}
+		if h.Samples < 1<<20 {
+			h.Samples++
+		}
+	}
+	if ready > 0 && (cause == CauseNone || cause == CauseQueueing) && !saturated {
+		// Completions without a queue building: a replica does at least
+		// this much.
+		h.Capacity = math.Max(h.Capacity, perRep)
+	}
+	if cause == CauseQueueing {
+		if saturated && ready > 0 && perRep > 0 {
+			// Saturated: what a replica completes is what it can.
+			if !h.Relieving || !h.Measured {
+				h.Capacity = perRep
+			} else {
+				h.Capacity = math.Max(h.Capacity, perRep)
+			}
+			h.Measured = true
+		}
+		h.Relieving = true
+	}
+	e.meshHist = h
+
+	// The result: sized from the measured throughput (Little's law for
+	// the requests queued), or why nothing is added.
+	r := SignalResult{Name: meshSignal, Kind: KindMesh, Status: StatusOK, Value: own, Target: h.Own * (1 + p.growth)}
+	switch cause {
+	case CauseQueueing:
+		// Sized only from a capacity measured while queueing: the
+		// most seen without a queue is a lower bound, and sizing by it
+		// asks for a quarter more than runs, whatever the need.
+		// Requests queued: Little's law on the own latency's growth, or
+		// what arrived over the window and is not answered yet, whichever
+		// is more (a queue that began within the window shows in the
+		// second before the mean catches up).
+		queued := math.Max(lam*math.Max(0, own-h.Own), (lam-in.ResponseRate)*win)
+		need := lam + queued/p.drain
+		prop := cur
+		if h.Measured && h.Capacity > 0 {
+			prop = ceilReplicas(need / (p.util * h.Capacity))
+		}
+		if saturated {
+			prop = max(prop, cur+1)
+		}
+		r.Proposal = max(prop, cur)
+		r.Breach = r.Proposal > cur
+		r.Note = fmt.Sprintf("own latency %s vs baseline %s: queueing (%s/s arriving, %s/s answered, %s/s per replica %s): %d replicas at %d%%",
+			fmtSeconds(own), fmtSeconds(h.Own), num(lam), num(in.ResponseRate), num(h.Capacity), capacitySource(h.Measured), r.Proposal, int(p.util*100))
+	case CauseSlowerWork:
+		r.Proposal = cur
+		r.Note = fmt.Sprintf("own latency %s vs baseline %s with no more load per replica (%s/s vs %s/s): slower own work, not relieved by replicas",
+			fmtSeconds(own), fmtSeconds(h.Own), num(perRep), num(h.LoadPerReplica))
+	case CauseSingleInstance:
+		r.Proposal = cur
+		r.Note = fmt.Sprintf("own latency %s vs baseline %s", fmtSeconds(own), fmtSeconds(h.Own))
+	case CauseOutside:
+		r.Proposal = cur
+		r.Value, r.Target = outPer, h.External*(1+p.growth)
+		r.Note = fmt.Sprintf("%s per request in %s vs baseline %s: a destination no replica count here relieves",
+			fmtSeconds(outPer), v.External, fmtSeconds(h.External))
+	default:
+		if !h.Measured || !(h.Capacity > 0) {
+			return
+		}
+		prop := ceilReplicas(lam / (p.util * h.Capacity))
+		if cur > 0 && tolerancesOf(e.spec.Behavior).within(lam/(p.util*h.Capacity*float64(cur))) {
+			prop = cur
+		}
+		r.Proposal = prop
+		r.Breach = prop > cur
+		r.Note = fmt.Sprintf("%s/s at %s/s per replica (measured): %d replicas at %d%%", num(lam), num(h.Capacity), prop, int(p.util*100))
+	}
+	// What the reason adds: why nothing is added for this cause.
+	e.meshNote = ""
+	if cause != CauseNone && !cause.Relievable() {
+		e.meshNote = r.Note
+	}
+	e.addMesh(r)
+	if r.Breach {
+		e.satBreach = true
+	}
+}
+
+func capacitySource(measured bool) string {
+	if measured {
+		return "measured while queueing"
+	}
+	return "at least, seen without queueing"
+}
+
+func num(v float64) string { return fmt.Sprintf("%.3g", v) }
+
+func ewma(old, x float64, first bool) float64 {
+	if first {
+		return x
+	}
+	if x < old {
+		return old + meshFall*(x-old)
+	}
+	return old + meshRise*(x-old)
+}
+
+func ewmaRate(old, x, a float64, first bool) float64 {
+	if first || old == 0 {
+		return x
+	}
+	return old + a*(x-old)
+}
+
+// addMesh appends the mesh's result to the service's signals, in the room
+// Decide left after them.
+func (e *svcEval) addMesh(r SignalResult) {
+	if len(e.signals) < cap(e.signals) {
+		e.signals = append(e.signals, r)
+	}
+}
