@@ -51,6 +51,9 @@ type History struct {
 	ticks [][]DecisionRecord // oldest first
 	total int
 	recs  []Recommendation
+
+	// graph is the last tick's call graph (GET /api/v1/graph).
+	graph graphStore
 }
 
 // NewHistory keeps at most maxDecisions decisions (at least the last tick's).
@@ -102,6 +105,7 @@ func (h *History) Record(t loop.Tick) {
 	}
 	h.recs = latest
 	h.mu.Unlock()
+	h.graph.set(BuildGraph(t))
 }
 
 // Decisions returns the stored decisions, oldest tick first, optionally of

@@ -36,13 +36,14 @@ type Endpoints struct {
 	Auth *KubeAuth
 }
 
-// MetricsHandler serves GET /metrics, /api/v1/decisions[?service=NAME] and
-// /api/v1/recommendations.
+// MetricsHandler serves GET /metrics, /api/v1/decisions[?service=NAME],
+// /api/v1/recommendations and /api/v1/graph.
 func (e Endpoints) MetricsHandler() http.Handler {
 	m := http.NewServeMux()
 	m.Handle("GET /metrics", promhttp.HandlerFor(e.Registry, promhttp.HandlerOpts{Registry: e.Registry}))
 	m.HandleFunc("GET /api/v1/decisions", e.History.ServeDecisions)
 	m.HandleFunc("GET /api/v1/recommendations", e.History.ServeRecommendations)
+	m.HandleFunc("GET /api/v1/graph", e.History.ServeGraph)
 	if e.Auth != nil {
 		return e.Auth.Wrap(m)
 	}

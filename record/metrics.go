@@ -41,6 +41,7 @@ type Metrics struct {
 	budgetMax                            prometheus.Gauge
 	configInfo                           *prometheus.GaugeVec
 	decision                             *prometheus.GaugeVec
+	graph                                *graphMetrics
 
 	dry      bool
 	services map[string]bool
@@ -107,6 +108,7 @@ func NewMetrics(r prometheus.Registerer, dryRun bool, version string) *Metrics {
 		decision: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "elmascale_decision_info",
 			Help: "Always 1, one series per service: the last decision. direction: up, down, none. limited_by: none, hold, fallback, stabilization, rate, min, max, pinned, budget. scaling_limited: the HPA condition reason (DesiredWithinRange, ScaleUpLimit, ScaleDownLimit, TooManyReplicas, TooFewReplicas) or none."},
 			[]string{"service", "direction", "limited_by", "scaling_limited"}),
+		graph:     newGraphMetrics(),
 		decisions: map[string][4]string{},
 		bounds:    map[string]bool{},
 		dry:       dryRun,
@@ -119,6 +121,7 @@ func NewMetrics(r prometheus.Registerer, dryRun bool, version string) *Metrics {
 		r.MustRegister(m.current, m.desired, m.recommended, m.ready, m.signalValue, m.signalTarget, m.bottleneck,
 			m.scaleActions, m.handoffs, m.pinnedViolation, m.loopDuration, m.ticks, m.loopErrors, m.dryRun, m.leader, m.reloads, m.buildInfo,
 			m.minReplicas, m.maxReplicas, m.budgetMax, m.configInfo, m.decision)
+		r.MustRegister(m.graph.collectors()...)
 	}
 	if dryRun {
 		m.dryRun.Set(1)
@@ -290,6 +293,7 @@ func (m *Metrics) Record(t loop.Tick) {
 	for s := range t.Pinned {
 		m.pinned[s] = true
 	}
+	m.graph.record(BuildGraph(t))
 }
 
 // recordDecision keeps one decision_info series per service, with the last
