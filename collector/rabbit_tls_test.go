@@ -97,7 +97,7 @@ func newTestPKI(t *testing.T, dir, dnsName string) testPKI {
 func TestRealRabbitMQOverTLS(t *testing.T) {
 	const name = "rabbitmq.elma365.svc"
 	pki := newTestPKI(t, t.TempDir(), name)
-	b, err := rabbittest.StartWith(&rabbittest.TLS{CertFile: pki.serverCert, KeyFile: pki.serverKey, CAFile: pki.ca})
+	b, err := rabbittest.StartWith(rabbittest.Options{TLS: &rabbittest.TLS{CertFile: pki.serverCert, KeyFile: pki.serverKey, CAFile: pki.ca}})
 	if err != nil {
 		t.Fatal(err)
 	}

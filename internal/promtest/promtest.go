@@ -37,6 +37,11 @@ type Target struct {
 	// Labels are added to every series scraped from it, the way a
 	// Kubernetes relabeling would add namespace.
 	Labels map[string]string
+	// HonorLabels keeps a scraped series' own label where it collides
+	// with one of Labels, instead of renaming it exported_<name>.
+	HonorLabels bool
+	// BearerTokenFile is presented as the scrape's bearer token.
+	BearerTokenFile string
 }
 
 // Server is a running Prometheus.
@@ -146,7 +151,15 @@ func (s *Server) config() []byte {
 	}
 	sort.Strings(names)
 	for _, job := range names {
-		fmt.Fprintf(&b, "  - job_name: %q\n    static_configs:\n", job)
+		fmt.Fprintf(&b, "  - job_name: %q\n", job)
+		// Options are per job: the first target's stand for its job.
+		if first := jobs[job][0]; first.HonorLabels || first.BearerTokenFile != "" {
+			fmt.Fprintf(&b, "    honor_labels: %v\n", first.HonorLabels)
+			if first.BearerTokenFile != "" {
+				fmt.Fprintf(&b, "    authorization:\n      credentials_file: %q\n", first.BearerTokenFile)
+			}
+		}
+		b.WriteString("    static_configs:\n")
 		for _, tg := range jobs[job] {
 			fmt.Fprintf(&b, "      - targets: [%q]\n", tg.Addr)
 			if len(tg.Labels) > 0 {

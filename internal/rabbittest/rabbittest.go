@@ -45,8 +45,9 @@ type Broker struct {
 	// answered.
 	StartupTime time.Duration
 
-	dir    string
-	cmd    *exec.Cmd
+	dir       string
+	stompAddr string
+	cmd       *exec.Cmd
 	done   chan struct{}
 	epmd   *exec.Cmd
 	client *http.Client
@@ -64,13 +65,22 @@ type TLS struct {
 	CAFile string
 }
 
+// Options are what a node offers beyond the management API.
+type Options struct {
+	// TLS, when set, adds an https management listener.
+	TLS *TLS
+	// STOMP enables the STOMP plugin, whose subscriptions are the
+	// queues' consumers (Broker.Subscribe).
+	STOMP bool
+}
+
 // Start boots a node with the management plugin and waits for its API.
 // The caller must Stop it.
-func Start() (*Broker, error) { return StartWith(nil) }
+func Start() (*Broker, error) { return StartWith(Options{}) }
 
-// StartWith is Start with an https management listener as tls says (nil:
-// none).
-func StartWith(tls *TLS) (*Broker, error) {
+// StartWith is Start with the options given.
+func StartWith(o Options) (*Broker, error) {
+	tls := o.TLS
 	server := os.Getenv("ELMASCALE_RABBITMQ_SERVER")
 	if server == "" {
 		server = defaultServer
@@ -86,12 +96,12 @@ func StartWith(tls *TLS) (*Broker, error) {
 	if err != nil {
 		return nil, err
 	}
-	ports, err := freePorts(5)
+	ports, err := freePorts(6)
 	if err != nil {
 		os.RemoveAll(dir)
 		return nil, err
 	}
-	amqp, mgmt, dist, epmdPort, mgmtTLS := ports[0], ports[1], ports[2], ports[3], ports[4]
+	amqp, mgmt, dist, epmdPort, mgmtTLS, stomp := ports[0], ports[1], ports[2], ports[3], ports[4], ports[5]
 	b := &Broker{
 		URL:           fmt.Sprintf("http://127.0.0.1:%d", mgmt),
 		AMQPAddr:      fmt.Sprintf("127.0.0.1:%d", amqp),
@@ -123,11 +133,17 @@ management.sample_retention_policies.detailed.10 = 1
 			conf += fmt.Sprintf("management.ssl.cacertfile = %s\nmanagement.ssl.verify = verify_peer\nmanagement.ssl.fail_if_no_peer_cert = true\n", tls.CAFile)
 		}
 	}
+	plugins := "[rabbitmq_management].\n"
+	if o.STOMP {
+		b.stompAddr = fmt.Sprintf("127.0.0.1:%d", stomp)
+		conf += fmt.Sprintf("stomp.listeners.tcp.1 = %s\n", b.stompAddr)
+		plugins = "[rabbitmq_management,rabbitmq_stomp].\n"
+	}
 	if err := os.WriteFile(filepath.Join(dir, "rabbitmq.conf"), []byte(conf), 0o600); err != nil {
 		b.cleanup()
 		return nil, err
 	}
-	if err := os.WriteFile(filepath.Join(dir, "enabled_plugins"), []byte("[rabbitmq_management].\n"), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, "enabled_plugins"), []byte(plugins), 0o644); err != nil {
 		b.cleanup()
 		return nil, err
 	}
@@ -396,4 +412,41 @@ func freePorts(n int) ([]int, error) {
 		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
 	}
 	return ports, nil
+}
+
+// Subscribe attaches a consumer to queue in vhost "/" as the administrator,
+// through STOMP (the node must have been started with Options.STOMP). It
+// acknowledges nothing, so messages it receives stay unacknowledged, and
+// it is detached when the returned function is called.
+func (b *Broker) Subscribe(queue string) (stop func(), err error) {
+	if b.stompAddr == "" {
+		return nil, errors.New("rabbittest: the node was started without STOMP")
+	}
+	conn, err := net.DialTimeout("tcp", b.stompAddr, 10*time.Second)
+	if err != nil {
+		return nil, err
+	}
+	frame := func(cmd string, headers ...string) string {
+		return cmd + "\n" + strings.Join(headers, "\n") + "\n\n\x00"
+	}
+	_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := io.WriteString(conn, frame("CONNECT", "accept-version:1.2", "host:/", "login:"+b.AdminUser, "passcode:"+b.AdminPassword)); err != nil {
+		conn.Close()
+		return nil, err
+	}
+	buf := make([]byte, 4096)
+	n, err := conn.Read(buf)
+	if err != nil || !strings.HasPrefix(string(buf[:n]), "CONNECTED") {
+		conn.Close()
+		return nil, fmt.Errorf("rabbittest: STOMP connect: %q %v", buf[:n], err)
+	}
+	// prefetch-count 1: the consumer holds at most one message.
+	if _, err := io.WriteString(conn, frame("SUBSCRIBE", "id:0", "destination:/amq/queue/"+queue, "ack:client-individual", "prefetch-count:1")); err != nil {
+		conn.Close()
+		return nil, err
+	}
+	_ = conn.SetDeadline(time.Time{})
+	// Drain what the broker sends so it never blocks on this connection.
+	go func() { _, _ = io.Copy(io.Discard, conn) }()
+	return func() { _ = conn.Close() }, nil
 }

@@ -34,3 +34,40 @@ func TestPublishAndConsume(t *testing.T) {
 		time.Sleep(200 * time.Millisecond)
 	}
 }
+
+// Verifies that a STOMP subscription shows as the queue's consumer in the
+// management API, and that stopping it removes the consumer.
+func TestSubscribeIsAConsumer(t *testing.T) {
+	b, err := StartWith(Options{STOMP: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(b.Stop)
+	if err := b.DeclareQueue("/", "consumed"); err != nil {
+		t.Fatal(err)
+	}
+	stop, err := b.Subscribe("consumed")
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitConsumers := func(want float64) {
+		t.Helper()
+		deadline := time.Now().Add(20 * time.Second)
+		for {
+			var q struct {
+				Consumers *float64 `json:"consumers"`
+			}
+			err := b.do("GET", queuePath("/", "consumed"), nil, &q)
+			if err == nil && q.Consumers != nil && *q.Consumers == want {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("consumers never %v: %v %v", want, q.Consumers, err)
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+	}
+	waitConsumers(1)
+	stop()
+	waitConsumers(0)
+}
