@@ -29,11 +29,15 @@ type Options struct {
 	// Dynamic reads ScaledObjects; nil skips them.
 	Dynamic   dynamic.Interface
 	Namespace string
+	// PolicyName, when set, makes the result the ScalingPolicy of that
+	// name in Namespace (for kubectl apply) rather than a config file.
+	PolicyName string
 }
 
 // Result is the generated config and what went into it.
 type Result struct {
-	// YAML is the config file, comments included; config.Parse accepts it.
+	// YAML is the config file, or the ScalingPolicy with PolicyName,
+	// comments included; config.Parse accepts it.
 	YAML []byte
 	// Config is YAML parsed and validated.
 	Config *config.Config
@@ -77,6 +81,11 @@ func Import(ctx context.Context, opts Options) (*Result, error) {
 	data, err := b.render(len(hpas.Items), len(sos))
 	if err != nil {
 		return nil, err
+	}
+	if opts.PolicyName != "" {
+		if data, err = config.AsResource(data, opts.PolicyName, opts.Namespace); err != nil {
+			return nil, fmt.Errorf("generated config as a ScalingPolicy (a bug in import): %w", err)
+		}
 	}
 	cfg, err := config.Parse(data)
 	if err != nil {

@@ -14,29 +14,32 @@ import (
 )
 
 func newImportCommand() *cobra.Command {
-	var ns, kubeconfig, out string
+	var ns, kubeconfig, out, policy string
 	cmd := &cobra.Command{
 		Use:   "import",
 		Short: "Write an elmascale config equivalent to a namespace's HPAs and KEDA ScaledObjects",
 		Long: `Read the HorizontalPodAutoscalers and KEDA ScaledObjects of a namespace and write an
 elmascale config with the same targets, bounds, signals and behavior. Settings without an
-equivalent are kept as NOTE comments.`,
-		Example: `  elmascale import --namespace elma365 -o elmascale.yaml`,
+equivalent are kept as NOTE comments. With --scaling-policy the config is written as a
+ScalingPolicy resource of that name in the namespace, ready for kubectl apply.`,
+		Example: `  elmascale import --namespace elma365 -o elmascale.yaml
+  elmascale import --namespace elma365 --scaling-policy elma365 | kubectl apply -f -`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return runImport(cmd.Context(), ns, kubeconfig, out, cmd.OutOrStdout(), cmd.ErrOrStderr())
+			return runImport(cmd.Context(), importer.Options{Namespace: ns, PolicyName: policy}, kubeconfig, out, cmd.OutOrStdout(), cmd.ErrOrStderr())
 		},
 	}
 	fs := cmd.Flags()
 	fs.StringVar(&ns, "namespace", "", "namespace whose HPAs and KEDA ScaledObjects to import (required)")
 	fs.StringVar(&kubeconfig, "kubeconfig", "", "kubeconfig file (default: $KUBECONFIG, then the in-cluster service account)")
 	fs.StringVarP(&out, "output", "o", "", "write the config to this file (default: standard output)")
+	fs.StringVar(&policy, "scaling-policy", "", "write a ScalingPolicy of this name in --namespace (for kubectl apply) instead of a config file")
 	_ = cmd.MarkFlagFilename("kubeconfig")
 	_ = cmd.MarkFlagFilename("output", "yaml", "yml")
 	return cmd
 }
 
-func runImport(ctx context.Context, ns, kubeconfig, out string, stdout, stderr io.Writer) error {
-	if ns == "" {
+func runImport(ctx context.Context, opts importer.Options, kubeconfig, out string, stdout, stderr io.Writer) error {
+	if opts.Namespace == "" {
 		return usageErrorf("--namespace is required")
 	}
 	rc, err := restConfig(kubeconfig)
@@ -51,7 +54,8 @@ func runImport(ctx context.Context, ns, kubeconfig, out string, stdout, stderr i
 	if err != nil {
 		return failed(err)
 	}
-	res, err := importer.Import(ctx, importer.Options{Client: client, Dynamic: dyn, Namespace: ns})
+	opts.Client, opts.Dynamic = client, dyn
+	res, err := importer.Import(ctx, opts)
 	if err != nil {
 		return failed(err)
 	}
