@@ -41,9 +41,15 @@ type Unrelieved struct {
 type bottleneckRecorder struct {
 	interval float64
 	seen     map[string]*Unrelieved
+	// betweenTicks is set while the burst path runs: its ticks repeat the
+	// last tick's other decisions, which were counted when it was made.
+	betweenTicks bool
 }
 
 func (b *bottleneckRecorder) Record(t loop.Tick) {
+	if b.betweenTicks {
+		return
+	}
 	for _, d := range t.Plan.Decisions {
 		if !d.Bottleneck || d.LimitedBy != policy.LimitPinned || d.Proposal <= 1 {
 			continue
@@ -65,7 +71,9 @@ func (b *bottleneckRecorder) Record(t loop.Tick) {
 
 // Run simulates the scenario under a policy for a seed. A configuration
 // policy is driven by the very loop.Loop the daemon runs, ticking at its
-// configured interval in virtual time; the oracle sets its schedule.
+// configured interval in virtual time, with the daemon's burst path
+// (loop.Burst) checking between ticks at its interval when the
+// configuration turns it on; the oracle sets its schedule.
 func Run(ctx context.Context, sc *Scenario, p Policy, seed uint64) (*Result, error) {
 	cl := NewCluster(sc, seed)
 	sr := newScorer(sc)
@@ -98,12 +106,20 @@ func Run(ctx context.Context, sc *Scenario, p Policy, seed uint64) (*Result, err
 			// the virtual one so that nothing reads the wall clock.
 			Clock: cl.Now,
 		}
+		burst, every := &loop.Burst{Loop: lp, Collector: cl}, loop.BurstInterval(cfg)
+		next := every // the burst path's next check, as the daemon's timer runs from the start
 		for t := cfg.Interval; t <= sc.Duration; t += cfg.Interval {
 			if err := ctx.Err(); err != nil {
 				return nil, err
 			}
+			for ; every > 0 && next < t; next += every {
+				cl.sim.advanceTo(next.Seconds())
+				rec.betweenTicks = true
+				burst.Check(ctx, cl.at(next.Seconds()))
+				rec.betweenTicks = false
+			}
 			cl.sim.advanceTo(t.Seconds())
-			lp.RunOnce(ctx, cl.at(t.Seconds()))
+			burst.RunOnce(ctx, cl.at(t.Seconds()))
 		}
 		for _, name := range slices.Sorted(maps.Keys(rec.seen)) {
 			u := rec.seen[name]
