@@ -165,7 +165,7 @@ func (s *PolicySource) take(obj any) {
 	}
 	prev := s.State()
 	gen := u.GetGeneration()
-	if gen == prev.Latest && !prev.Deleted {
+	if gen == prev.Latest && gen != 0 && !prev.Deleted {
 		return // a status write, or a resync: the spec is the one already judged
 	}
 	next := PolicyState{InForce: prev.InForce, Latest: gen}
@@ -273,6 +273,9 @@ func openConfig(ctx context.Context, o *Options, adjust func(*config.Config) err
 	if err != nil {
 		return nil, nil, err
 	}
+	if o.Namespace != "" && o.Namespace != ns {
+		return nil, nil, fmt.Errorf("ScalingPolicy %s/%s manages its own namespace, not --namespace %s", ns, name, o.Namespace)
+	}
 	dyn, err := dynamic.NewForConfig(o.RESTConfig)
 	if err != nil {
 		return nil, nil, err
@@ -283,7 +286,7 @@ func openConfig(ctx context.Context, o *Options, adjust func(*config.Config) err
 	events := b.NewRecorder(scheme.Scheme, corev1.EventSource{Component: "elmascale"})
 	src := NewPolicySource(dyn, ns, name, adjust, events, log.Named("policy"), onLoad)
 	sw := &StatusWriter{Source: src, Dyn: dyn, Mode: o.Mode, Log: log.Named("status")}
-	src.OnStateChange(sw.Kick)
+	src.OnStateChange(func() { sw.Forget(); sw.Kick() })
 	go sw.Run(ctx)
 	src.Start(ctx)
 	log.Info("config from a ScalingPolicy", zap.String("namespace", ns), zap.String("name", name))

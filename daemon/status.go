@@ -40,6 +40,7 @@ type StatusWriter struct {
 	actAt    time.Time
 	conds    []metav1.Condition
 	written  []byte
+	writes   int
 	kick     chan struct{}
 }
 
@@ -130,7 +131,25 @@ func (w *StatusWriter) Run(ctx context.Context) {
 	}
 }
 
+// Forget drops what the writer last wrote, so the next kick writes: the
+// resource was replaced, or its status may no longer be ours.
+func (w *StatusWriter) Forget() {
+	w.mu.Lock()
+	w.written = nil
+	w.mu.Unlock()
+}
+
+// Writes counts the status writes made, for tests and benchmarks.
+func (w *StatusWriter) Writes() int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.writes
+}
+
 func (w *StatusWriter) writeOnce(ctx context.Context) {
+	if w.Source.State().Deleted {
+		return // nothing to write to until it is created again
+	}
 	st := w.build()
 	body, err := json.Marshal(st)
 	if err != nil {
@@ -156,6 +175,7 @@ func (w *StatusWriter) writeOnce(ctx context.Context) {
 	}
 	w.mu.Lock()
 	w.written = body
+	w.writes++
 	w.mu.Unlock()
 }
 
