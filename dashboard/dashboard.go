@@ -10,6 +10,7 @@ import (
 	"github.com/grafana/grafana-foundation-sdk/go/cog/variants"
 	"github.com/grafana/grafana-foundation-sdk/go/common"
 	gdash "github.com/grafana/grafana-foundation-sdk/go/dashboard"
+	"github.com/grafana/grafana-foundation-sdk/go/nodegraph"
 	"github.com/grafana/grafana-foundation-sdk/go/prometheus"
 	"github.com/grafana/grafana-foundation-sdk/go/stat"
 	"github.com/grafana/grafana-foundation-sdk/go/statetimeline"
@@ -55,7 +56,7 @@ type Query struct {
 // source both the JSON and the query list come from.
 type panelSpec struct {
 	title, description string
-	kind               string // timeseries, stat, statetimeline, table
+	kind               string // timeseries, stat, statetimeline, table, nodegraph
 	unit               string
 	axisLabel          string
 	decimals           *float64
@@ -170,6 +171,7 @@ func panels() []panelSpec {
 			mappings:    boolMapping("ok", "bottleneck"),
 			targets:     []target{{expr: fmt.Sprintf("max by (service) %s", series("elmascale_bottleneck")), legend: "{{service}}"}},
 		},
+		callGraphPanel(),
 		{
 			title: "Services by limiting rule", kind: "timeseries", width: 12, height: 8, decimals: zeroDecimals(), axisLabel: "services", stacked: true,
 			description: "How many services each rule held at the last decision: none (the signals' proposal stood), hold (signals missing), stabilization, rate, min, max, pinned, budget.",
@@ -224,6 +226,42 @@ func panels() []panelSpec {
 				{expr: fmt.Sprintf("sum(%s)", scoped("rate(elmascale_loop_ticks_total[$__rate_interval])")), legend: "ticks/s"},
 				{expr: fmt.Sprintf("sum by (step) (%s)", scoped("rate(elmascale_loop_errors_total[$__rate_interval])")), legend: "errors/s {{step}}"},
 			},
+		},
+	}
+}
+
+// callGraphPanel is the call graph the service mesh measured at the last
+// tick, drawn by Grafana's Node Graph panel from elmascale's own
+// elmascale_graph_* gauges: the nodes frame from the node queries merged
+// on their id, the edges frame from the edge queries merged on theirs,
+// fields renamed to what the panel reads (mainstat, secondarystat, arc__*).
+// It needs nothing but the Prometheus that scrapes elmascale, as on a site
+// without internet access; the same graph is /api/v1/graph as JSON.
+func callGraphPanel() panelSpec {
+	nodes := func(metric string) string { return fmt.Sprintf("max by (id, title) %s", global(metric)) }
+	edges := func(metric string) string {
+		return fmt.Sprintf("max by (id, source, target, external) %s", global(metric))
+	}
+	byRefID := func(re string) *gdash.MatcherConfig { return &gdash.MatcherConfig{Id: "byRefId", Options: re} }
+	return panelSpec{
+		title: "Call graph", kind: "nodegraph", width: 24, height: 12,
+		description: "The services and the calls between them as the service mesh (Linkerd) measured them at the last tick: a node's main figure is its inbound requests per second, the second its mean inbound latency; an edge's are calls per second and mean seconds per call. A red ring marks a service the last decision named as a bottleneck. Services without mesh traffic (scripts reached through RabbitMQ) stand alone.",
+		targets: []target{
+			{expr: nodes("elmascale_graph_node_requests_per_second"), instant: true, table: true},
+			{expr: nodes("elmascale_graph_node_latency_seconds"), instant: true, table: true},
+			{expr: nodes("elmascale_graph_node_bottleneck"), instant: true, table: true},
+			{expr: "1 - " + nodes("elmascale_graph_node_bottleneck"), instant: true, table: true},
+			{expr: edges("elmascale_graph_edge_requests_per_second"), instant: true, table: true},
+			{expr: edges("elmascale_graph_edge_latency_seconds"), instant: true, table: true},
+		},
+		transformations: []gdash.DataTransformerConfig{
+			{Id: "merge", Filter: byRefID("/^[ABCD]$/"), Options: map[string]any{}},
+			{Id: "merge", Filter: byRefID("/^[EF]$/"), Options: map[string]any{}},
+			{Id: "organize", Options: map[string]any{
+				"excludeByName": map[string]bool{"Time": true},
+				"renameByName": map[string]string{"Value #A": "mainstat", "Value #B": "secondarystat", "Value #C": "arc__bottleneck", "Value #D": "arc__clear",
+					"Value #E": "mainstat", "Value #F": "secondarystat", "external": "detail__external"},
+			}},
 		},
 	}
 }
@@ -340,6 +378,20 @@ func panel(p panelSpec, ds common.DataSourceRef) cog.Builder[gdash.Panel] {
 		}
 		if p.mappings != nil {
 			b = b.Mappings(p.mappings)
+		}
+		return b
+	case "nodegraph":
+		b := nodegraph.NewPanelBuilder().Title(p.title).Description(p.description).Datasource(ds).Span(p.width).Height(p.height).
+			Nodes(nodegraph.NewNodeOptionsBuilder().MainStatUnit("reqps").SecondaryStatUnit("s").Arcs([]cog.Builder[nodegraph.ArcOption]{
+				nodegraph.NewArcOptionBuilder().Field("arc__bottleneck").Color("red"),
+				nodegraph.NewArcOptionBuilder().Field("arc__clear").Color("green"),
+			})).
+			Edges(nodegraph.NewEdgeOptionsBuilder().MainStatUnit("reqps").SecondaryStatUnit("s"))
+		for _, q := range queries {
+			b = b.WithTarget(q)
+		}
+		for _, tr := range p.transformations {
+			b = b.WithTransformation(tr)
 		}
 		return b
 	case "table":

@@ -73,6 +73,9 @@ services:
     maxReplicas: 3
     signals:
       - {name: scripts, queue: {rabbitmq: {queues: [w]}, drainTime: 30s}}
+# Linkerd-shaped proxy series come from the application's registry below.
+mesh:
+  linkerd: {window: 10s}
 `
 
 // Verifies, end to end, that a real Prometheus scraping running daemons
@@ -114,6 +117,7 @@ func TestEveryQueryHasDataFromRunningDaemons(t *testing.T) {
 	inflight.WithLabelValues("api").Set(5)
 	latency.WithLabelValues("api").Set(0.2)
 	backlog.WithLabelValues("api").Set(3)
+	meshTraffic(ctx, t, app, ns)
 	var promURL atomic.Pointer[url.URL]
 	proxy := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		u := promURL.Load()
@@ -173,6 +177,42 @@ func TestEveryQueryHasDataFromRunningDaemons(t *testing.T) {
 	if n, err := rangeSamples(ctx, prom.URL, expand(q.Expr, "elsewhere"), start, time.Now()); err != nil || n != 0 {
 		t.Errorf("%s with another managed namespace: %d samples (%v), want none\n%s", q.Panel, n, err, q.Expr)
 	}
+}
+
+// meshTraffic serves what Linkerd's proxies of api and steady would: api
+// receives 20 requests per second and calls steady once for each, steady
+// answers in 50 ms, api in 80 ms. The series carry the pod's namespace and
+// deployment labels themselves, as Linkerd-viz's scrape would add them.
+func meshTraffic(ctx context.Context, t *testing.T, reg *prometheus.Registry, ns string) {
+	t.Helper()
+	labels := []string{"namespace", "deployment", "direction", "dst_namespace", "dst_deployment", "dst_service"}
+	requests := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "request_total"}, labels)
+	responses := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "response_total"}, append(labels, "classification"))
+	latency := prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "response_latency_ms", Buckets: []float64{10, 50, 100, 500}}, labels)
+	reg.MustRegister(requests, responses, latency)
+	traffic := [][]string{
+		{ns, "api", "inbound", "", "", ""},
+		{ns, "api", "outbound", ns, "steady", "steady"},
+		{ns, "steady", "inbound", "", "", ""},
+	}
+	ms := []float64{80, 50, 50}
+	go func() {
+		tick := time.NewTicker(100 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+			}
+			for i, l := range traffic {
+				requests.WithLabelValues(l...).Add(2)
+				responses.WithLabelValues(append(l, "success")...).Add(2)
+				latency.WithLabelValues(l...).Observe(ms[i])
+				latency.WithLabelValues(l...).Observe(ms[i])
+			}
+		}
+	}()
 }
 
 // expand fills Grafana's variables as the dashboard would with the

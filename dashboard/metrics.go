@@ -31,5 +31,10 @@ func ExportedMetrics() []string {
 		"elmascale_source_query_duration_seconds",
 		"elmascale_source_errors_total",
 		"elmascale_source_queries_total",
+		"elmascale_graph_node_requests_per_second",
+		"elmascale_graph_node_latency_seconds",
+		"elmascale_graph_node_bottleneck",
+		"elmascale_graph_edge_requests_per_second",
+		"elmascale_graph_edge_latency_seconds",
 	}
 }
