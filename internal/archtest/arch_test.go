@@ -138,7 +138,7 @@ var allowed = map[string][]string{
 	"collector":            {"policy", "config", "loop"},
 	"scaler":               {"policy", "config", "loop"},
 	"record":               {"policy", "loop"},
-	"daemon":               {"policy", "config", "loop", "record", "scaler", "collector", "doctor", "internal/version"},
+	"daemon":               {"policy", "config", "api/v1alpha1", "loop", "record", "scaler", "collector", "doctor", "internal/version"},
 	"doctor":               {"policy", "config", "loop", "collector", "scaler"},
 	"importer":             {"config", "scaler"},
 	"simulations":          {"policy", "config", "loop"},
