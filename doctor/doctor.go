@@ -28,6 +28,7 @@ const (
 	KindSignal     = "signal"
 	KindPermission = "permission"
 	KindTarget     = "target"
+	KindMesh       = "mesh"
 )
 
 // Check is one line of the report.
@@ -42,7 +43,7 @@ type Check struct {
 }
 
 // Report is every check, signals first (by service, in config order),
-// then permissions, then targets.
+// then the mesh, permissions and targets.
 type Report struct {
 	Namespace string  `json:"namespace"`
 	Checks    []Check `json:"checks"`
@@ -120,6 +121,7 @@ type Options struct {
 func Run(ctx context.Context, cfg *config.Config, opts Options, now time.Time) Report {
 	r := Report{Namespace: cfg.Namespace}
 	signals(ctx, &r, cfg, opts, now)
+	mesh(ctx, &r, cfg, opts, now)
 	permissions(ctx, &r, cfg, opts)
 	targets(ctx, &r, cfg, opts)
 	return r
