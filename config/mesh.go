@@ -2,6 +2,7 @@ package config
 
 import (
 	"math"
+	"regexp"
 	"strings"
 	"time"
 
@@ -53,7 +54,11 @@ func compileMesh(v *validator, f *File, c *Config) {
 	}
 	v.check(src.Window >= 10*time.Second && src.Window <= time.Hour, "mesh.linkerd.window", "must be in [10s, 1h]")
 	v.check(src.Window >= 2*c.Interval, "mesh.linkerd.window", "must be at least twice the interval (%s) so every tick sees a full window", c.Interval)
-	v.check(!strings.ContainsAny(src.Selector, "{}"), "mesh.linkerd.selector", "must be label matchers without braces, e.g. job=\"linkerd-proxy\"")
+	if strings.ContainsAny(src.Selector, "{}") {
+		v.add("mesh.linkerd.selector", "must be label matchers without braces, e.g. job=\"linkerd-proxy\"")
+	} else {
+		checkMeshSelector(v, src.Selector)
+	}
 	v.check(src.Namespace != "", "mesh.linkerd.namespace", "must be set when the config sets no namespace")
 	if m.MinEdgeRate != nil {
 		src.MinEdgeRate = *m.MinEdgeRate
@@ -61,4 +66,56 @@ func compileMesh(v *validator, f *File, c *Config) {
 	}
 	c.Mesh = src
 	c.Policy.Mesh = &policy.MeshSpec{MinEdgeRate: src.MinEdgeRate}
+}
+
+// meshMatcher is one PromQL label matcher: name, operator, quoted value.
+var meshMatcher = regexp.MustCompile(`^\s*([a-zA-Z_][a-zA-Z0-9_]*)\s*(=~|!~|!=|=)\s*(?:"(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*')\s*$`)
+
+// checkMeshSelector refuses a selector Prometheus would reject, or one
+// that fights the source's own matchers: direction is set per question
+// (inbound, then outbound) and namespace by mesh.linkerd.namespace, so a
+// matcher on either would empty one of the questions without an error.
+func checkMeshSelector(v *validator, sel string) {
+	if sel == "" {
+		return
+	}
+	for _, m := range splitMatchers(sel) {
+		sm := meshMatcher.FindStringSubmatch(m)
+		if sm == nil {
+			v.add("mesh.linkerd.selector", "%q is not a label matcher like job=\"linkerd-proxy\" (name, =, !=, =~ or !~, a quoted value)", strings.TrimSpace(m))
+			continue
+		}
+		switch sm[1] {
+		case "direction":
+			v.add("mesh.linkerd.selector", "must not match direction: each query sets it (inbound, outbound)")
+		case "namespace":
+			v.add("mesh.linkerd.selector", "must not match namespace: set mesh.linkerd.namespace instead")
+		}
+	}
+}
+
+// splitMatchers splits a selector at the commas outside quoted values.
+func splitMatchers(sel string) []string {
+	var out []string
+	start, escaped := 0, false
+	var quote rune
+	for i, r := range sel {
+		switch {
+		case escaped:
+			escaped = false
+		case r == '\\' && quote != 0:
+			escaped = true
+		case quote == 0 && (r == '"' || r == '\''):
+			quote = r
+		case r == quote:
+			quote = 0
+		case r == ',' && quote == 0:
+			out = append(out, sel[start:i])
+			start = i + 1
+		}
+	}
+	if rest := sel[start:]; strings.TrimSpace(rest) != "" || len(out) == 0 {
+		out = append(out, rest)
+	}
+	return out
 }

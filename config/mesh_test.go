@@ -26,6 +26,12 @@ func TestMeshBlock(t *testing.T) {
 	if c.Policy.Mesh == nil || c.Policy.Mesh.MinEdgeRate != 0.05 {
 		t.Fatalf("policy mesh %+v", c.Policy.Mesh)
 	}
+	for _, sel := range []string{`job="linkerd-proxy"`, `job="linkerd-proxy", cluster=~'a,b|c', pod!="x\"y",`} {
+		c, err := Parse([]byte(meshBase + "mesh: {linkerd: {selector: '" + strings.ReplaceAll(sel, "'", "''") + "'}}\n"))
+		if err != nil || c.Mesh.Selector != sel {
+			t.Errorf("selector %s: %v, %+v", sel, err, c)
+		}
+	}
 	if c, err := Parse([]byte(meshBase)); err != nil || c.Mesh != nil || c.Policy.Mesh != nil {
 		t.Fatalf("no mesh block: %v, %+v", err, c)
 	}
@@ -36,6 +42,10 @@ func TestMeshBlock(t *testing.T) {
 		{`mesh: {linkerd: {selector: "{job=\"x\"}"}}`, "mesh.linkerd.selector: must be label matchers without braces"},
 		{`mesh: {linkerd: {}, minEdgeRate: -1}`, "mesh.minEdgeRate: must be in [0, 1e6]"},
 		{`mesh: {linkerd: {windw: 1m}}`, "windw"},
+		{`mesh: {linkerd: {selector: 'job="a", linkerd'}}`, `mesh.linkerd.selector: "linkerd" is not a label matcher`},
+		{`mesh: {linkerd: {selector: 'job=linkerd-proxy'}}`, `mesh.linkerd.selector: "job=linkerd-proxy" is not a label matcher`},
+		{`mesh: {linkerd: {selector: 'direction="inbound"'}}`, "mesh.linkerd.selector: must not match direction"},
+		{`mesh: {linkerd: {selector: 'namespace=~"elma.*"'}}`, "mesh.linkerd.selector: must not match namespace: set mesh.linkerd.namespace instead"},
 	} {
 		_, err := Parse([]byte(meshBase + tc.block + "\n"))
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
