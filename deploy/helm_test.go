@@ -126,8 +126,8 @@ func containerArgs(t *testing.T, objs []map[string]any) []string {
 // shipped files (a chart can read only files inside itself).
 func TestChartFilesAreTheShippedOnes(t *testing.T) {
 	for copyPath, orig := range map[string]string{
-		chartDir + "/files/elma365.yaml":   "base/elma365.yaml",
-		chartDir + "/files/elmascale.json": "grafana/elmascale.json",
+		chartDir + "/files/elma365.yaml":                     "base/elma365.yaml",
+		chartDir + "/files/elmascale.json":                   "grafana/elmascale.json",
 		chartDir + "/crds/elmascale.io_scalingpolicies.yaml": "base/crd/elmascale.io_scalingpolicies.yaml",
 	} {
 		a, err1 := os.ReadFile(copyPath)

@@ -48,9 +48,9 @@ type Broker struct {
 	dir       string
 	stompAddr string
 	cmd       *exec.Cmd
-	done   chan struct{}
-	epmd   *exec.Cmd
-	client *http.Client
+	done      chan struct{}
+	epmd      *exec.Cmd
+	client    *http.Client
 }
 
 var seq atomic.Int64
