@@ -2,12 +2,16 @@ package daemon_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	appsv1 "k8s.io/api/apps/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/client-go/dynamic"
@@ -254,4 +258,84 @@ func TestScalingPoliciesInTwoNamespacesAreIndependent(t *testing.T) {
 	if spec, _ := kubetest.Replicas(t, admin, nss[1], "billing"); spec != 3 {
 		t.Errorf("billing at %d replicas, want its own minimum 3", spec)
 	}
+}
+
+// Verifies what an administrator sees once the shipped ELMA365 policy is
+// applied: kubectl apply of deploy/components/scalingpolicy/elma365.yaml
+// (moved to the test's namespace) is accepted, and in dry-run the Table
+// kubectl get prints shows the mode, the services and the last action,
+// while the status kubectl describe prints has every service with its
+// recommendation and reason (no Prometheus here: every signal is missing,
+// so the bounds alone move replicas and single-instance services stay at
+// one).
+func TestShippedPolicyInKubectlGet(t *testing.T) {
+	c := testcluster.ForTest(t)
+	kubetest.InstallScalingPolicyCRD(t, c)
+	ns := kubetest.Namespace(t, c)
+	admin := kubernetes.NewForConfigOrDie(c.AdminConfig)
+	data, err := os.ReadFile(filepath.Join(kubetest.RepoRoot(), "deploy", "components", "scalingpolicy", "elma365.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var u unstructured.Unstructured
+	if err := yaml.Unmarshal(data, &u.Object); err != nil {
+		t.Fatal(err)
+	}
+	u.SetNamespace(ns)
+	_ = unstructured.SetNestedField(u.Object, "3s", "spec", "interval") // above the burst path's 2s
+	_ = unstructured.SetNestedField(u.Object, ns, "spec", "mesh", "linkerd", "namespace")
+	services, _, _ := unstructured.NestedMap(u.Object, "spec", "services")
+	var deps []*appsv1.Deployment
+	for name, s := range services {
+		target, _, _ := unstructured.NestedString(s.(map[string]any), "target", "name")
+		kind, _, _ := unstructured.NestedString(s.(map[string]any), "target", "kind")
+		if kind == "StatefulSet" {
+			continue // held as not found; the rest are enough
+		}
+		deps = append(deps, kubetest.Deployment(ns, cmpOr(target, name), 1, nil))
+	}
+	kubetest.CreateDeployments(t, admin, deps...)
+	ri := dynamic.NewForConfigOrDie(c.AdminConfig).Resource(v1alpha1.GroupVersionResource).Namespace(ns)
+	if _, err := ri.Create(context.Background(), &u, metav1.CreateOptions{FieldValidation: "Strict"}); err != nil {
+		t.Fatalf("kubectl apply of the shipped policy refused: %v", err)
+	}
+	startDaemon(t, c, "shipped", "", func(o *daemon.Options) { o.Policy = ns + "/elma365"; o.Mode = scaler.ModeDryRun })
+
+	pc := policyClient{t: t, ri: ri}
+	sp := pc.waitStatus("elma365", "every service in the status", func(sp *v1alpha1.ScalingPolicy) error {
+		return want(len(sp.Status.Services) == len(services) && sp.Status.LastAction != "", "%d of %d services, last action %q", len(sp.Status.Services), len(services), sp.Status.LastAction)
+	})
+	for _, s := range sp.Status.Services {
+		if s.Recommended == nil || s.Reason == "" {
+			t.Errorf("%s: recommended %v, reason %q", s.Name, s.Recommended, s.Reason)
+			continue
+		}
+		if (s.Name == "scheduler" || s.Name == "notifier" || s.Name == "messengers") && *s.Recommended != 1 {
+			t.Errorf("single-instance %s recommended %d", s.Name, *s.Recommended)
+		}
+	}
+	raw, err := admin.CoreV1().RESTClient().Get().AbsPath("/apis/elmascale.io/v1alpha1/namespaces/"+ns+"/scalingpolicies").
+		SetHeader("Accept", "application/json;as=Table;v=v1;g=meta.k8s.io").DoRaw(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var table metav1.Table
+	if err := json.Unmarshal(raw, &table); err != nil || len(table.Rows) != 1 {
+		t.Fatalf("table %s: %v", raw, err)
+	}
+	cells := map[string]any{}
+	for i, col := range table.ColumnDefinitions {
+		cells[col.Name] = table.Rows[0].Cells[i]
+	}
+	if cells["Mode"] != "dry-run" || cells["Services"] != float64(len(services)) || cells["Last Action"] == "" {
+		t.Errorf("kubectl get shows %v", cells)
+	}
+	t.Logf("kubectl get scalingpolicies: %v", cells)
+}
+
+func cmpOr(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
 }

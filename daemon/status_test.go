@@ -21,7 +21,6 @@ import (
 	"github.com/elmascale/elmascale/scaler"
 )
 
-
 // bigPolicy is a ScalingPolicy of n services.
 func bigPolicy(t *testing.T, n int) *unstructured.Unstructured {
 	t.Helper()

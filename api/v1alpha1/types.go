@@ -70,7 +70,7 @@ type ScalingPolicyStatus struct {
 	Mode string `json:"mode,omitempty"`
 	// ServiceCount is how many services the policy in force manages.
 	// +optional
-	ServiceCount int32 `json:"serviceCount,omitempty"`
+	ServiceCount int32 `json:"serviceCount"`
 	// Bottleneck names the services found to be bottlenecks in the last
 	// tick, comma-separated; empty when none is.
 	// +optional
@@ -85,12 +85,13 @@ type ScalingPolicyStatus struct {
 	// LastTickTime is the time of the tick this status is from.
 	// +optional
 	LastTickTime *metav1.Time `json:"lastTickTime,omitempty"`
-	// OverBudget counts the services the cluster budget held back.
+	// OverBudget counts the services the cluster budget held back. The
+	// counts are written even when zero, so kubectl prints 0, not <none>.
 	// +optional
-	OverBudget int32 `json:"overBudget,omitempty"`
+	OverBudget int32 `json:"overBudget"`
 	// HandedOff counts the services left to another autoscaler or paused.
 	// +optional
-	HandedOff int32 `json:"handedOff,omitempty"`
+	HandedOff int32 `json:"handedOff"`
 	// Services holds every managed service's decision, by name.
 	// +optional
 	// +listType=map
