@@ -26,29 +26,13 @@ func (c *Collector) CollectBurst(ctx context.Context, cfg *config.Config, servic
 	if c.rabbit == nil {
 		return nil, errors.New("collector: the burst path needs the RabbitMQ management API (--rabbitmq)")
 	}
-	type watched struct {
-		service string
-		signals []config.SignalSource
-	}
-	var (
-		want   []watched
-		vhosts []string
-	)
-	for _, svc := range cfg.Services {
-		if !slices.Contains(services, svc.Name) {
-			continue
-		}
-		w := watched{service: svc.Name}
-		for _, sg := range svc.Signals {
-			if sg.Kind == policy.KindQueue && sg.Queue != nil && sg.Queue.Backlog == "" && len(sg.Queue.Queues) > 0 {
-				w.signals = append(w.signals, sg)
-				if !slices.Contains(vhosts, sg.Queue.VHost) {
-					vhosts = append(vhosts, sg.Queue.VHost)
-				}
+	want := cfg.BurstSignals(services)
+	var vhosts []string
+	for _, w := range want {
+		for _, sg := range w.Signals {
+			if !slices.Contains(vhosts, sg.Queue.VHost) {
+				vhosts = append(vhosts, sg.Queue.VHost)
 			}
-		}
-		if len(w.signals) > 0 {
-			want = append(want, w)
 		}
 	}
 	if len(want) == 0 {
@@ -63,11 +47,11 @@ func (c *Collector) CollectBurst(ctx context.Context, cfg *config.Config, servic
 	})
 	out := make(loop.Signals, len(want))
 	for _, w := range want {
-		sigs := make(map[string]policy.Observation, len(w.signals))
-		for _, sg := range w.signals {
+		sigs := make(map[string]policy.Observation, len(w.Signals))
+		for _, sg := range w.Signals {
 			sigs[sg.Name] = c.queue(promView{}, stats, err, sg.Queue, now)
 		}
-		out[w.service] = sigs
+		out[w.Service] = sigs
 	}
 	return out, nil
 }

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"slices"
 	"time"
 
 	"github.com/elmascale/elmascale/policy"
@@ -82,9 +83,44 @@ func compileBurst(v *validator, p string, sf ServiceFile, defs burstDefaults, lo
 
 func hasRabbitQueue(signals []SignalSource) bool {
 	for _, s := range signals {
-		if s.Kind == policy.KindQueue && s.Queue != nil && len(s.Queue.Queues) > 0 {
+		if s.WatchedByBurst() {
 			return true
 		}
 	}
 	return false
+}
+
+// WatchedByBurst says whether the burst path reads the signal between
+// ticks: a queue signal read from the RabbitMQ management API. A queue read
+// from Prometheus changes only as often as Prometheus scrapes, so it is
+// left to the ticks.
+func (s SignalSource) WatchedByBurst() bool {
+	return s.Kind == policy.KindQueue && s.Queue != nil && s.Queue.Backlog == "" && len(s.Queue.Queues) > 0
+}
+
+// BurstWatch is one service's signals the burst path reads.
+type BurstWatch struct {
+	Service string
+	Signals []SignalSource
+}
+
+// BurstSignals lists, in config order, the named services that have
+// signals the burst path reads, with those signals.
+func (c *Config) BurstSignals(services []string) []BurstWatch {
+	var out []BurstWatch
+	for _, svc := range c.Services {
+		if !slices.Contains(services, svc.Name) {
+			continue
+		}
+		w := BurstWatch{Service: svc.Name}
+		for _, sg := range svc.Signals {
+			if sg.WatchedByBurst() {
+				w.Signals = append(w.Signals, sg)
+			}
+		}
+		if len(w.Signals) > 0 {
+			out = append(out, w)
+		}
+	}
+	return out
 }

@@ -115,3 +115,31 @@ func TestPresetBurstsWorkerQueue(t *testing.T) {
 		}
 	}
 }
+
+// Verifies which signals the burst path reads: the named services' queue
+// signals read from RabbitMQ, not a queue read from Prometheus, not CPU,
+// and nothing of a service not named.
+func TestBurstSignals(t *testing.T) {
+	cfg, err := Parse([]byte(burstConfig + `  reports:
+    signals:
+      - {name: rabbit, queue: {rabbitmq: {queues: [reports]}, drainTime: 1m}}
+      - {name: scraped, queue: {backlogMetric: backlog, drainTime: 1m}}
+metrics:
+  backlog: {prometheus: {query: 'sum by (service) (backlog)'}}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string][]string{}
+	for _, w := range cfg.BurstSignals([]string{"api", "reports"}) {
+		for _, s := range w.Signals {
+			got[w.Service] = append(got[w.Service], s.Name)
+		}
+	}
+	if len(got) != 1 || len(got["reports"]) != 1 || got["reports"][0] != "rabbit" {
+		t.Errorf("burst signals of api and reports = %v, want reports' rabbit only", got)
+	}
+	if w := cfg.BurstSignals([]string{"worker"}); len(w) != 1 || w[0].Service != "worker" || w[0].Signals[0].Name != "queue" {
+		t.Errorf("burst signals of worker = %+v, want its queue", w)
+	}
+}
