@@ -5,6 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"net"
+	"net/http"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -290,10 +293,43 @@ func openConfig(ctx context.Context, o *Options, adjust func(*config.Config) err
 	go sw.Run(ctx)
 	src.Start(ctx)
 	log.Info("config from a ScalingPolicy", zap.String("namespace", ns), zap.String("name", name))
+	if o.HealthAddr != "" {
+		// Until a generation compiles the daemon is alive but not ready:
+		// the pod is not restarted for a policy not applied yet.
+		stop := serveWaitingProbes(o.HealthAddr, src, log)
+		defer stop()
+	}
 	if err := src.WaitFirst(ctx); err != nil {
 		return nil, nil, err
 	}
 	return src, sw, nil
+}
+
+// serveWaitingProbes answers /healthz with ok and /readyz with why no
+// config is in force yet, until stop is called (which frees the address
+// for the daemon's own servers).
+func serveWaitingProbes(addr string, src *PolicySource, log *zap.Logger) (stop func()) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		log.Warn("probes not served while waiting for the ScalingPolicy", zap.Error(err))
+		return func() {}
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "ok\n") })
+	mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
+		why := fmt.Sprintf("waiting for the ScalingPolicy %s/%s to exist", src.Namespace, src.Name)
+		if st := src.State(); st.Err != nil {
+			why = invalidMessage(st.Latest, st.InForce, st.Err)
+		}
+		http.Error(w, why, http.StatusServiceUnavailable)
+	})
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	done := make(chan struct{})
+	go func() { defer close(done); _ = srv.Serve(ln) }()
+	return func() {
+		_ = srv.Close()
+		<-done
+	}
 }
 
 // ParsePolicyRef reads "namespace/name", or "name" in defaultNamespace.

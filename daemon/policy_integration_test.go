@@ -4,6 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -338,4 +341,77 @@ func cmpOr(a, b string) string {
 		return a
 	}
 	return b
+}
+
+// Verifies that a daemon started before its ScalingPolicy exists stays
+// alive but not ready (its liveness probe passes, its readiness probe says
+// what it waits for, so the pod is not restarted), says in the status why
+// a first generation that does not compile is not taken, and starts as
+// soon as a good one is applied.
+func TestDaemonWaitsForItsPolicy(t *testing.T) {
+	c := testcluster.ForTest(t)
+	kubetest.InstallScalingPolicyCRD(t, c)
+	ns := kubetest.Namespace(t, c)
+	admin := kubernetes.NewForConfigOrDie(c.AdminConfig)
+	kubetest.CreateDeployments(t, admin, kubetest.Deployment(ns, "api", 1, nil))
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	health := ln.Addr().String()
+	ln.Close()
+
+	listening := make(chan struct{})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- daemon.Run(ctx, daemon.Options{RESTConfig: c.UserConfig(testcluster.UserElmascale), Policy: ns + "/late", Mode: scaler.ModeDryRun,
+			HealthAddr: health, MetricsAddr: "127.0.0.1:0", Registry: prometheus.NewRegistry(), Identity: "late",
+			OnListen: func(string, string) { close(listening) }})
+	}()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case <-done:
+		case <-time.After(30 * time.Second):
+			t.Error("daemon did not stop")
+		}
+	})
+	probe := func(path string) (int, string) {
+		resp, err := http.Get("http://" + health + path)
+		if err != nil {
+			return 0, err.Error()
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	kubetest.WaitFor(t, 20*time.Second, "the waiting probes", func() error {
+		code, body := probe("/readyz")
+		return want(code == http.StatusServiceUnavailable && strings.Contains(body, "waiting for the ScalingPolicy"), "readyz %d %q", code, body)
+	})
+	if code, body := probe("/healthz"); code != http.StatusOK {
+		t.Errorf("healthz %d %q while waiting: the pod would be restarted", code, body)
+	}
+
+	pc := policyClient{t: t, ri: dynamic.NewForConfigOrDie(c.AdminConfig).Resource(v1alpha1.GroupVersionResource).Namespace(ns)}
+	pc.apply("apiVersion: elmascale.io/v1alpha1\nkind: ScalingPolicy\nmetadata: {name: late}\nspec:\n  interval: 1s\n  services:\n    api: {dependsOn: [db]}\n")
+	pc.waitStatus("late", "Ready False for the first generation", func(sp *v1alpha1.ScalingPolicy) error {
+		r := condition(sp, v1alpha1.ConditionReady)
+		return want(r.Reason == "InvalidSpec" && strings.Contains(r.Message, "nothing is scaled"), "Ready %+v", r)
+	})
+	if code, body := probe("/readyz"); code != http.StatusServiceUnavailable || !strings.Contains(body, "db") {
+		t.Errorf("readyz %d %q: want the compile error", code, body)
+	}
+	pc.apply("apiVersion: elmascale.io/v1alpha1\nkind: ScalingPolicy\nmetadata: {name: late}\nspec:\n  interval: 1s\n  services:\n    api: {}\n")
+	select {
+	case <-listening:
+	case err := <-done:
+		t.Fatalf("daemon exited: %v", err)
+	case <-time.After(30 * time.Second):
+		t.Fatal("the daemon did not start once the policy compiled")
+	}
+	pc.waitStatus("late", "generation 2 in force", func(sp *v1alpha1.ScalingPolicy) error {
+		return want(sp.Status.ObservedGeneration == 2 && len(sp.Status.Services) == 1 && condition(sp, v1alpha1.ConditionReady).Status == metav1.ConditionTrue, "status %+v", sp.Status)
+	})
 }
