@@ -403,3 +403,40 @@ func TestChartNotes(t *testing.T) {
 		}
 	}
 }
+
+// Verifies the RabbitMQ TLS values become the flags and a mount of the
+// Secret's files, and that TLS on an http URL is refused.
+func TestChartRabbitMQTLS(t *testing.T) {
+	tls := map[string]any{"existingSecret": "rabbitmq-ca", "clientCertificate": true, "serverName": "rabbitmq.elma365-dbs.svc"}
+	objs, err := renderChart(t, map[string]any{"rabbitmq": map[string]any{"url": "https://rabbitmq.elma365-dbs.svc.cluster.local:15671", "tls": tls}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	args := containerArgs(t, objs)
+	for _, want := range []string{"--rabbitmq-ca-file=/var/run/secrets/elmascale/rabbitmq-tls/ca.crt", "--rabbitmq-cert-file=/var/run/secrets/elmascale/rabbitmq-tls/tls.crt",
+		"--rabbitmq-key-file=/var/run/secrets/elmascale/rabbitmq-tls/tls.key", "--rabbitmq-server-name=rabbitmq.elma365-dbs.svc"} {
+		if !slices.Contains(args, want) {
+			t.Errorf("args %q lack %q", args, want)
+		}
+	}
+	d := findObj(objs, "Deployment", "elmascale")
+	if at(d, "spec", "template", "spec", "volumes", 2, "secret", "secretName") != "rabbitmq-ca" ||
+		at(d, "spec", "template", "spec", "containers", 0, "volumeMounts", 2, "mountPath") != "/var/run/secrets/elmascale/rabbitmq-tls" {
+		t.Errorf("TLS Secret not mounted: %v", at(d, "spec", "template", "spec", "volumes"))
+	}
+	if _, err := renderChart(t, map[string]any{"rabbitmq": map[string]any{"tls": tls}}); err == nil || !strings.Contains(err.Error(), "https://") {
+		t.Errorf("TLS with the default http URL: %v", err)
+	}
+	if args := strings.Join(containerArgs(t, mustRender(t)), " "); strings.Contains(args, "--rabbitmq-ca-file") {
+		t.Errorf("default install passes TLS flags: %s", args)
+	}
+}
+
+func mustRender(t *testing.T) []map[string]any {
+	t.Helper()
+	objs, err := renderChart(t, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return objs
+}
