@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -303,17 +304,22 @@ func (s *Scaler) isLeader() bool { return s.opts.IsLeader == nil || s.opts.IsLea
 
 // slim drops what elmascale never reads from cached workloads, so watching
 // thousands of Deployments stays cheap: managed fields, the pod template and
-// the last-applied annotation are most of an object's size.
+// the last-applied annotation are most of an object's size; labels, the
+// selector, the rollout strategy and annotations other than elmascale's
+// own are the rest of what Observe does not read. The cached object is
+// still a valid reference for Events (kind, namespace, name, UID).
 func slim(obj any) (any, error) {
 	switch o := obj.(type) {
 	case *appsv1.Deployment:
 		slimMeta(&o.ObjectMeta)
 		o.Spec.Template = corev1.PodTemplateSpec{}
+		o.Spec.Selector, o.Spec.Strategy = nil, appsv1.DeploymentStrategy{}
 		o.Status.Conditions = nil
 	case *appsv1.StatefulSet:
 		slimMeta(&o.ObjectMeta)
 		o.Spec.Template = corev1.PodTemplateSpec{}
 		o.Spec.VolumeClaimTemplates = nil
+		o.Spec.Selector, o.Spec.UpdateStrategy = nil, appsv1.StatefulSetUpdateStrategy{}
 		o.Status.Conditions = nil
 	case metav1.Object:
 		o.SetManagedFields(nil)
@@ -321,15 +327,20 @@ func slim(obj any) (any, error) {
 	return obj, nil
 }
 
+// annotationPrefix is what elmascale's own annotations (AnnotationPaused
+// and the others) start with: the only ones a cached workload keeps.
+const annotationPrefix = "elmascale.io/"
+
 func slimMeta(m *metav1.ObjectMeta) {
-	m.ManagedFields = nil
-	if _, ok := m.Annotations[corev1.LastAppliedConfigAnnotation]; ok {
-		a := make(map[string]string, len(m.Annotations)-1)
-		for k, v := range m.Annotations {
-			if k != corev1.LastAppliedConfigAnnotation {
-				a[k] = v
+	m.ManagedFields, m.Labels = nil, nil
+	var own map[string]string
+	for k, v := range m.Annotations {
+		if strings.HasPrefix(k, annotationPrefix) {
+			if own == nil {
+				own = map[string]string{}
 			}
+			own[k] = v
 		}
-		m.Annotations = a
 	}
+	m.Annotations = own
 }

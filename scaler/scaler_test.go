@@ -276,16 +276,19 @@ func TestApplyPinnedWarns(t *testing.T) {
 
 // Verifies that the slimming transform keeps what Observe reads.
 func TestSlimKeepsReplicas(t *testing.T) {
-	d := deployment("w", 4, 3, map[string]string{"kubectl.kubernetes.io/last-applied-configuration": strings.Repeat("x", 1000), AnnotationPaused: "true"})
+	d := deployment("w", 4, 3, map[string]string{"kubectl.kubernetes.io/last-applied-configuration": strings.Repeat("x", 1000),
+		"deployment.kubernetes.io/revision": "7", "meta.helm.sh/release-name": "elma365", AnnotationPaused: "true", AnnotationSingleInstance: "true"})
 	d.ManagedFields = []metav1.ManagedFieldsEntry{{Manager: "kubectl"}}
+	d.Labels = map[string]string{"app": "w", "app.kubernetes.io/managed-by": "Helm"}
+	d.Spec.Selector = &metav1.LabelSelector{MatchLabels: map[string]string{"app": "w"}}
 	d.Spec.Template.Labels = map[string]string{"app": "w"}
 	o, _ := slim(d)
 	got := o.(*appsv1.Deployment)
-	if *got.Spec.Replicas != 4 || got.Status.ReadyReplicas != 3 || got.Annotations[AnnotationPaused] != "true" {
-		t.Errorf("slim lost replicas or annotations: %+v", got)
+	if *got.Spec.Replicas != 4 || got.Status.ReadyReplicas != 3 || got.Name != "w" || got.Annotations[AnnotationPaused] != "true" || !singleInstance(got) {
+		t.Errorf("slim lost replicas, the name or elmascale's annotations: %+v", got)
 	}
-	if len(got.Annotations) != 1 || got.ManagedFields != nil || got.Spec.Template.Labels != nil {
-		t.Errorf("slim kept bulk: %+v", got.ObjectMeta)
+	if len(got.Annotations) != 2 || got.ManagedFields != nil || got.Labels != nil || got.Spec.Selector != nil || got.Spec.Template.Labels != nil {
+		t.Errorf("slim kept what Observe does not read: %+v %+v", got.ObjectMeta, got.Spec)
 	}
 }
 
