@@ -230,96 +230,125 @@ func TestInstallEndToEnd(t *testing.T) {
 	// elmascale's own scrape, as the rendered ServiceMonitor asks for it.
 	sm := findObj(objs, "ServiceMonitor", "elmascale")
 	endpoint, _ := at(sm, "spec", "endpoints", 0).(map[string]any)
-	metricsAddr, healthAddr := freeLocalAddr(t), freeLocalAddr(t)
-	podName := "elmascale-5c6d7-e2e01"
-	self := promtest.Target{Job: "elmascale", Addr: metricsAddr, Labels: operatorLabels("elmascale", "elmascale", podName)}
-	self.HonorLabels, _ = endpoint["honorLabels"].(bool)
-	if endpoint["bearerTokenFile"] != nil {
-		// The Operator's Prometheus presents its ServiceAccount's token:
-		// the reader the chart binds by default.
-		readers := at(findObj(objs, "ClusterRoleBinding", "elmascale-metrics-reader"), "subjects").([]any)
-		r := readers[0].(map[string]any)
-		self.BearerTokenFile = filepath.Join(t.TempDir(), "prometheus-token")
-		ensureServiceAccount(ctx, t, admin, r["namespace"].(string), r["name"].(string))
-		writeFile(t, self.BearerTokenFile, saToken(ctx, t, admin, r["namespace"].(string), r["name"].(string)))
+	// One pod per rendered replica, each scraped on its own.
+	type pod struct {
+		name, metricsAddr, healthAddr string
+		cmd                           *exec.Cmd
+		logs                          bytes.Buffer
 	}
-	// Prometheus waits for every target to be up once: stand in for
-	// elmascale on its address until Prometheus is ready.
-	standIn := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {})}
-	ln, err := net.Listen("tcp", metricsAddr)
-	if err != nil {
-		t.Fatal(err)
+	replicas, _ := at(dep, "spec", "replicas").(float64)
+	if ri, ok := at(dep, "spec", "replicas").(int64); ok {
+		replicas = float64(ri)
 	}
-	go func() { _ = standIn.Serve(ln) }()
-	prom := promtest.Start(t, append(targets, self)...)
-	_ = standIn.Close()
-
-	// The pod, as the kubelet would start it from the installed objects.
-	root := t.TempDir()
-	args, env := podCommand(ctx, t, admin, dep, root, podName, map[string]string{
-		"--prometheus=":                prom.URL,
-		"--rabbitmq=":                  broker.URL,
-		"--metrics-bind-address=":      metricsAddr,
-		"--health-probe-bind-address=": healthAddr,
-	})
-	kubeconfig := tokenKubeconfig(ctx, t, c, admin, "elmascale", at(dep, "spec", "template", "spec", "serviceAccountName").(string), root)
-	args = append(args, "--kubeconfig="+kubeconfig)
-	t.Logf("elmascale %s", strings.Join(args, " "))
-	var logs bytes.Buffer
-	cmd := exec.Command(<-bin, args...)
-	cmd.Env = append(env, "HOME="+root, "PATH="+os.Getenv("PATH"))
-	cmd.Stdout, cmd.Stderr = &logs, &logs
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-		if t.Failed() {
-			t.Logf("elmascale log (tail):\n%s", tail(logs.String(), 6000))
+	var pods []*pod
+	var selves []promtest.Target
+	tokenFile := ""
+	for i := range max(int(replicas), 1) {
+		p := &pod{name: fmt.Sprintf("elmascale-5c6d7-e2e%02d", i), metricsAddr: freeLocalAddr(t), healthAddr: freeLocalAddr(t)}
+		pods = append(pods, p)
+		self := promtest.Target{Job: "elmascale", Addr: p.metricsAddr, Labels: operatorLabels("elmascale", "elmascale", p.name)}
+		self.HonorLabels, _ = endpoint["honorLabels"].(bool)
+		if endpoint["bearerTokenFile"] != nil {
+			if tokenFile == "" {
+				// The Operator's Prometheus presents its ServiceAccount's
+				// token: the reader the chart binds by default.
+				readers := at(findObj(objs, "ClusterRoleBinding", "elmascale-metrics-reader"), "subjects").([]any)
+				r := readers[0].(map[string]any)
+				tokenFile = filepath.Join(t.TempDir(), "prometheus-token")
+				ensureServiceAccount(ctx, t, admin, r["namespace"].(string), r["name"].(string))
+				writeFile(t, tokenFile, saToken(ctx, t, admin, r["namespace"].(string), r["name"].(string)))
+			}
+			self.BearerTokenFile = tokenFile
 		}
-	})
+		selves = append(selves, self)
+	}
+	// Prometheus waits for every target to be up once: stand in for the
+	// pods on their addresses until Prometheus is ready.
+	var standIns []*http.Server
+	for _, p := range pods {
+		srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {})}
+		ln, err := net.Listen("tcp", p.metricsAddr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		go func() { _ = srv.Serve(ln) }()
+		standIns = append(standIns, srv)
+	}
+	prom := promtest.Start(t, append(targets, selves...)...)
+	for _, srv := range standIns {
+		_ = srv.Close()
+	}
 
-	// No signal of the preset is missing, read through the decisions API
-	// with the reader's token (the API is behind token review).
+	// The pods, as the kubelet would start them from the installed objects.
+	binary := <-bin
+	for _, p := range pods {
+		root := t.TempDir()
+		args, env := podCommand(ctx, t, admin, dep, root, p.name, map[string]string{
+			"--prometheus=":                prom.URL,
+			"--rabbitmq=":                  broker.URL,
+			"--metrics-bind-address=":      p.metricsAddr,
+			"--health-probe-bind-address=": p.healthAddr,
+		})
+		kubeconfig := tokenKubeconfig(ctx, t, c, admin, "elmascale", at(dep, "spec", "template", "spec", "serviceAccountName").(string), root)
+		args = append(args, "--kubeconfig="+kubeconfig)
+		t.Logf("%s: elmascale %s", p.name, strings.Join(args, " "))
+		p.cmd = exec.Command(binary, args...)
+		p.cmd.Env = append(env, "HOME="+root, "PATH="+os.Getenv("PATH"))
+		p.cmd.Stdout, p.cmd.Stderr = &p.logs, &p.logs
+		if err := p.cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() {
+			_ = p.cmd.Process.Kill()
+			_ = p.cmd.Wait()
+			if t.Failed() {
+				t.Logf("%s log (tail):\n%s", p.name, tail(p.logs.String(), 4000))
+			}
+		})
+	}
+	root := t.TempDir()
+
+	// No signal of the preset is missing on either pod, read through the
+	// decisions API with the reader's token (it is behind token review).
 	readerToken := ""
-	if self.BearerTokenFile != "" {
-		b, _ := os.ReadFile(self.BearerTokenFile)
+	if tokenFile != "" {
+		b, _ := os.ReadFile(tokenFile)
 		readerToken = string(b)
 	}
-	var latest map[string]record.DecisionRecord
-	kubetest.WaitFor(t, 3*time.Minute, "every signal of every service resolved", func() error {
-		if cmd.ProcessState != nil {
-			return fmt.Errorf("elmascale exited: %v", cmd.ProcessState)
-		}
-		recs, err := decisions("http://"+metricsAddr, readerToken)
-		if err != nil {
-			return err
-		}
-		latest = map[string]record.DecisionRecord{}
-		for _, r := range recs {
-			latest[r.Service] = r
-		}
-		var missing []string
-		for _, s := range cfg.Services {
-			d, ok := latest[s.Name]
-			if !ok {
-				missing = append(missing, s.Name+": no decision")
-				continue
+	for _, p := range pods {
+		kubetest.WaitFor(t, 3*time.Minute, p.name+": every signal of every service resolved", func() error {
+			if p.cmd.ProcessState != nil {
+				return fmt.Errorf("elmascale exited: %v", p.cmd.ProcessState)
 			}
-			for _, sig := range d.Signals {
-				if sig.Status != policy.StatusOK {
-					missing = append(missing, fmt.Sprintf("%s/%s %s (%s)", s.Name, sig.Name, sig.Status, sig.Note))
+			recs, err := decisions("http://"+p.metricsAddr, readerToken)
+			if err != nil {
+				return err
+			}
+			latest := map[string]record.DecisionRecord{}
+			for _, r := range recs {
+				latest[r.Service] = r
+			}
+			var missing []string
+			for _, s := range cfg.Services {
+				d, ok := latest[s.Name]
+				if !ok {
+					missing = append(missing, s.Name+": no decision")
+					continue
+				}
+				for _, sig := range d.Signals {
+					if sig.Status != policy.StatusOK {
+						missing = append(missing, fmt.Sprintf("%s/%s %s (%s)", s.Name, sig.Name, sig.Status, sig.Note))
+					}
 				}
 			}
+			if len(missing) > 0 {
+				return fmt.Errorf("%d not resolved: %s", len(missing), strings.Join(missing, "; "))
+			}
+			return nil
+		})
+		if code, body := get("http://"+p.metricsAddr+"/api/v1/decisions", ""); code != http.StatusUnauthorized {
+			t.Errorf("%s: decisions API without a token: HTTP %d, want 401 (%.200s)", p.name, code, body)
 		}
-		if len(missing) > 0 {
-			return fmt.Errorf("%d not resolved: %s", len(missing), strings.Join(missing, "; "))
-		}
-		return nil
-	})
-	if code, body := get("http://"+metricsAddr+"/api/v1/decisions", ""); code != http.StatusUnauthorized {
-		t.Errorf("decisions API without a token: HTTP %d, want 401 (%.200s)", code, body)
 	}
 
 	// The dry-run is visible in kubectl.
@@ -359,7 +388,7 @@ func TestInstallEndToEnd(t *testing.T) {
 	writeFile(t, pwFile, rabbitPassword)
 	cfgFile := filepath.Join(root, "doctor-config.yaml")
 	writeFile(t, cfgFile, cm.Data["config.yaml"])
-	doctor := exec.Command(cmd.Path, "doctor", "--kubeconfig", c.KubeconfigAdmin, "--service-account", "elmascale/elmascale",
+	doctor := exec.Command(binary, "doctor", "--kubeconfig", c.KubeconfigAdmin, "--service-account", "elmascale/elmascale",
 		"--config", cfgFile, "--prometheus", prom.URL, "--rabbitmq", broker.URL, "--rabbitmq-user", rabbitUser, "--rabbitmq-password-file", pwFile)
 	doctor.Env = []string{"HOME=" + root, "PATH=" + os.Getenv("PATH")}
 	out, err := doctor.CombinedOutput()
@@ -368,8 +397,10 @@ func TestInstallEndToEnd(t *testing.T) {
 	} else {
 		t.Logf("elmascale doctor:\n%s", out)
 	}
-	if !strings.Contains(logs.String(), "start-up check") {
-		t.Error("the daemon did not log its start-up checks")
+	for _, p := range pods {
+		if !strings.Contains(p.logs.String(), "start-up check") {
+			t.Errorf("%s did not log its start-up checks", p.name)
+		}
 	}
 
 	// Every dashboard query, as Grafana asks it for the managed namespace
