@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -164,5 +165,37 @@ func TestStatusConditions(t *testing.T) {
 	}
 	if st.OverBudget != 1 || st.HandedOff != 1 || st.ObservedGeneration != 1 || st.Services[0].Desired == nil {
 		t.Errorf("status %+v", st)
+	}
+}
+
+// Verifies that a replica that is not the leader writes no status, however
+// often it is kicked, and that the leader writes once.
+func TestOnlyTheLeaderWritesStatus(t *testing.T) {
+	u := bigPolicy(t, 2)
+	dyn := dynamicfake.NewSimpleDynamicClientWithCustomListKinds(runtime.NewScheme(),
+		map[schema.GroupVersionResource]string{v1alpha1.GroupVersionResource: "ScalingPolicyList"}, u)
+	src := NewPolicySource(dyn, "shop", "p", nil, nil, nil, nil)
+	src.take(u)
+	var leader atomic.Bool
+	w := &StatusWriter{Source: src, Dyn: dyn, Mode: scaler.ModeDryRun, Log: zap.NewNop()}
+	w.SetLeader(leader.Load)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go w.Run(ctx)
+	for i := range 5 {
+		w.Record(tick(epoch.Add(time.Duration(i)*time.Second), 2, func(int) int32 { return 3 }))
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n := w.Writes(); n != 0 {
+		t.Fatalf("a standby wrote the status %d times", n)
+	}
+	leader.Store(true)
+	w.Kick()
+	deadline := time.Now().Add(5 * time.Second)
+	for w.Writes() == 0 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n := w.Writes(); n != 1 {
+		t.Errorf("the leader wrote %d times, want 1", n)
 	}
 }
