@@ -342,9 +342,9 @@ func (c *Collector) queue(prom promView, stats map[queueRef]queueStats, err erro
 	case err != nil:
 		return failed(err)
 	}
-	refs := make([]queueRef, len(qs.Queues))
-	for i, q := range qs.Queues {
-		refs[i] = queueRef{vhost: qs.VHost, name: q}
+	refs, reason := queueRefs(stats, qs)
+	if reason != "" {
+		return policy.Observation{Status: policy.StatusMissing, Error: reason}
 	}
 	q, reason := queueObservation(stats, refs)
 	if reason != "" {
@@ -357,6 +357,43 @@ func (c *Collector) queue(prom promView, stats map[queueRef]queueStats, err erro
 		Time:   now,
 		Queue:  &q,
 	}
+}
+
+// queueRefs lists the queues a signal reads: its named queues, and every
+// queue of its vhost a pattern entry matches (worker.* for every worker
+// pool), in name order. A pattern that matches nothing is missing: the
+// pools may not be declared yet, and zero messages would be a guess.
+func queueRefs(stats map[queueRef]queueStats, qs *config.QueueSource) ([]queueRef, string) {
+	refs := make([]queueRef, 0, len(qs.Queues))
+	seen := map[queueRef]bool{}
+	for _, e := range qs.Queues {
+		if !config.IsQueuePattern(e) {
+			if r := (queueRef{vhost: qs.VHost, name: e}); !seen[r] {
+				seen[r] = true
+				refs = append(refs, r)
+			}
+			continue
+		}
+		var matched []queueRef
+		found := false
+		for r := range stats {
+			if r.vhost == qs.VHost && config.MatchQueue(e, r.name) {
+				found = true
+				if !seen[r] {
+					matched = append(matched, r)
+				}
+			}
+		}
+		if !found {
+			return nil, fmt.Sprintf("rabbitmq: no queue in vhost %q matches %q", qs.VHost, e)
+		}
+		sort.Slice(matched, func(i, j int) bool { return matched[i].name < matched[j].name })
+		for _, r := range matched {
+			seen[r] = true
+		}
+		refs = append(refs, matched...)
+	}
+	return refs, ""
 }
 
 // notFromTheFuture makes a sample stamped beyond the allowed clock skew

@@ -179,3 +179,43 @@ func TestRealRabbitMQWrongCredentials(t *testing.T) {
 	}
 	assertHeld(t, cfg, sigs, 4, now, "worker")
 }
+
+// Verifies against a real broker that a pattern entry reads every pool's
+// queue of the vhost: worker pools declared after the config was written
+// are summed without an edit, a queue also named literally counts once,
+// queues the pattern does not match are left out, and a pattern that
+// matches nothing is missing, not zero.
+func TestRealRabbitMQQueuePattern(t *testing.T) {
+	b := rabbittest.Shared(t)
+	user, pw := monitorUser(t, b, "monitor-pattern")
+	queues := map[string]int{"pattern.worker.default": 7, "pattern.worker.pool-a": 5, "pattern.worker.pool-b": 3, "pattern.calculator": 100}
+	for q, n := range queues {
+		if err := b.DeclareQueue("/", q); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = b.DeleteQueue("/", q) })
+		if err := b.Publish("/", q, n); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Setenv("TEST_RABBIT_PW", pw)
+	c, _ := newCollector(t, Options{RabbitMQURL: b.URL, RabbitMQUser: user, RabbitMQPasswordEnv: "TEST_RABBIT_PW"})
+	cfg := parseConfig(t, rabbitQueueYAML("pattern.worker.default", `"pattern.worker.*"`))
+	const want = 7 + 5 + 3
+	var got policy.Observation
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		got = collect(t, c, cfg, time.Now())["worker"]["script-queue"]
+		if got.Status == policy.StatusOK && got.Queue.Backlog == want {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("backlog never reached %d: %+v %+v", want, got, got.Queue)
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+	none := parseConfig(t, rabbitQueueYAML(`"pattern.nothing.*"`))
+	if o := collect(t, c, none, time.Now())["worker"]["script-queue"]; o.Status != policy.StatusMissing || !strings.Contains(o.Error, `no queue in vhost "/" matches "pattern.nothing.*"`) {
+		t.Errorf("a pattern matching nothing: %s %q", o.Status, o.Error)
+	}
+}

@@ -290,7 +290,10 @@ func compileSignal(v *validator, p, service string, sg SignalFile, metricQuery f
 		case q.RabbitMQ != nil && q.Backlog != "":
 			v.add(p+".queue", "set either rabbitmq or backlogMetric, not both")
 		case q.RabbitMQ != nil:
-			v.check(len(q.RabbitMQ.Queues) > 0, p+".queue.rabbitmq.queues", "must list at least one queue")
+			v.check(len(q.RabbitMQ.Queues) > 0, p+".queue.rabbitmq.queues", "must list at least one queue or pattern")
+			for j, e := range q.RabbitMQ.Queues {
+				checkQueueEntry(v, fmt.Sprintf("%s.queue.rabbitmq.queues[%d]", p, j), e)
+			}
 			qs.VHost, qs.Queues = q.RabbitMQ.VHost, append([]string(nil), q.RabbitMQ.Queues...)
 			if qs.VHost == "" {
 				qs.VHost = "/"
