@@ -32,7 +32,7 @@ func checkAtStart(ctx context.Context, cfg *config.Config, o Options, sc *scaler
 	}
 	r := doctor.Run(ctx, cfg, doctor.Options{
 		Collector: o.Collector, Targets: sc, Access: doctor.SelfAccess{Client: client}, Sources: o.Sources,
-		Apply: o.Mode == scaler.ModeApply, LeaseNamespace: leaseNS, AnnotateRecommendations: o.AnnotateRecommendations,
+		Apply: o.Mode == scaler.ModeApply, LeaseNamespace: leaseNS, AnnotateRecommendations: o.AnnotateRecommendations, MetricsAuth: o.MetricsAuth,
 	}, o.Clock.Now())
 	if ctx.Err() != nil && r.OK() {
 		return // shutting down, or nothing answered in time: the loop's own logs say so

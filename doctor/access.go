@@ -67,6 +67,18 @@ type permission struct {
 	// advised: a missing grant is a warning, not a problem (needed only
 	// once the mode changes).
 	advised bool
+	// fixFile is the shipped RBAC that grants it (default
+	// deploy/base/rbac.yaml).
+	fixFile string
+}
+
+// where is " in <namespace>", or " cluster-wide" for a cluster-scoped
+// resource.
+func (p permission) where() string {
+	if p.namespace == "" {
+		return " cluster-wide"
+	}
+	return " in " + p.namespace
 }
 
 // needs lists what elmascale does in the cluster, as deploy/base/rbac.yaml
@@ -86,6 +98,11 @@ func needs(cfg *config.Config, opts Options) []permission {
 	}
 	if opts.AnnotateRecommendations {
 		out = append(out, permission{namespace: ns, group: "apps", resource: "deployments", verbs: []string{"patch"}, why: "the recommended-replicas annotation (deploy/rbac/annotate-recommendations.yaml)"})
+	}
+	if opts.MetricsAuth {
+		out = append(out,
+			permission{group: "authentication.k8s.io", resource: "tokenreviews", verbs: []string{"create"}, why: "check the tokens of /metrics and /api/v1/* callers (--metrics-auth)", fixFile: "deploy/base/metrics-auth.yaml"},
+			permission{group: "authorization.k8s.io", resource: "subjectaccessreviews", verbs: []string{"create"}, why: "check that /metrics and /api/v1/* callers may read them (--metrics-auth)", fixFile: "deploy/base/metrics-auth.yaml"})
 	}
 	if opts.LeaseNamespace != "" {
 		out = append(out, permission{namespace: opts.LeaseNamespace, group: "coordination.k8s.io", resource: "leases", verbs: []string{"get", "create", "update"}, why: "leader election"})
@@ -114,7 +131,7 @@ func permissions(ctx context.Context, r *Report, cfg *config.Config, opts Option
 		subject = "elmascale's account"
 	}
 	for _, p := range needs(cfg, opts) {
-		c := Check{Kind: KindPermission, Name: p.String() + " in " + p.namespace}
+		c := Check{Kind: KindPermission, Name: p.String() + p.where()}
 		var denied []string
 		var failure error
 		for _, v := range p.verbs {
@@ -141,8 +158,14 @@ func permissions(ctx context.Context, r *Report, cfg *config.Config, opts Option
 			}
 			res := p.resourceName()
 			c.Detail = fmt.Sprintf("%s may not %s %s (needed to %s)", subject, strings.Join(denied, ", "), res, p.why)
-			c.Fix = fmt.Sprintf("bind the chart's ClusterRole (deploy/base/rbac.yaml) to %s in namespace %s; check with `kubectl auth can-i %s %s -n %s --as=%s`",
-				subject, p.namespace, denied[0], res, p.namespace, subjectForCanI(opts.Subject))
+			switch {
+			case p.fixFile != "" && p.namespace == "":
+				c.Fix = fmt.Sprintf("bind the ClusterRole of %s to %s with a ClusterRoleBinding (the chart does with metricsAuth.enabled); check with `kubectl auth can-i %s %s --as=%s`",
+					p.fixFile, subject, denied[0], res, subjectForCanI(opts.Subject))
+			default:
+				c.Fix = fmt.Sprintf("bind the chart's ClusterRole (deploy/base/rbac.yaml) to %s in namespace %s; check with `kubectl auth can-i %s %s -n %s --as=%s`",
+					subject, p.namespace, denied[0], res, p.namespace, subjectForCanI(opts.Subject))
+			}
 		}
 		r.add(c)
 	}

@@ -110,6 +110,9 @@ type Options struct {
 	LeaseNamespace string
 	// AnnotateRecommendations needs patch on workloads.
 	AnnotateRecommendations bool
+	// MetricsAuth needs to create token and access reviews, cluster-wide,
+	// to check the callers of /metrics and /api/v1/*.
+	MetricsAuth bool
 	// Subject names who the permissions are checked for, for the fixes,
 	// e.g. system:serviceaccount:elmascale:elmascale.
 	Subject string

@@ -155,6 +155,10 @@ func TestRunGradesEveryCheck(t *testing.T) {
 		{"scale denied in dry-run only advised", func(o *Options) {
 			o.Access = denyAccess{"update deployments/scale": true}
 		}, KindPermission, "", "get,update deployments.apps/scale", SeverityWarning, "ClusterRole"},
+		{"token reviews denied with metrics auth", func(o *Options) {
+			o.MetricsAuth = true
+			o.Access = denyAccess{"create tokenreviews": true}
+		}, KindPermission, "", "create tokenreviews.authentication.k8s.io", SeverityProblem, "deploy/base/metrics-auth.yaml"},
 		{"HPA hand-off", func(o *Options) {
 			o.Targets.(fakeTargets)["chat"] = loop.TargetStatus{Found: true, Current: 2, Ready: 2, HandedOff: "HorizontalPodAutoscaler/chat"}
 		}, KindTarget, "chat", "Deployment/chat", SeverityInfo, "delete hpa chat"},

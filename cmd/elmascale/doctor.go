@@ -29,6 +29,7 @@ type doctorFlags struct {
 	leaseNamespace        string
 	serviceAccount        string
 	annotate              bool
+	metricsAuth           bool
 	live                  *liveFlags
 }
 
@@ -65,6 +66,7 @@ The daemon runs the same checks when it starts and logs the table.`,
 	fs.StringVar(&f.serviceAccount, "service-account", "elmascale/elmascale",
 		"NAMESPACE/NAME of the ServiceAccount whose permissions are checked (SubjectAccessReview), or self for the caller's own (default self inside a pod)")
 	fs.BoolVar(&f.annotate, "annotate-recommendations", false, "also check the permission --annotate-recommendations needs")
+	fs.BoolVar(&f.metricsAuth, "metrics-auth", true, "also check the permissions --metrics-auth needs (on in the shipped install; --metrics-auth=false when it is off)")
 	f.live = addLiveFlags(fs)
 	_ = cmd.MarkFlagFilename("config", "yaml", "yml")
 	return cmd
@@ -126,7 +128,7 @@ func runDoctor(ctx context.Context, f *doctorFlags, stdout, stderr io.Writer) er
 		Collector: col, Targets: sc, Access: access,
 		Sources: doctor.Sources{PrometheusURL: copts.PrometheusURL, RabbitMQURL: copts.RabbitMQURL, Kubernetes: true},
 		Apply:   f.mode == string(scaler.ModeApply), LeaseNamespace: f.leaseNamespace,
-		AnnotateRecommendations: f.annotate, Subject: subject,
+		AnnotateRecommendations: f.annotate, MetricsAuth: f.metricsAuth, Subject: subject,
 	}, time.Now())
 	if f.output == "json" {
 		enc := json.NewEncoder(stdout)

@@ -64,7 +64,10 @@ services:
 	doc := func() (int, doctor.Report, string) {
 		var out, errb bytes.Buffer
 		code := dispatch(context.Background(), []string{"doctor", "--kubeconfig", c.Kubeconfig(testcluster.UserElmascale),
-			"--config", cfgPath, "--service-account", "self", "--leader-elect-namespace", ns, "--mode", "apply", "-o", "json"}, &out, &errb)
+			"--config", cfgPath, "--service-account", "self", "--leader-elect-namespace", ns, "--mode", "apply", "-o", "json",
+			// The namespace holds the namespaced RBAC only; the install test
+			// (deploy) checks --metrics-auth's cluster-wide grants.
+			"--metrics-auth=false"}, &out, &errb)
 		var r doctor.Report
 		if err := json.Unmarshal(out.Bytes(), &r); err != nil {
 			t.Fatalf("doctor -o json printed no report (exit %d): %v\n%s\n%s", code, err, out.String(), errb.String())
