@@ -380,7 +380,7 @@ func TestChartNotes(t *testing.T) {
 	}{
 		{nil, []string{"start-up check", "elmascale doctor --service-account elmascale/elmascale --prometheus http://prometheus.linkerd-viz",
 			"reason=Recommended", "create token prometheus-k8s", "/api/v1/recommendations"}, []string{"<no value>"}},
-		{map[string]any{"mode": "apply", "metricsAuth": map[string]any{"enabled": false}}, []string{"curl -s localhost:8080"}, []string{"Recommended", "create token"}},
+		{map[string]any{"mode": "apply", "metricsAuth": map[string]any{"enabled": false}}, []string{"curl -s localhost:8080", "--metrics-auth=false"}, []string{"Recommended", "create token"}},
 	} {
 		rv, err := chartutil.ToRenderValues(ch, tc.vals, chartutil.ReleaseOptions{Name: "elmascale", Namespace: "elmascale", IsInstall: true}, chartutil.DefaultCapabilities)
 		if err != nil {
