@@ -46,8 +46,10 @@ type File struct {
 	// aggregated by a label, whatever the number of services using it.
 	// +kubebuilder:validation:MaxProperties=1000
 	Metrics map[string]MetricFile `yaml:"metrics" json:"metrics,omitempty"`
-	// Services by name.
-	// +kubebuilder:validation:MaxProperties=10000
+	// Services by name. A ScalingPolicy holds at most 2,000, so that its
+	// status (every service's decision) fits the API server's object size
+	// limit; a file has no such limit.
+	// +kubebuilder:validation:MaxProperties=2000
 	Services map[string]ServiceFile `yaml:"services" json:"services,omitempty"`
 	// Burst sets the burst path's defaults (BurstFile).
 	Burst *BurstFile `yaml:"burst" json:"burst,omitempty"`

@@ -199,9 +199,10 @@ func (w *StatusWriter) build() *v1alpha1.ScalingPolicyStatus {
 		st.ServiceCount = int32(len(cfg.Services))
 	}
 	var bottlenecks, unresolved, missing, overBudget, handedOff []string
+	reasonMax := reasonBudget(len(t.Plan.Decisions))
 	for _, d := range t.Plan.Decisions {
 		ss := v1alpha1.ServiceStatus{Name: d.Service, Current: d.Current, Ready: d.Ready, Bottleneck: d.Bottleneck,
-			LimitedBy: string(d.LimitedBy), HandedOff: t.HandedOff[d.Service], Reason: truncate(d.Reason, 1000)}
+			LimitedBy: string(d.LimitedBy), HandedOff: t.HandedOff[d.Service], Reason: truncate(d.Reason, reasonMax)}
 		desired := d.Desired
 		if w.Mode == scaler.ModeDryRun {
 			ss.Recommended = &desired
@@ -297,6 +298,19 @@ func (w *StatusWriter) build() *v1alpha1.ScalingPolicyStatus {
 	}
 	st.Conditions = slices.Clone(w.conds)
 	return st
+}
+
+// reasonBudget is how long each service's reason may be in a status of n
+// services: the reasons together stay within 512 KiB, so the status of
+// the 2,000 services a ScalingPolicy may hold stays under 1 MiB, inside
+// the API server's object size limit (etcd's 1.5 MiB), while a reason
+// keeps at least its first 120 bytes and at most 1,000 (the schema's
+// limit is 1,024).
+func reasonBudget(n int) int {
+	if n == 0 {
+		return 1000
+	}
+	return min(max(512<<10/n, 120), 1000)
 }
 
 // joinMax joins up to n names and says how many more there are.

@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"strings"
 	"sync/atomic"
@@ -114,6 +115,23 @@ func TestStatusWritesAreBatched(t *testing.T) {
 	if st.LastAction != "svc-0007 2→5" || st.LastActionTime == nil {
 		t.Errorf("last action %q at %v", st.LastAction, st.LastActionTime)
 	}
+
+	// Long reasons for the most services a ScalingPolicy may hold: the
+	// status stays below the API server's object size limit.
+	const many = 2000
+	long := tick(epoch.Add(3*time.Minute), many, func(int) int32 { return 2 })
+	for i := range long.Plan.Decisions {
+		long.Plan.Decisions[i].Reason = strings.Repeat("a signal far above its target; ", 40)
+	}
+	w.Record(long)
+	body, err := json.Marshal(w.build())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(body) > 1<<20 {
+		t.Errorf("status of %d services with long reasons is %d bytes, want under 1 MiB", many, len(body))
+	}
+	t.Logf("status of %d services with long reasons: %d bytes", many, len(body))
 }
 
 // Verifies the conditions a person reads in kubectl describe: a generation

@@ -3,6 +3,7 @@ package v1alpha1_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -155,5 +156,44 @@ func TestPrinterColumns(t *testing.T) {
 	}
 	if want := `,1,1,"True","`; !strings.Contains(string(row), want) {
 		t.Errorf("row %s, want the wide cells %s then the age", row, want)
+	}
+}
+
+// Verifies that the largest policy the schema allows, 2,000 services, is
+// accepted with its CEL rules, and that its status, with every service's
+// decision and a reason as long as the daemon writes for that many, is too.
+func TestLargestPolicyAndStatusFit(t *testing.T) {
+	c := testcluster.ForTest(t)
+	kubetest.InstallScalingPolicyCRD(t, c)
+	ns := kubetest.Namespace(t, c)
+	ctx := context.Background()
+	ri := dynamic.NewForConfigOrDie(c.AdminConfig).Resource(v1alpha1.GroupVersionResource).Namespace(ns)
+	const n = 2000
+	services := map[string]any{}
+	st := &v1alpha1.ScalingPolicyStatus{Mode: "dry-run", ServiceCount: n}
+	reason := strings.Repeat("x", 262) // 512 KiB over 2,000 services
+	for i := range n {
+		name := fmt.Sprintf("svc-%04d", i)
+		services[name] = map[string]any{"minReplicas": int64(1), "maxReplicas": int64(4), "dependsOn": []any{"svc-0000"}}
+		rec := int32(2)
+		st.Services = append(st.Services, v1alpha1.ServiceStatus{Name: name, Current: 1, Ready: 1, Recommended: &rec, LimitedBy: "rate", Reason: reason})
+	}
+	u := &unstructured.Unstructured{Object: map[string]any{"apiVersion": v1alpha1.APIVersion, "kind": v1alpha1.Kind,
+		"metadata": map[string]any{"name": "big"}, "spec": map[string]any{"platform": "elma365", "services": services}}}
+	if _, err := ri.Create(ctx, u, metav1.CreateOptions{}); err != nil {
+		t.Fatalf("a policy of %d services refused: %v", n, err)
+	}
+	patch, err := v1alpha1.StatusPatch(st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ri.Patch(ctx, "big", types.JSONPatchType, patch, metav1.PatchOptions{}, "status"); err != nil {
+		t.Fatalf("a status of %d services (%d bytes) refused: %v", n, len(patch), err)
+	}
+	t.Logf("status patch of %d services: %d bytes", n, len(patch))
+	services["one-too-many"] = map[string]any{}
+	u.SetName("too-big")
+	if _, err := ri.Create(ctx, u, metav1.CreateOptions{}); err == nil || !strings.Contains(err.Error(), "spec.services") {
+		t.Errorf("a policy of %d services: %v, want refused at spec.services", n+1, err)
 	}
 }

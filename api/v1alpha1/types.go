@@ -96,7 +96,7 @@ type ScalingPolicyStatus struct {
 	// +optional
 	// +listType=map
 	// +listMapKey=name
-	// +kubebuilder:validation:MaxItems=10000
+	// +kubebuilder:validation:MaxItems=2000
 	Services []ServiceStatus `json:"services,omitempty"`
 	// Conditions: Ready (the spec in force is the latest), SourcesHealthy
 	// (every signal resolved), DryRun, Degraded (something wastes or
