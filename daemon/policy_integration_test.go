@@ -165,8 +165,11 @@ func TestScalingPolicyDrivesTheDaemon(t *testing.T) {
 	if w := service(sp, "worker"); w.Desired != nil || w.Current != 1 || w.Reason == "" || w.LastChangeTime == nil {
 		t.Errorf("worker status %+v: want current 1, a recommendation (not a desired count), a reason and a change time", w)
 	}
-	if sp.Status.Mode != "dry-run" || sp.Status.ServiceCount != 2 || !strings.Contains(sp.Status.LastAction, "worker 1→4") {
-		t.Errorf("status mode %q, services %d, last action %q", sp.Status.Mode, sp.Status.ServiceCount, sp.Status.LastAction)
+	if sp.Status.Mode != "dry-run" || sp.Status.ServiceCount != 2 || !strings.Contains(sp.Status.LastAction, "worker 1→4") || sp.Status.Bottleneck != "worker" {
+		t.Errorf("status mode %q, services %d, last action %q, bottleneck %q", sp.Status.Mode, sp.Status.ServiceCount, sp.Status.LastAction, sp.Status.Bottleneck)
+	}
+	if w := service(sp, "worker"); !w.Bottleneck {
+		t.Errorf("worker, four times over its jobs target, is not marked a bottleneck: %+v", w)
 	}
 	for typ, st := range map[string]metav1.ConditionStatus{v1alpha1.ConditionReady: metav1.ConditionTrue, v1alpha1.ConditionDryRun: metav1.ConditionTrue, v1alpha1.ConditionDegraded: metav1.ConditionFalse} {
 		if got := condition(sp, typ); got.Status != st {
