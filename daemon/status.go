@@ -228,7 +228,10 @@ func (w *StatusWriter) build() *v1alpha1.ScalingPolicyStatus {
 				unresolved = append(unresolved, fmt.Sprintf("%s/%s %s", d.Service, sig.Name, sig.Status))
 			}
 		}
-		if obs, ok := t.Snapshot.Services[d.Service]; !ok || !obs.Found {
+		// A burst tick marks handed-off and single-instance targets as not
+		// found (they are the regular tick's alone); they are not missing.
+		_, pinned := t.Pinned[d.Service]
+		if obs, ok := t.Snapshot.Services[d.Service]; (!ok || !obs.Found) && ss.HandedOff == "" && !pinned {
 			missing = append(missing, d.Service)
 		}
 	}

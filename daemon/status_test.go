@@ -178,11 +178,28 @@ func TestStatusConditions(t *testing.T) {
 			t.Errorf("%s = %s %s %q, want %s %s containing %q", tc.typ, s, r, m, tc.status, tc.reason, tc.msg)
 		}
 	}
-	if _, _, m := cond(v1alpha1.ConditionDegraded); !strings.Contains(m, "scaled by something else: svc-0002") {
-		t.Errorf("Degraded message %q lacks the hand-off", m)
+	if _, _, m := cond(v1alpha1.ConditionDegraded); !strings.Contains(m, "scaled by something else: svc-0002") || strings.Contains(m, "not found") {
+		t.Errorf("Degraded message %q: want the hand-off, and no target missing", m)
 	}
+
 	if st.OverBudget != 1 || st.HandedOff != 1 || st.ObservedGeneration != 1 || st.Services[0].Desired == nil {
 		t.Errorf("status %+v", st)
+	}
+
+	// A burst tick leaves handed-off and single-instance targets out of
+	// its snapshot: they are not reported missing; a target really not
+	// found is.
+	burst := tick(epoch.Add(time.Second), 3, func(int) int32 { return 2 })
+	burst.HandedOff = map[string]string{"svc-0002": "HorizontalPodAutoscaler svc-0002"}
+	burst.Pinned = map[string]string{"svc-0001": ""}
+	for _, name := range []string{"svc-0001", "svc-0002"} {
+		burst.Snapshot.Services[name] = policy.ServiceObservation{}
+	}
+	delete(burst.Snapshot.Services, "svc-0000")
+	w.Record(burst)
+	st = w.build()
+	if _, _, m := cond(v1alpha1.ConditionDegraded); !strings.Contains(m, "targets not found: svc-0000") || strings.Contains(m, "svc-0001") {
+		t.Errorf("Degraded message %q: want svc-0000 missing, svc-0001 (single-instance) not", m)
 	}
 }
 
