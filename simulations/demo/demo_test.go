@@ -14,6 +14,10 @@ import (
 
 	"github.com/elmascale/elmascale/collector"
 	"github.com/elmascale/elmascale/config"
+	"github.com/elmascale/elmascale/loop"
+	"github.com/elmascale/elmascale/policy"
+	"github.com/elmascale/elmascale/record"
+	"github.com/elmascale/elmascale/simulations"
 )
 
 // Verifies the embedded demo drives the real loop against the simulated
@@ -225,5 +229,30 @@ func TestQueriesPerTick(t *testing.T) {
 	got := queriesPerTick(cfg)
 	if got[collector.SourceKubernetes] != 1 || got[collector.SourcePrometheus] != len(cfg.Metrics) || got[collector.SourceRabbitMQ] < 1 {
 		t.Errorf("queries per tick %v: want 1 pod metrics list, %d Prometheus queries and the worker queue", got, len(cfg.Metrics))
+	}
+}
+
+// Verifies that the demo's decisions see the simulated mesh: the wrapper
+// around the simulated cluster passes its Linkerd-shaped observation on,
+// so the tick's snapshot holds the call graph instead of "no mesh source".
+func TestDemoCollectsTheMesh(t *testing.T) {
+	sc, err := simulations.LoadShipped("elma365-day")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sc.Elmascale.Mesh == nil {
+		t.Skip("the demo's configuration names no mesh")
+	}
+	cluster := simulations.NewCluster(sc, 1)
+	col := newSourceMetrics(record.NewRegistry(), cluster, sc.Elmascale)
+	l := &loop.Loop{Config: func() *config.Config { return sc.Elmascale }, Collector: col, Scaler: cluster, Recorder: loop.Recorders{}}
+	var tk loop.Tick
+	for range 8 {
+		cluster.Advance(sc.Elmascale.Interval)
+		tk = l.RunOnce(context.Background(), cluster.Now())
+	}
+	m := tk.Snapshot.Mesh
+	if m == nil || m.Status != policy.StatusOK || len(m.Edges) == 0 || len(m.Inbound) == 0 {
+		t.Fatalf("the demo's snapshot mesh is %+v, want the simulated call graph", m)
 	}
 }

@@ -46,6 +46,25 @@ func (m *sourceMetrics) Collect(ctx context.Context, cfg *config.Config, now tim
 	return sig, err
 }
 
+// CollectMesh reads the simulated mesh (the Linkerd series the simulated
+// proxies keep), when the inner collector has one, so the demo's decisions
+// use the call graph as the daemon's do; it counts as the live mesh
+// source's two Prometheus queries.
+func (m *sourceMetrics) CollectMesh(ctx context.Context, cfg *config.Config, now time.Time) policy.MeshObservation {
+	mc, ok := m.inner.(loop.MeshCollector)
+	if !ok {
+		return policy.MeshObservation{Status: policy.StatusFailed, Error: loop.NoMeshSource}
+	}
+	start := time.Now()
+	o := mc.CollectMesh(ctx, cfg, now)
+	reason := ""
+	if o.Status == policy.StatusFailed {
+		reason = collector.ReasonAPI
+	}
+	m.metrics.Observe(collector.SourcePrometheus, 2, time.Since(start), reason)
+	return o
+}
+
 // queriesPerTick counts what one tick asks of each source for cfg.
 func queriesPerTick(cfg *config.Config) map[string]int {
 	out := map[string]int{}
