@@ -4,10 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sort"
 	"sync"
 	"time"
 
-	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -24,10 +24,22 @@ import (
 // resources at once.
 type podState struct {
 	sample policy.PodSample // resource-independent fields filled in
-	// usage and request by resource name (millicores, bytes). A request
-	// of 0 means some container has none, which the policy reports.
-	usage   map[string]int64
-	request map[string]int64
+	// usage and request by resource (resourceIndex: millicores, bytes). A
+	// request of 0 means some container has none, which the policy reports.
+	usage   [2]int64
+	request [2]int64
+}
+
+// resourceIndex is a resource's place in podState's arrays; -1 for one
+// the source does not read.
+func resourceIndex(resource string) int {
+	switch resource {
+	case policy.ResourceCPU:
+		return 0
+	case policy.ResourceMemory:
+		return 1
+	}
+	return -1
 }
 
 // workloadPods is a service's pods, or why they are unknown.
@@ -37,23 +49,26 @@ type workloadPods struct {
 	missing string
 }
 
-// kubeSource lists a namespace's workloads, pods and pod metrics: four
-// requests at most per tick, whatever the number of services.
+// kubeSource reads a namespace's workloads and pods from informer caches
+// and its pod metrics with one request per tick. The informers start at
+// the first collection that needs them, so a config without utilization or
+// pods signals costs no watch and no cache.
 type kubeSource struct {
 	core    kubernetes.Interface
 	metrics metricsclient.Interface
 	timeout time.Duration
 	m       *metrics
+
+	mu    sync.Mutex
+	cache *kubeCache
 }
 
-// listOptions serve lists from the API server's watch cache: a tick does not
-// need a quorum read of every pod.
-var cachedList = metav1.ListOptions{ResourceVersion: "0"}
-
 // collect groups the namespace's pods by each service's workload selector
-// and joins them with their metrics.k8s.io samples.
+// and joins them with their metrics.k8s.io samples. metrics.k8s.io is asked
+// only when some service has a utilization signal; a pods signal reads its
+// values from Prometheus.
 func (s *kubeSource) collect(ctx context.Context, namespace string, services []config.Service) (map[string]*workloadPods, error) {
-	needDeploy, needSTS := false, false
+	needDeploy, needSTS, needMetrics := false, false, false
 	for _, svc := range services {
 		switch svc.Target.Kind {
 		case "StatefulSet":
@@ -61,57 +76,44 @@ func (s *kubeSource) collect(ctx context.Context, namespace string, services []c
 		default:
 			needDeploy = true
 		}
+		for _, sg := range svc.Signals {
+			if sg.Kind == policy.KindUtilization {
+				needMetrics = true
+			}
+		}
 	}
+	kc := s.cacheFor(namespace)
 
 	var (
 		wg                 sync.WaitGroup
-		deploys            *appsv1.DeploymentList
-		sets               *appsv1.StatefulSetList
-		pods               *corev1.PodList
 		podMetrics         *metricsv1beta1.PodMetricsList
-		errDep, errSTS     error
-		errPods, errMetric error
+		errMetric, errSync error
 	)
-	call := func(dst *error, what string, fn func(ctx context.Context) error) {
+	if needMetrics {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			qctx, cancel := context.WithTimeout(ctx, s.timeout)
 			defer cancel()
 			start := time.Now()
-			err := fn(qctx)
+			var err error
+			podMetrics, err = s.metrics.MetricsV1beta1().PodMetricses(namespace).List(qctx, metav1.ListOptions{})
 			s.m.queries.WithLabelValues(SourceKubernetes).Inc()
 			s.m.duration.WithLabelValues(SourceKubernetes).Observe(time.Since(start).Seconds())
 			if err != nil {
-				*dst = fmt.Errorf("list %s in namespace %q: %w", what, namespace, err)
+				if apierrors.IsNotFound(err) {
+					err = fmt.Errorf("%w (is metrics-server installed?)", err)
+				}
+				errMetric = fmt.Errorf("list metrics.k8s.io pods in namespace %q: %w", namespace, err)
 			}
 		}()
 	}
-	if needDeploy {
-		call(&errDep, "deployments", func(ctx context.Context) (err error) {
-			deploys, err = s.core.AppsV1().Deployments(namespace).List(ctx, cachedList)
-			return err
-		})
-	}
-	if needSTS {
-		call(&errSTS, "statefulsets", func(ctx context.Context) (err error) {
-			sets, err = s.core.AppsV1().StatefulSets(namespace).List(ctx, cachedList)
-			return err
-		})
-	}
-	call(&errPods, "pods", func(ctx context.Context) (err error) {
-		pods, err = s.core.CoreV1().Pods(namespace).List(ctx, cachedList)
-		return err
-	})
-	call(&errMetric, "metrics.k8s.io pods", func(ctx context.Context) (err error) {
-		podMetrics, err = s.metrics.MetricsV1beta1().PodMetricses(namespace).List(ctx, metav1.ListOptions{})
-		return err
-	})
+	deploys, sets, pods := kc.informers(needDeploy, needSTS)
+	sctx, cancel := context.WithTimeout(ctx, s.timeout)
+	errSync = kc.waitSynced(sctx, needDeploy, needSTS)
+	cancel()
 	wg.Wait()
-	if errMetric != nil && apierrors.IsNotFound(errMetric) {
-		errMetric = fmt.Errorf("%w (is metrics-server installed?)", errMetric)
-	}
-	for _, err := range []error{errDep, errSTS, errPods, errMetric} {
+	for _, err := range []error{errSync, errMetric} {
 		if err != nil {
 			reason := kubeReason(err)
 			s.m.errors.WithLabelValues(SourceKubernetes, reason).Inc()
@@ -119,41 +121,34 @@ func (s *kubeSource) collect(ctx context.Context, namespace string, services []c
 		}
 	}
 
-	selectors := make(map[config.Target]labels.Selector)
-	if deploys != nil {
-		for i := range deploys.Items {
-			d := &deploys.Items[i]
-			selectors[config.Target{Kind: "Deployment", Name: d.Name}] = selectorOf(d.Spec.Selector)
+	var byPod map[string]*metricsv1beta1.PodMetrics
+	if podMetrics != nil {
+		byPod = make(map[string]*metricsv1beta1.PodMetrics, len(podMetrics.Items))
+		for i := range podMetrics.Items {
+			byPod[podMetrics.Items[i].Name] = &podMetrics.Items[i]
 		}
 	}
-	if sets != nil {
-		for i := range sets.Items {
-			st := &sets.Items[i]
-			selectors[config.Target{Kind: "StatefulSet", Name: st.Name}] = selectorOf(st.Spec.Selector)
-		}
-	}
-	byPod := make(map[string]*metricsv1beta1.PodMetrics, len(podMetrics.Items))
-	for i := range podMetrics.Items {
-		byPod[podMetrics.Items[i].Name] = &podMetrics.Items[i]
-	}
-	states := make([]podState, len(pods.Items))
-	for i := range pods.Items {
-		states[i] = podStateOf(&pods.Items[i], byPod[pods.Items[i].Name])
-	}
-
 	out := make(map[string]*workloadPods, len(services))
 	for _, svc := range services {
-		sel, ok := selectors[svc.Target]
-		if !ok {
+		store := deploys
+		if svc.Target.Kind == "StatefulSet" {
+			store = sets
+		}
+		obj, found, _ := store.GetIndexer().GetByKey(namespace + "/" + svc.Target.Name)
+		if !found {
 			out[svc.Name] = &workloadPods{missing: fmt.Sprintf("kubernetes: %s %s not found in namespace %q", svc.Target.Kind, svc.Target.Name, namespace)}
 			continue
 		}
 		wp := &workloadPods{}
-		for i := range pods.Items {
-			if sel.Matches(labels.Set(pods.Items[i].Labels)) {
-				wp.pods = append(wp.pods, states[i])
+		sel := selectorOf(workloadSelector(obj))
+		for _, o := range candidates(pods.GetIndexer(), sel) {
+			p, ok := o.(*corev1.Pod)
+			if !ok || !sel.Matches(labels.Set(p.Labels)) {
+				continue
 			}
+			wp.pods = append(wp.pods, podStateOf(p, byPod[p.Name]))
 		}
+		sort.Slice(wp.pods, func(i, j int) bool { return wp.pods[i].sample.Name < wp.pods[j].sample.Name })
 		out[svc.Name] = wp
 	}
 	return out, nil
@@ -182,8 +177,6 @@ func podStateOf(pod *corev1.Pod, pm *metricsv1beta1.PodMetrics) podState {
 			Phase:    string(pod.Status.Phase),
 			Deleting: pod.DeletionTimestamp != nil,
 		},
-		usage:   map[string]int64{},
-		request: map[string]int64{},
 	}
 	if pod.Status.StartTime != nil {
 		ps.sample.StartTime = pod.Status.StartTime.Time
@@ -195,9 +188,7 @@ func podStateOf(pod *corev1.Pod, pm *metricsv1beta1.PodMetrics) podState {
 			ps.sample.ReadyTransition = c.LastTransitionTime.Time
 		}
 	}
-	for _, res := range []corev1.ResourceName{corev1.ResourceCPU, corev1.ResourceMemory} {
-		ps.request[string(res)] = podRequest(pod, res)
-	}
+	ps.request = [2]int64{podRequest(pod, corev1.ResourceCPU), podRequest(pod, corev1.ResourceMemory)}
 	if pm != nil {
 		ps.sample.HasMetric = true
 		ps.sample.MetricTime = pm.Timestamp.Time
@@ -211,8 +202,7 @@ func podStateOf(pod *corev1.Pod, pm *metricsv1beta1.PodMetrics) podState {
 				mem += q.Value()
 			}
 		}
-		ps.usage[policy.ResourceCPU] = cpu
-		ps.usage[policy.ResourceMemory] = mem
+		ps.usage = [2]int64{cpu, mem}
 	}
 	return ps
 }
@@ -254,13 +244,17 @@ func utilizationObservation(wp *workloadPods, resource string) policy.Observatio
 	if len(wp.pods) == 0 {
 		return policy.Observation{Status: policy.StatusMissing, Error: "kubernetes: the workload has no pods"}
 	}
+	r := resourceIndex(resource)
+	if r < 0 {
+		return policy.Observation{Status: policy.StatusInvalid, Error: fmt.Sprintf("kubernetes: resource %q is not read from metrics.k8s.io", resource)}
+	}
 	obs := policy.Observation{Status: policy.StatusOK, Pods: make([]policy.PodSample, len(wp.pods))}
 	withMetric := 0
 	for i, p := range wp.pods {
 		ps := p.sample
-		ps.Request = p.request[resource]
+		ps.Request = p.request[r]
 		if ps.HasMetric {
-			ps.Usage = p.usage[resource]
+			ps.Usage = p.usage[r]
 			withMetric++
 			if obs.Time.IsZero() || ps.MetricTime.Before(obs.Time) {
 				obs.Time = ps.MetricTime

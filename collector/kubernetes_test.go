@@ -105,7 +105,9 @@ func fakeMetrics(items ...metricsv1beta1.PodMetrics) *metricsfake.Clientset {
 
 // Verifies that pods are grouped by their workload's selector and turned
 // into the HPA calculator's samples: usage in millicores and bytes,
-// requests summed over containers, readiness, start and sample times.
+// requests summed over containers, readiness, start and sample times; and
+// that pods and workloads come from informers (one list and one watch
+// each, whatever the number of ticks), pod metrics from one list a tick.
 func TestKubernetesPodSamples(t *testing.T) {
 	workerSel := map[string]string{"app": "worker"}
 	deleting := func(p *corev1.Pod) { p.DeletionTimestamp = &metav1.Time{Time: anyTime} }
@@ -140,6 +142,8 @@ func TestKubernetesPodSamples(t *testing.T) {
 	)
 	cfg := parseConfig(t, kubeYAML)
 	c, _ := newCollector(t, Options{Kubernetes: core, PodMetrics: mc})
+	defer c.Close()
+	collect(t, c, cfg, anyTime)
 	sigs := collect(t, c, cfg, anyTime)
 
 	started := anyTime.Add(-time.Hour)
@@ -175,8 +179,77 @@ func TestKubernetesPodSamples(t *testing.T) {
 	for _, a := range core.Actions() {
 		lists = append(lists, a.GetVerb()+" "+a.GetResource().Resource)
 	}
-	if diff := cmp.Diff([]string{"list deployments", "list pods", "list statefulsets"}, sorted(lists)); diff != "" {
-		t.Errorf("API calls (-want,+got):\n%s", diff)
+	want := []string{"list deployments", "list pods", "list statefulsets", "watch deployments", "watch pods", "watch statefulsets"}
+	if diff := cmp.Diff(want, sorted(lists)); diff != "" {
+		t.Errorf("API calls over two ticks (-want,+got):\n%s", diff)
+	}
+	var metricLists int
+	for _, a := range mc.Actions() {
+		if a.GetVerb() == "list" {
+			metricLists++
+		}
+	}
+	if metricLists != 2 {
+		t.Errorf("%d metrics.k8s.io lists over two ticks, want 2", metricLists)
+	}
+}
+
+// Verifies that the informers keep of a pod only what the samples read:
+// labels and the PodReady condition stay, annotations, managed fields,
+// other conditions and requests of other resources go; a container without
+// a CPU request still reads as one without.
+func TestSlimForCollector(t *testing.T) {
+	p := pod("worker-a", map[string]string{"app": "worker"}, "", "1Gi")
+	p.Annotations = map[string]string{"linkerd.io/inject": "enabled"}
+	p.ManagedFields = []metav1.ManagedFieldsEntry{{Manager: "kubelet"}}
+	p.Spec.Containers[0].Image = "elma365/worker:2025.6"
+	p.Spec.Containers[0].Resources.Requests["ephemeral-storage"] = resource.MustParse("1Gi")
+	p.Status.Conditions = append(p.Status.Conditions, corev1.PodCondition{Type: corev1.ContainersReady, Status: corev1.ConditionTrue})
+	got, err := slimForCollector(p.DeepCopy())
+	if err != nil {
+		t.Fatal(err)
+	}
+	sp := got.(*corev1.Pod)
+	if sp.Annotations != nil || sp.ManagedFields != nil || sp.Spec.Containers[0].Image != "" {
+		t.Errorf("kept annotations %v, managed fields %v or image %q", sp.Annotations, sp.ManagedFields, sp.Spec.Containers[0].Image)
+	}
+	if len(sp.Status.Conditions) != 1 || sp.Status.Conditions[0].Type != corev1.PodReady {
+		t.Errorf("conditions %+v, want PodReady only", sp.Status.Conditions)
+	}
+	if diff := cmp.Diff(podStateOf(p, nil), podStateOf(sp, nil), cmp.AllowUnexported(podState{})); diff != "" {
+		t.Errorf("sample of the slim pod (-full,+slim):\n%s", diff)
+	}
+	if r := podRequest(sp, corev1.ResourceCPU); r != 0 {
+		t.Errorf("cpu request %d of a container without one, want 0 (unknown)", r)
+	}
+	if _, ok := sp.Spec.Containers[0].Resources.Requests["ephemeral-storage"]; ok {
+		t.Error("kept the ephemeral-storage request")
+	}
+}
+
+// Verifies that a config whose pods signals read Prometheus does not ask
+// metrics.k8s.io at all.
+func TestKubernetesPodsSignalNeedsNoMetricsAPI(t *testing.T) {
+	sel := map[string]string{"app": "worker"}
+	core := fake.NewSimpleClientset(deployment("worker", sel), pod("worker-a", sel, "1", "1Gi"))
+	mc := fakeMetrics()
+	cfg := parseConfig(t, `
+apiVersion: elmascale.io/v1alpha1
+kind: Config
+namespace: elma365
+metrics:
+  inflight: {prometheus: {query: "sum by (pod) (inflight)", keyLabel: pod}}
+services:
+  worker:
+    signals:
+      - name: inflight
+        pods: {metric: inflight, targetPerPod: 10}
+`)
+	c, _ := newCollector(t, Options{Kubernetes: core, PodMetrics: mc})
+	defer c.Close()
+	collect(t, c, cfg, anyTime)
+	if n := len(mc.Actions()); n != 0 {
+		t.Errorf("%d metrics.k8s.io requests, want none", n)
 	}
 }
 

@@ -293,5 +293,6 @@ func Collector(t *testing.T, c *testcluster.Cluster, opts collector.Options) *co
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(col.Close)
 	return col
 }

@@ -1,0 +1,290 @@
+package collector
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/selection"
+	"k8s.io/apimachinery/pkg/watch"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/cache"
+)
+
+// kubeCache holds the informers of one namespace: its Deployments and
+// StatefulSets (each cut down to its selector) and its pods (cut down to
+// what podStateOf reads), so a tick reads memory, not the API server. A
+// tick used to list every pod and workload of the namespace: at a
+// thousand services that is megabytes decoded and dropped every tick and
+// as many objects served by the API server.
+type kubeCache struct {
+	namespace string
+	core      kubernetes.Interface
+	m         *metrics
+	ctx       context.Context
+	stop      context.CancelFunc
+
+	mu                  sync.Mutex
+	deploys, sets, pods cache.SharedIndexInformer
+	lastErr             error // the latest list or watch failure, for a cache that does not sync
+}
+
+// labelIndex indexes pods by each of their labels as key=value, so a
+// selector with an equality finds its candidates without a scan of every
+// pod of the namespace for every service.
+const labelIndex = "label"
+
+// cacheFor returns the cache of namespace, starting it on first use; a
+// different namespace (a reloaded config) replaces the previous cache.
+func (s *kubeSource) cacheFor(namespace string) *kubeCache {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cache != nil && s.cache.namespace == namespace {
+		return s.cache
+	}
+	if s.cache != nil {
+		s.cache.stop()
+	}
+	ctx, stop := context.WithCancel(context.Background())
+	s.cache = &kubeCache{namespace: namespace, core: s.core, m: s.m, ctx: ctx, stop: stop}
+	return s.cache
+}
+
+// close stops the informers.
+func (s *kubeSource) close() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cache != nil {
+		s.cache.stop()
+		s.cache = nil
+	}
+}
+
+// informers returns the pod informer and the workload informers asked for,
+// starting those not running yet; an informer not asked for is nil.
+func (k *kubeCache) informers(deploys, sets bool) (d, st, p cache.SharedIndexInformer) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	ns := k.namespace
+	if deploys && k.deploys == nil {
+		k.deploys = k.start(&appsv1.Deployment{}, cache.Indexers{}, "deployments",
+			func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
+				return k.core.AppsV1().Deployments(ns).List(ctx, o)
+			},
+			func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
+				return k.core.AppsV1().Deployments(ns).Watch(ctx, o)
+			})
+	}
+	if sets && k.sets == nil {
+		k.sets = k.start(&appsv1.StatefulSet{}, cache.Indexers{}, "statefulsets",
+			func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
+				return k.core.AppsV1().StatefulSets(ns).List(ctx, o)
+			},
+			func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
+				return k.core.AppsV1().StatefulSets(ns).Watch(ctx, o)
+			})
+	}
+	if k.pods == nil {
+		k.pods = k.start(&corev1.Pod{}, cache.Indexers{labelIndex: podLabels}, "pods",
+			func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
+				return k.core.CoreV1().Pods(ns).List(ctx, o)
+			},
+			func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
+				return k.core.CoreV1().Pods(ns).Watch(ctx, o)
+			})
+	}
+	return k.deploys, k.sets, k.pods
+}
+
+// start runs an informer whose objects pass through slimForCollector. Its
+// lists count as the source's queries; its failures are kept for
+// waitSynced to report.
+func (k *kubeCache) start(example runtime.Object, idx cache.Indexers, what string,
+	list cache.ListWithContextFunc, watchFn cache.WatchFuncWithContext) cache.SharedIndexInformer {
+	lw := &cache.ListWatch{
+		ListWithContextFunc: func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
+			start := time.Now()
+			obj, err := list(ctx, o)
+			k.m.queries.WithLabelValues(SourceKubernetes).Inc()
+			k.m.duration.WithLabelValues(SourceKubernetes).Observe(time.Since(start).Seconds())
+			if err != nil {
+				k.failed(fmt.Errorf("list %s in namespace %q: %w", what, k.namespace, err))
+			}
+			return obj, err
+		},
+		WatchFuncWithContext: watchFn,
+	}
+	// The fake clientset of unit tests cannot stream a watch-list; the
+	// wrapper tells the reflector so, and a real client is unaffected.
+	inf := cache.NewSharedIndexInformer(cache.ToListWatcherWithWatchListSemantics(lw, k.core), example, 0, idx)
+	_ = inf.SetTransform(slimForCollector)
+	_ = inf.SetWatchErrorHandlerWithContext(func(ctx context.Context, r *cache.Reflector, err error) {
+		k.failed(fmt.Errorf("watch %s in namespace %q: %w", what, k.namespace, err))
+		cache.DefaultWatchErrorHandler(ctx, r, err)
+	})
+	go inf.RunWithContext(k.ctx)
+	return inf
+}
+
+func (k *kubeCache) failed(err error) {
+	k.mu.Lock()
+	k.lastErr = err
+	k.mu.Unlock()
+}
+
+// waitSynced waits until the informers asked for have their first full
+// listing, or ctx ends: then the error is the latest list failure (say, a
+// missing permission) or the timeout.
+func (k *kubeCache) waitSynced(ctx context.Context, deploys, sets bool) error {
+	k.mu.Lock()
+	synced := []cache.InformerSynced{k.pods.HasSynced}
+	if deploys {
+		synced = append(synced, k.deploys.HasSynced)
+	}
+	if sets {
+		synced = append(synced, k.sets.HasSynced)
+	}
+	k.mu.Unlock()
+	done := func() bool {
+		for _, s := range synced {
+			if !s() {
+				return false
+			}
+		}
+		return true
+	}
+	if done() {
+		return nil
+	}
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			k.mu.Lock()
+			last := k.lastErr
+			k.mu.Unlock()
+			if last != nil {
+				return last
+			}
+			return fmt.Errorf("pods and workloads of namespace %q not cached yet: %w", k.namespace, ctx.Err())
+		case <-tick.C:
+			if done() {
+				return nil
+			}
+		}
+	}
+}
+
+// podLabels is the label index's function.
+func podLabels(obj any) ([]string, error) {
+	p, ok := obj.(*corev1.Pod)
+	if !ok {
+		return nil, nil
+	}
+	out := make([]string, 0, len(p.Labels))
+	for k, v := range p.Labels {
+		out = append(out, k+"="+v)
+	}
+	return out, nil
+}
+
+// candidates are the pods that may match sel: those carrying the label of
+// one of its equalities, or every pod when it has none.
+func candidates(idx cache.Indexer, sel labels.Selector) []any {
+	reqs, _ := sel.Requirements()
+	for _, r := range reqs {
+		switch r.Operator() {
+		case selection.Equals, selection.DoubleEquals, selection.In:
+			if vals := r.ValuesUnsorted(); len(vals) == 1 {
+				objs, err := idx.ByIndex(labelIndex, r.Key()+"="+vals[0])
+				if err == nil {
+					return objs
+				}
+			}
+		}
+	}
+	return idx.List()
+}
+
+// workloadSelector is a cached Deployment's or StatefulSet's selector.
+func workloadSelector(obj any) *metav1.LabelSelector {
+	switch o := obj.(type) {
+	case *appsv1.Deployment:
+		return o.Spec.Selector
+	case *appsv1.StatefulSet:
+		return o.Spec.Selector
+	}
+	return nil
+}
+
+// slimForCollector keeps of each object only what the source reads: of a
+// workload its name and selector; of a pod its name, labels, deletion,
+// phase, start time, the PodReady condition and the CPU and memory
+// requests of the pod and its containers. A pod so cut is a few hundred
+// bytes instead of several kilobytes.
+func slimForCollector(obj any) (any, error) {
+	switch o := obj.(type) {
+	case *appsv1.Deployment:
+		return &appsv1.Deployment{ObjectMeta: slimObjectMeta(&o.ObjectMeta, false),
+			Spec: appsv1.DeploymentSpec{Selector: o.Spec.Selector}}, nil
+	case *appsv1.StatefulSet:
+		return &appsv1.StatefulSet{ObjectMeta: slimObjectMeta(&o.ObjectMeta, false),
+			Spec: appsv1.StatefulSetSpec{Selector: o.Spec.Selector}}, nil
+	case *corev1.Pod:
+		p := &corev1.Pod{ObjectMeta: slimObjectMeta(&o.ObjectMeta, true)}
+		p.Status.Phase, p.Status.StartTime = o.Status.Phase, o.Status.StartTime
+		for _, c := range o.Status.Conditions {
+			if c.Type == corev1.PodReady {
+				p.Status.Conditions = []corev1.PodCondition{{Type: c.Type, Status: c.Status, LastTransitionTime: c.LastTransitionTime}}
+			}
+		}
+		if o.Spec.Resources != nil {
+			p.Spec.Resources = &corev1.ResourceRequirements{Requests: requestsRead(o.Spec.Resources.Requests)}
+		}
+		p.Spec.Containers = make([]corev1.Container, len(o.Spec.Containers))
+		for i := range o.Spec.Containers {
+			p.Spec.Containers[i].Resources.Requests = requestsRead(o.Spec.Containers[i].Resources.Requests)
+		}
+		return p, nil
+	}
+	return obj, nil
+}
+
+func slimObjectMeta(m *metav1.ObjectMeta, withLabels bool) metav1.ObjectMeta {
+	out := metav1.ObjectMeta{Name: m.Name, Namespace: m.Namespace, UID: m.UID, ResourceVersion: m.ResourceVersion,
+		DeletionTimestamp: m.DeletionTimestamp}
+	if withLabels {
+		out.Labels = m.Labels
+	}
+	return out
+}
+
+// requestsRead keeps the CPU and memory entries of a request list: a
+// missing entry still reads as missing.
+func requestsRead(rl corev1.ResourceList) corev1.ResourceList {
+	var out corev1.ResourceList
+	for _, res := range []corev1.ResourceName{corev1.ResourceCPU, corev1.ResourceMemory} {
+		if q, ok := rl[res]; ok {
+			if out == nil {
+				out = corev1.ResourceList{}
+			}
+			out[res] = q
+		}
+	}
+	return out
+}
+
+// Close stops the informers of the Kubernetes source. The Collector stays
+// usable: the next collection that needs them starts them again.
+func (c *Collector) Close() {
+	if c.kube != nil {
+		c.kube.close()
+	}
+}
