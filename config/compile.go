@@ -14,7 +14,16 @@ import (
 // Compile validates a decoded file and builds the Config. Every problem is
 // collected, each with its path, and returned together.
 func Compile(f *File) (*Config, error) {
-	v := &validator{}
+	if HasPoolTemplates(f) {
+		return CompilePools(f, nil)
+	}
+	return compileFile(f, false)
+}
+
+// compileFile compiles a file without templates; poolsOnly allows it to
+// have no service, as a config whose templates found no pool yet has.
+func compileFile(f *File, poolsOnly bool) (*Config, error) {
+	v := &validator{poolsOnly: poolsOnly}
 	c := &Config{Namespace: f.Namespace}
 	v.check(f.APIVersion == APIVersion, "apiVersion", "must be %q", APIVersion)
 	v.check(f.Kind == Kind, "kind", "must be %q", Kind)
@@ -100,7 +109,7 @@ func compileMetrics(v *validator, f *File, c *Config) {
 // and Services[i] describe the same service, sorted by name.
 func compileServices(v *validator, f *File, c *Config, defs defaults, plat platform) {
 	burst := compileBurstDefaults(v, f, c.Interval)
-	v.check(len(f.Services) > 0, "services", "must list at least one service")
+	v.check(len(f.Services) > 0 || v.poolsOnly, "services", "must list at least one service")
 	metricQuery := func(n string) (string, bool) {
 		i := slices.IndexFunc(c.Metrics, func(m Metric) bool { return m.Name == n })
 		if i < 0 {
@@ -419,7 +428,10 @@ func compileRules(v *validator, p string, r *ScalingRulesFile, base policy.Scali
 	return out
 }
 
-type validator struct{ errs Errors }
+type validator struct {
+	errs      Errors
+	poolsOnly bool
+}
 
 func (v *validator) add(path, format string, args ...any) {
 	v.errs = append(v.errs, fmt.Errorf("%s: %s", path, fmt.Sprintf(format, args...)))

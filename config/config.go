@@ -29,6 +29,9 @@ type Config struct {
 	Services []Service
 	// Mesh is the service mesh source; nil when none is configured.
 	Mesh *MeshSource
+	// Pools is what the service templates (entries with pools) expanded
+	// to; nil when the config has none.
+	Pools *Pools
 }
 
 // Metric is one named metric definition.

@@ -141,6 +141,9 @@ type ServiceFile struct {
 	// store (postgres*, mongo*, redis*, minio*, rabbitmq*), which is
 	// otherwise refused: elmascale does not scale data stores.
 	AllowDataStore bool `yaml:"allowDataStore" json:"allowDataStore,omitempty"`
+	// Pools makes the entry a template: one service per worker pool whose
+	// RabbitMQ queue fits its pattern (PoolsFile).
+	Pools *PoolsFile `yaml:"pools" json:"pools,omitempty"`
 }
 
 // TargetFile names a workload.
