@@ -50,6 +50,58 @@ func BenchmarkDecide1000Changing(b *testing.B) {
 	benchDecide(b, spec, snap, other)
 }
 
+// BenchmarkDecidePresetMesh is BenchmarkDecidePreset with the mesh in use:
+// every service's inbound traffic and a call graph of about two edges per
+// service in the snapshot, one of them to a data store outside the mesh.
+func BenchmarkDecidePresetMesh(b *testing.B) {
+	cfg, err := config.ELMA365Preset()
+	if err != nil {
+		b.Fatal(err)
+	}
+	data, err := os.ReadFile("../examples/snapshots/script-storm.json")
+	if err != nil {
+		b.Fatal(err)
+	}
+	var snap policy.Snapshot
+	if err := json.Unmarshal(data, &snap); err != nil {
+		b.Fatal(err)
+	}
+	spec := cfg.Policy
+	spec.Mesh = &policy.MeshSpec{}
+	snap = fresh(snap)
+	snap.Mesh = syntheticMesh(spec, snap.Time)
+	benchDecide(b, spec, snap)
+}
+
+// BenchmarkDecide1000Mesh is BenchmarkDecide1000 with the mesh in use.
+func BenchmarkDecide1000Mesh(b *testing.B) {
+	spec, snap := synthetic(1000, 0)
+	spec.Mesh = &policy.MeshSpec{}
+	snap.Mesh = syntheticMesh(spec, snap.Time)
+	benchDecide(b, spec, snap)
+}
+
+// syntheticMesh is a mesh observation of spec's services: each receives
+// 50 requests/s and calls the next two services in the spec (the last
+// ones a data store).
+func syntheticMesh(spec policy.Spec, t time.Time) *policy.MeshObservation {
+	inbound := map[string]policy.MeshCounts{}
+	edges := map[policy.MeshEdgeKey]policy.MeshCounts{}
+	n := len(spec.Services)
+	for i, s := range spec.Services {
+		inbound[s.Name] = policy.MeshCounts{Requests: 50, Responses: 50, Successes: 50, LatencySum: 50 * 0.08, LatencyCount: 50}
+		for k := 1; k <= 2; k++ {
+			key := policy.MeshEdgeKey{From: s.Name, To: "postgres", External: true}
+			if i+k < n {
+				key = policy.MeshEdgeKey{From: s.Name, To: spec.Services[i+k].Name}
+			}
+			edges[key] = policy.MeshCounts{Requests: 10, Responses: 10, Successes: 10, LatencySum: 10 * 0.02, LatencyCount: 10}
+		}
+	}
+	o := policy.NewMeshObservation(t, 30*time.Second, inbound, edges, 0.05)
+	return &o
+}
+
 // benchDecide decides the snapshots in turn, reporting allocations per
 // service besides per call.
 func benchDecide(b *testing.B, spec policy.Spec, snaps ...policy.Snapshot) {

@@ -659,8 +659,8 @@ func reason(e *svcEval) string {
 	if e.quietHeld {
 		b.WriteString("; symptom breach not scaled: the mesh saw neither its own latency nor anything it calls grow")
 	}
-	if e.meshNote != "" {
-		fmt.Fprintf(&b, "; %s: %s, none added", e.meshCause, e.meshNote)
+	if d := drivingSignal(e); e.meshNote != "" && (d == nil || d.Kind != KindMesh) {
+		fmt.Fprintf(&b, "; %s: %s", e.meshCause, e.meshNote)
 	}
 	if e.anyBad && d.LimitedBy != LimitHold && d.LimitedBy != LimitFallback {
 		fmt.Fprintf(&b, "; unusable: %s", badSignals(e))

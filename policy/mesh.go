@@ -212,12 +212,18 @@ type MeshHistory struct {
 	// to destinations elmascale does not scale (outside the mesh, data
 	// stores, unmanaged workloads), learned the same way.
 	External float64 `json:"external,omitempty"`
-	// LoadPerReplica is the requests per second per ready replica while
-	// the own latency was at its baseline (a moving average).
-	LoadPerReplica float64 `json:"loadPerReplica,omitempty"`
+	// P95 is the baseline of the inbound p95 in seconds, learned the same
+	// way (0 when the source gives none).
+	P95 float64 `json:"p95,omitempty"`
+	// LoadAtBaseline is the most requests per second per ready replica the
+	// service answered with its own latency at the baseline, fading slowly
+	// (by half in about six hours of ticks): own latency that grows at
+	// clearly less load than this grew without load.
+	LoadAtBaseline float64 `json:"loadAtBaseline,omitempty"`
 	// Capacity is the requests per second one replica completes: measured
-	// while the service queued (Measured), and otherwise the most it was
-	// seen to complete without queueing, a lower bound.
+	// when its requests began to queue and while they did (Measured), and
+	// otherwise the most it was seen to complete without queueing, a
+	// lower bound.
 	Capacity float64 `json:"capacity,omitempty"`
 	Measured bool    `json:"measured,omitempty"`
 	// Relieving is true while a relievable growth of the own latency is

@@ -211,32 +211,44 @@ func TestMeshNamesTheQueueingDependency(t *testing.T) {
 	}
 }
 
-// Verifies that slower own work without more load, time in a data store
-// outside the mesh, and a single-instance service raise no replicas, and
-// that the reason says why.
+// Verifies that slower own work at less load than the service answered at
+// its baseline, time in a data store outside the mesh, and a
+// single-instance service raise no replicas, and that the reason says why.
 func TestMeshUnrelievableRaisesNothing(t *testing.T) {
 	cases := []struct {
-		name  string
-		apply func(Spec, meshModel) (Spec, meshModel)
+		name string
+		// apply returns the spec, the model the baselines are learned on
+		// and the one that follows.
+		apply func(Spec, meshModel) (Spec, meshModel, meshModel)
 		blame string
 		want  MeshCause
 	}{
-		{"slower own work", func(s Spec, m meshModel) (Spec, meshModel) { m.own["files"] = 1.0; return s, m }, "files", CauseSlowerWork},
-		{"slow data store", func(s Spec, m meshModel) (Spec, meshModel) { m.outside["postgresql"] = 0.4; return s, m }, "processor", CauseOutside},
-		{"single instance", func(s Spec, m meshModel) (Spec, meshModel) {
-			s.Services[4].Pinned, s.Services[4].MinReplicas, s.Services[4].MaxReplicas = true, 1, 1
+		{"slower own work", func(s Spec, m meshModel) (Spec, meshModel, meshModel) {
+			busier := m.clone()
+			busier.entry = map[string]float64{"main": 52, "docflow": 6.5}
 			m.own["files"] = 1.0
-			m.backlogShare["files"] = 0.1
-			return s, m
+			return s, busier, m
+		}, "files", CauseSlowerWork},
+		{"slow data store", func(s Spec, m meshModel) (Spec, meshModel, meshModel) {
+			hot := m.clone()
+			hot.outside["postgresql"] = 0.4
+			return s, m, hot
+		}, "processor", CauseOutside},
+		{"single instance", func(s Spec, m meshModel) (Spec, meshModel, meshModel) {
+			s.Services[4].Pinned, s.Services[4].MinReplicas, s.Services[4].MaxReplicas = true, 1, 1
+			hot := m.clone()
+			hot.own["files"] = 1.0
+			hot.backlogShare["files"] = 0.1
+			return s, m, hot
 		}, "files", CauseSingleInstance},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			spec, m := fileGraph()
-			spec2, hot := tc.apply(spec, m.clone())
+			spec2, warm, hot := tc.apply(spec, m.clone())
 			r := newMeshRun(spec2)
 			for range 6 {
-				r.tick(t, m, 0.2, 4)
+				r.tick(t, warm, 0.2, 4)
 			}
 			for range 3 {
 				p := r.tick(t, hot, 2.5, 40)
@@ -369,46 +381,82 @@ func TestMeshCycle(t *testing.T) {
 }
 
 // Properties: more own latency at a node never moves the blame away from
-// it; an unrelievable cause never raises replicas; decisions stay within
+// it; an unrelievable cause (slower own work at less load, time in a data
+// store, a pinned service) never raises replicas; decisions stay within
 // bounds.
 func TestPropertyMeshBlame(t *testing.T) {
-	rapid.Check(t, func(rt *rapid.T) {
-		spec, m := fileGraph()
-		names := []string{"main", "collector", "processor", "docflow", "files"}
-		target := rapid.SampledFrom(names).Draw(rt, "node")
-		base := rapid.Float64Range(1.6, 20).Draw(rt, "growth")
-		more := rapid.Float64Range(1, 10).Draw(rt, "more")
-		queue := rapid.Bool().Draw(rt, "queue")
-		run := func(factor float64) Plan {
-			r := newMeshRun(spec)
-			for range 5 {
-				r.tick(&testing.T{}, m, 0.2, 4)
+	names := []string{"main", "collector", "processor", "docflow", "files"}
+	inBounds := func(rt *rapid.T, spec Spec, p Plan) {
+		for i, d := range p.Decisions {
+			s := spec.Services[i]
+			if d.Desired < s.MinReplicas || d.Desired > s.MaxReplicas {
+				rt.Fatalf("%s outside bounds: %d", d.Service, d.Desired)
 			}
-			hot := m.clone()
-			hot.own[target] = m.own[target]*factor + 0.05
-			if queue {
-				hot.backlogShare[target] = 0.1
-			}
-			return r.tick(&testing.T{}, hot, 2.5, 40)
 		}
-		p1, p2 := run(base), run(base*more)
-		d1, _ := p1.Decision(target)
-		d2, _ := p2.Decision(target)
-		if d1.Bottleneck && !d2.Bottleneck {
-			rt.Fatalf("more own latency at %s moved the blame away: %s / %s", target, d1.Reason, d2.Reason)
+	}
+	run := func(spec Spec, warm, hot meshModel) Plan {
+		r := newMeshRun(spec)
+		for range 5 {
+			r.tick(&testing.T{}, warm, 0.2, 4)
 		}
-		for _, p := range []Plan{p1, p2} {
-			for i, d := range p.Decisions {
-				s := spec.Services[i]
-				if d.Desired < s.MinReplicas || d.Desired > s.MaxReplicas {
-					rt.Fatalf("%s outside bounds: %d", d.Service, d.Desired)
+		return r.tick(&testing.T{}, hot, 2.5, 40)
+	}
+	t.Run("blame stays", func(t *testing.T) {
+		rapid.Check(t, func(rt *rapid.T) {
+			spec, m := fileGraph()
+			target := rapid.SampledFrom(names).Draw(rt, "node")
+			base := rapid.Float64Range(1.6, 20).Draw(rt, "growth")
+			more := rapid.Float64Range(1, 10).Draw(rt, "more")
+			queue := rapid.Bool().Draw(rt, "queue")
+			hot := func(factor float64) meshModel {
+				h := m.clone()
+				h.own[target] = m.own[target]*factor + 0.05
+				if queue {
+					h.backlogShare[target] = 0.1
 				}
-				if !queue && d.Desired > d.Current {
-					// No queue: the load per replica did not grow, so
-					// the cause is slower own work.
+				return h
+			}
+			p1, p2 := run(spec, m, hot(base)), run(spec, m, hot(base*more))
+			inBounds(rt, spec, p1)
+			inBounds(rt, spec, p2)
+			d1, _ := p1.Decision(target)
+			d2, _ := p2.Decision(target)
+			if d1.Bottleneck && !d2.Bottleneck {
+				rt.Fatalf("more own latency at %s moved the blame away: %s / %s", target, d1.Reason, d2.Reason)
+			}
+		})
+	})
+	t.Run("unrelievable raises nothing", func(t *testing.T) {
+		rapid.Check(t, func(rt *rapid.T) {
+			spec, m := fileGraph()
+			target := rapid.SampledFrom(names).Draw(rt, "node")
+			factor := rapid.Float64Range(1.6, 50).Draw(rt, "factor")
+			warm, hot := m, m.clone()
+			switch rapid.SampledFrom([]string{"slower", "store", "pinned"}).Draw(rt, "cause") {
+			case "slower":
+				// The baselines were learned at more load per replica.
+				more := rapid.Float64Range(1.15, 3).Draw(rt, "more load before")
+				warm = m.clone()
+				warm.entry = map[string]float64{"main": 40 * more, "docflow": 5 * more}
+				hot.own[target] = m.own[target]*factor + 0.05
+			case "store":
+				hot.outside["postgresql"] = m.outside["postgresql"]*factor + 0.05
+			case "pinned":
+				for i := range spec.Services {
+					if spec.Services[i].Name == target {
+						spec.Services[i].Pinned, spec.Services[i].MinReplicas, spec.Services[i].MaxReplicas = true, 1, 1
+					}
+				}
+				hot.own[target] = m.own[target]*factor + 0.05
+				hot.backlogShare[target] = rapid.Float64Range(0, 0.5).Draw(rt, "backlog")
+			}
+			p := run(spec, warm, hot)
+			inBounds(rt, spec, p)
+			for _, d := range p.Decisions {
+				if d.Desired > d.Current {
 					rt.Fatalf("unrelievable cause raised %s %d → %d: %s", d.Service, d.Current, d.Desired, d.Reason)
 				}
 			}
-		}
+		})
 	})
 }

@@ -30,6 +30,10 @@ const (
 	meshQueued = 10
 )
 
+// meshDraining is how many answers per request mark a window in which a
+// backlog drains, too unsteady to decompose.
+const meshDraining = 1.25
+
 // meshDecompNoise is the share of a request's time in calls below which a
 // change of its own latency is not told from the decomposition's noise.
 const meshDecompNoise = 0.1
@@ -40,7 +44,16 @@ const meshDecompNoise = 0.1
 const (
 	meshFall = 0.3
 	meshRise = 0.02
-	meshLoad = 0.1
+)
+
+// meshFade is what LoadAtBaseline keeps each judged tick; meshAtBase is
+// how close to its baseline the own latency must be for the load to count
+// as answered at the baseline; meshLess is the share of LoadAtBaseline
+// below which a growth happened at clearly less load.
+const (
+	meshFade   = 0.9995
+	meshAtBase = 1.1
+	meshLess   = 0.9
 )
 
 // meshParams are MeshSpec's values with the defaults filled in.
@@ -254,7 +267,10 @@ func judgeMesh(e *svcEval, p meshParams, win float64, in MeshInbound, has bool, 
 	if ready > 0 {
 		perRep = in.ResponseRate / float64(ready)
 	}
-	judged := lam > 0 && in.ResponseRate*win >= p.minResp
+	// While a backlog drains (far more answers than requests), the
+	// answers' mean holds calls made in earlier windows that this window's
+	// edges do not: the decomposition would credit them to the service.
+	judged := lam > 0 && in.ResponseRate*win >= p.minResp && in.ResponseRate <= lam*meshDraining
 	var own, outPer, downPer float64
 	if judged {
 		downPer, outPer = a.down/lam, a.out/lam
@@ -274,8 +290,19 @@ func judgeMesh(e *svcEval, p meshParams, win float64, in MeshInbound, has bool, 
 	// over windows that end together but hold requests that started at
 	// different times: its error grows with the time spent in calls, so a
 	// growth smaller than a tenth of it is not told from noise.
-	noise := math.Max(p.minGrowth, meshDecompNoise*(downPer+outPer))
-	grown := func(x, base float64) bool { return x > base*(1+p.growth) && x-base > noise }
+	//
+	// A mean of n latencies also wanders by about cv/√n of itself; with
+	// the cv unknown, three standard errors of a cv of one are added to
+	// the growth asked for, so that a thin service's noisy tail is not
+	// taken for a queue.
+	// The calls' means wander the same way, and their error lands in the
+	// own latency whole.
+	se := 0.0
+	if n := in.ResponseRate * win; n > 0 {
+		se = 3 / math.Sqrt(n)
+	}
+	noise := math.Max(p.minGrowth, (meshDecompNoise+se)*(downPer+outPer))
+	grown := func(x, base float64) bool { return x > base*(1+p.growth+se) && x-base > noise }
 	ownGrown := warm && judged && grown(own, h.Own)
 	outGrown := warm && judged && grown(outPer, h.External)
 	// Arrivals outrunning completions by more than noise: a queue builds,
@@ -283,11 +310,14 @@ func judgeMesh(e *svcEval, p meshParams, win float64, in MeshInbound, has bool, 
 	// lag arrivals while the service waits on slow calls).
 	saturated := lam > in.ResponseRate*(1+meshOutrun) && (lam-in.ResponseRate)*win >= meshQueued && own >= 0.5*in.LatencyMean
 
+	// Relievable unless the evidence says the growth came without load:
+	// the service answered clearly more per replica at its baseline not
+	// long ago, and no queue builds now.
 	cause := CauseNone
 	switch {
 	case ownGrown && e.spec.Pinned:
 		cause = CauseSingleInstance
-	case ownGrown && (saturated || h.Relieving || (h.LoadPerReplica > 0 && perRep > 1.2*h.LoadPerReplica)):
+	case ownGrown && (saturated || h.Relieving || perRep > meshLess*h.LoadAtBaseline):
 		cause = CauseQueueing
 	case ownGrown:
 		cause = CauseSlowerWork
@@ -303,12 +333,16 @@ func judgeMesh(e *svcEval, p meshParams, win float64, in MeshInbound, has bool, 
 
 	// Learn.
 	if judged {
+		h.LoadAtBaseline *= meshFade
+		if ready > 0 && (h.Samples == 0 || own <= meshAtBase*h.Own) {
+			h.LoadAtBaseline = math.Max(h.LoadAtBaseline, perRep)
+		}
 		if !ownGrown {
 			h.Own = ewma(h.Own, own, h.Samples == 0)
-			h.Relieving = false
-			if ready > 0 {
-				h.LoadPerReplica = ewmaRate(h.LoadPerReplica, perRep, meshLoad, h.Samples == 0)
+			if finiteNonNeg(in.LatencyP95) && in.LatencyP95 > 0 {
+				h.P95 = ewma(h.P95, in.LatencyP95, h.P95 == 0)
 			}
+			h.Relieving = false
 		}
 		if !outGrown {
 			h.External = ewma(h.External, outPer, h.Samples == 0)
@@ -322,16 +356,31 @@ func judgeMesh(e *svcEval, p meshParams, win float64, in MeshInbound, has bool, 
 		// this much.
 		h.Capacity = math.Max(h.Capacity, perRep)
 	}
-	if cause == CauseQueueing {
-		if saturated && ready > 0 && perRep > 0 {
-			// Saturated: what a replica completes is what it can.
-			if !h.Relieving || !h.Measured {
-				h.Capacity = perRep
-			} else {
-				h.Capacity = math.Max(h.Capacity, perRep)
-			}
-			h.Measured = true
+	// Without a queue building, a capacity is only taken from a growth
+	// of twice the one that names the cause, with the inbound p95 grown
+	// too: sizing on it outlasts the episode, and a heavy tail's few slow
+	// requests move a thin service's mean but not its p95 the way a queue
+	// that every request waits in does.
+	p95Grown := !(in.LatencyP95 > 0 && h.P95 > 0) || in.LatencyP95 > h.P95*(1+p.growth)
+	// It also takes four times the responses a verdict takes.
+	knee := saturated || (own > h.Own*(1+2*p.growth+se) && p95Grown && in.ResponseRate*win >= 4*p.minResp)
+	if cause == CauseQueueing && ready > 0 && perRep > 0 && knee {
+		switch {
+		case !h.Relieving && (!h.Measured || saturated):
+			// Requests began to queue: a replica completes about what it
+			// can now (a little less while the queue only starts, so the
+			// estimate errs towards more replicas).
+			h.Capacity = perRep
+		case !h.Relieving:
+			// Queueing below a capacity measured before: it is less now.
+			h.Capacity = math.Min(h.Capacity, perRep)
+		case saturated:
+			// Still queueing: the best a replica was seen to do.
+			h.Capacity = math.Max(h.Capacity, perRep)
 		}
+		h.Measured = true
+	}
+	if cause == CauseQueueing {
 		h.Relieving = true
 	}
 	e.meshHist = h
@@ -341,10 +390,8 @@ func judgeMesh(e *svcEval, p meshParams, win float64, in MeshInbound, has bool, 
 	r := SignalResult{Name: meshSignal, Kind: KindMesh, Status: StatusOK, Value: own, Target: h.Own * (1 + p.growth)}
 	switch cause {
 	case CauseQueueing:
-		// Sized only from a capacity measured while queueing: the
-		// most seen without a queue is a lower bound, and sizing by it
-		// asks for a quarter more than runs, whatever the need.
-		// Requests queued: Little's law on the own latency's growth, or
+		// Sized from the capacity measured as the queue began (or
+		// while it lasts). Requests queued: Little's law on the own latency's growth, or
 		// what arrived over the window and is not answered yet, whichever
 		// is more (a queue that began within the window shows in the
 		// second before the mean catches up).
@@ -363,15 +410,15 @@ func judgeMesh(e *svcEval, p meshParams, win float64, in MeshInbound, has bool, 
 			fmtSeconds(own), fmtSeconds(h.Own), num(lam), num(in.ResponseRate), num(h.Capacity), capacitySource(h.Measured), r.Proposal, int(p.util*100))
 	case CauseSlowerWork:
 		r.Proposal = cur
-		r.Note = fmt.Sprintf("own latency %s vs baseline %s with no more load per replica (%s/s vs %s/s): slower own work, not relieved by replicas",
-			fmtSeconds(own), fmtSeconds(h.Own), num(perRep), num(h.LoadPerReplica))
+		r.Note = fmt.Sprintf("own latency %s vs baseline %s at %s/s per replica, less than the %s/s it answered at its baseline: slower own work, not relieved by replicas, none added",
+			fmtSeconds(own), fmtSeconds(h.Own), num(perRep), num(h.LoadAtBaseline))
 	case CauseSingleInstance:
 		r.Proposal = cur
-		r.Note = fmt.Sprintf("own latency %s vs baseline %s", fmtSeconds(own), fmtSeconds(h.Own))
+		r.Note = fmt.Sprintf("own latency %s vs baseline %s on a single instance, none added", fmtSeconds(own), fmtSeconds(h.Own))
 	case CauseOutside:
 		r.Proposal = cur
 		r.Value, r.Target = outPer, h.External*(1+p.growth)
-		r.Note = fmt.Sprintf("%s per request in %s vs baseline %s: a destination no replica count here relieves",
+		r.Note = fmt.Sprintf("%s per request in %s vs baseline %s: a destination no replica count here relieves, none added",
 			fmtSeconds(outPer), v.External, fmtSeconds(h.External))
 	default:
 		if !h.Measured || !(h.Capacity > 0) {
@@ -398,7 +445,7 @@ func judgeMesh(e *svcEval, p meshParams, win float64, in MeshInbound, has bool, 
 
 func capacitySource(measured bool) string {
 	if measured {
-		return "measured while queueing"
+		return "measured as requests queued"
 	}
 	return "at least, seen without queueing"
 }
@@ -413,13 +460,6 @@ func ewma(old, x float64, first bool) float64 {
 		return old + meshFall*(x-old)
 	}
 	return old + meshRise*(x-old)
-}
-
-func ewmaRate(old, x, a float64, first bool) float64 {
-	if first || old == 0 {
-		return x
-	}
-	return old + a*(x-old)
 }
 
 // addMesh appends the mesh's result to the service's signals, in the room

@@ -129,9 +129,23 @@
 // counts (TestPropertyLinkerdEdgeRate). A binding is a SeriesKind over
 // the simulated Prometheus scrapes, with a quantile and a rate window,
 // keyed by the label value the configuration's signal gives (a service,
-// a queue, or for edgeRate the dst_deployment). Not offered yet:
-// per-edge latency histograms and failures, which need a histogram per
-// call edge recorded at the caller when an answer or a timeout arrives.
+// a queue, or for edgeRate the dst_deployment).
+//
+// The mesh block (mesh: {linkerd: {}}) is answered the way a cluster's
+// Linkerd source answers it: every scrape also keeps each workload's
+// inbound latency sum and count and its responses classified success,
+// and, at the caller, each edge's responses, successes and latency sum
+// (an answer counted when it reaches a caller still waiting, an abandoned
+// attempt as a failure taking its timeout); Cluster.CollectMesh takes
+// their rates over the mesh's window and builds the observation with
+// policy.NewMeshObservation, the constructor the cluster's source uses. A
+// data store has no proxy: a call to it is an edge to a destination
+// outside the mesh (External), and it has no inbound entry. Calls that a
+// worker's scripts make count on the worker's edges while its inbound
+// requests are only its synchronous ones, as with Linkerd: the calls then
+// outweigh the requests and its own latency comes out at zero, so the
+// mesh names no cause there (its queue signal sizes it). Not offered:
+// per-edge latency histograms (the edges carry means).
 //
 // # What-if on a recorded load
 //

@@ -1,6 +1,7 @@
 package simulations
 
 import (
+	"context"
 	"fmt"
 	"math"
 	"strings"
@@ -10,6 +11,7 @@ import (
 
 	"pgregory.net/rapid"
 
+	"github.com/elmascale/elmascale/config"
 	"github.com/elmascale/elmascale/policy"
 )
 
@@ -135,6 +137,76 @@ load:
 		}
 		if b, _ := c.metric("linkerd_request_rate", "back"); slow && math.Abs(b-20*float64(1+retries)) > 0.15*20*float64(1+retries) {
 			t.Fatalf("back received %.1f/s, want about %d/s (20/s × %d attempts)", b, 20*(1+retries), 1+retries)
+		}
+	})
+}
+
+// Verifies the mesh observation the simulated cluster gives through
+// policy.NewMeshObservation: the caller's edge rate equals the callee's
+// inbound request rate when it has no other caller; a leaf's own latency
+// is its inbound mean; the caller's own latency (its inbound mean less
+// calls per request × the edge's mean) is its own work, whatever the
+// callee's latency; a data store is an edge outside the mesh and has no
+// inbound entry.
+func TestPropertyMeshObservation(t *testing.T) {
+	rapid.Check(t, func(t *rapid.T) {
+		mean := rapid.Float64Range(0.5, 3).Draw(t, "callsPerRequest")
+		backMs := rapid.Float64Range(5, 200).Draw(t, "backMs")
+		rps := rapid.Float64Range(10, 40).Draw(t, "rps")
+		seed := rapid.Uint64().Draw(t, "seed")
+		sc := parse(t, fmt.Sprintf(`
+name: mesh
+duration: 10m
+cluster:
+  services:
+    front: {slots: 1000, serviceTime: {dist: exponential, mean: 10ms}, cpuRequest: 1000m, calls: [{service: back, mean: %g}, {service: db, mean: 1}]}
+    back: {slots: 1000, serviceTime: {dist: exponential, mean: %gms}, cpuRequest: 1000m}
+  stores:
+    db: {kind: postgresql, connections: 1000, serviceTime: {mean: 3ms}}
+load:
+  - {service: front, constant: %g}
+`, mean, backMs, rps))
+		c := NewCluster(sc, seed)
+		c.Advance(5 * time.Minute)
+		cfg := &config.Config{Mesh: &config.MeshSource{Provider: config.MeshLinkerd, Window: time.Minute}}
+		o := c.CollectMesh(context.Background(), cfg, c.Now())
+		if o.Status != policy.StatusOK {
+			t.Fatalf("mesh observation %+v", o)
+		}
+		if _, ok := o.Inbound["db"]; ok {
+			t.Fatalf("a data store has an inbound entry: %+v", o.Inbound)
+		}
+		var toBack, toDB *policy.MeshEdge
+		for k := range o.Edges {
+			switch e := &o.Edges[k]; {
+			case e.From == "front" && e.To == "back" && !e.External:
+				toBack = e
+			case e.From == "front" && e.To == "db" && e.External:
+				toDB = e
+			default:
+				t.Fatalf("unexpected edge %+v", *e)
+			}
+		}
+		if toBack == nil || toDB == nil {
+			t.Fatalf("edges %+v, want front→back and front→db (outside)", o.Edges)
+		}
+		front, back := o.Inbound["front"], o.Inbound["back"]
+		if math.Abs(toBack.Rate-back.RequestRate) > 1e-9 {
+			t.Fatalf("edge rate %.3f/s, back's inbound %.3f/s", toBack.Rate, back.RequestRate)
+		}
+		// The edge's mean as the caller saw it is the callee's inbound
+		// mean (no network time), up to the answers that straddle the
+		// window's edges.
+		if math.Abs(toBack.LatencyMean-back.LatencyMean) > 0.1*back.LatencyMean+0.002 {
+			t.Fatalf("edge mean %.4fs, back's inbound mean %.4fs", toBack.LatencyMean, back.LatencyMean)
+		}
+		own := front.LatencyMean - toBack.Rate/front.RequestRate*toBack.LatencyMean - toDB.Rate/front.RequestRate*toDB.LatencyMean
+		// front's own work: exponential, 10 ms mean, over ~rps·45 requests.
+		if tol := 0.01*6/math.Sqrt(rps*45) + 0.1*(mean*backMs/1000+0.003); math.Abs(own-0.01) > tol {
+			t.Fatalf("front's own latency %.4fs (inbound %.4fs), want about 10ms ± %.4f", own, front.LatencyMean, tol)
+		}
+		if front.SuccessShare != 1 || back.SuccessShare != 1 {
+			t.Fatalf("success shares %.3f, %.3f with nothing failing", front.SuccessShare, back.SuccessShare)
 		}
 	})
 }
