@@ -9,9 +9,11 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
+	"github.com/elmascale/elmascale/config"
 	"github.com/elmascale/elmascale/policy"
 )
 
@@ -234,4 +236,35 @@ func rateOf(d *rateDetails) float64 {
 		return 0
 	}
 	return d.Rate
+}
+
+// ListQueues names the queues of the given vhosts, by vhost, with the same
+// one management API call (and the same breaker, bounds and credentials) a
+// tick makes. The daemon expands its worker pool templates from it.
+func (c *Collector) ListQueues(ctx context.Context, vhosts []string) (config.QueueNames, error) {
+	if c.rabbit == nil {
+		return nil, &SourceError{Source: SourceRabbitMQ, Reason: ReasonConfig, Err: errors.New("no management API URL configured")}
+	}
+	if len(vhosts) == 0 {
+		return config.QueueNames{}, nil
+	}
+	var rows map[queueRef]queueStats
+	err := c.rabbitGuard.run(ctx, func(ctx context.Context) error {
+		var err error
+		rows, err = c.rabbit.collect(ctx, vhosts)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	out := config.QueueNames{}
+	for ref := range rows {
+		if slices.Contains(vhosts, ref.vhost) {
+			out[ref.vhost] = append(out[ref.vhost], ref.name)
+		}
+	}
+	for _, names := range out {
+		slices.Sort(names)
+	}
+	return out, nil
 }

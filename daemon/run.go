@@ -175,8 +175,13 @@ func Run(ctx context.Context, o Options) error {
 	if err != nil {
 		return err
 	}
-	cfg := src.Current()
-	firstNS = cfg.Namespace
+	firstNS = src.Current().Namespace
+	// The config in force is the file's or the policy's with its worker
+	// pool templates expanded over the queues RabbitMQ has.
+	lister, _ := o.Collector.(QueueLister)
+	pools := NewPoolSource(src, lister, o.Clock, log.Named("pools"))
+	pools.Refresh(ctx)
+	cfg := pools.Current()
 
 	leading := &Leadership{}
 	sc, err := scaler.NewForConfig(o.RESTConfig, scaler.Options{
@@ -193,7 +198,7 @@ func Run(ctx context.Context, o Options) error {
 	}
 
 	history := record.NewHistory(string(o.Mode), o.DecisionHistory)
-	health := record.NewHealth(o.Clock.Now, func() time.Duration { return src.Current().Interval })
+	health := record.NewHealth(o.Clock.Now, func() time.Duration { return pools.Current().Interval })
 	health.SetNotReady("waiting for informer caches")
 
 	ctx, cancel := context.WithCancel(ctx)
@@ -215,6 +220,8 @@ func Run(ctx context.Context, o Options) error {
 		wg.Add(1)
 		go func() { defer wg.Done(); file.Watch(ctx, o.ReloadEvery) }()
 	}
+	wg.Add(1)
+	go func() { defer wg.Done(); pools.Run(ctx) }()
 	recorders := loop.Recorders{metrics, record.NewSignalResolved(o.Registry), history, health, record.TickLogger{Log: log}}
 	if status != nil {
 		status.SetLeader(leading.IsLeader)
@@ -252,7 +259,7 @@ func Run(ctx context.Context, o Options) error {
 			// The config's bounds, budget and namespace as metrics, kept
 			// current across reloads: the loop reads the config once a tick.
 			Config: func() *config.Config {
-				c := src.Current()
+				c := pools.Current()
 				metrics.SetConfig(c.Namespace, c.Policy)
 				return c
 			},
@@ -263,8 +270,8 @@ func Run(ctx context.Context, o Options) error {
 		wg.Add(1)
 		go func() { defer wg.Done(); checkAtStart(ctx, cfg, o, sc, client, log.Named("doctor")) }()
 		go releaseWhenStarted(ctx, o.Clock, log)
-		tk, waitBurst := startBurst(ctx, lp, o.Collector, func() time.Duration { return loop.BurstInterval(src.Current()) }, leading, o.Clock, log.Named("burst"))
-		runLoop(ctx, tk, src, leading, o.Clock)
+		tk, waitBurst := startBurst(ctx, lp, o.Collector, func() time.Duration { return loop.BurstInterval(pools.Current()) }, leading, o.Clock, log.Named("burst"))
+		runLoop(ctx, tk, pools, leading, o.Clock)
 		waitBurst()
 	}
 

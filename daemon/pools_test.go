@@ -1,0 +1,213 @@
+package daemon_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"go.uber.org/zap"
+	"k8s.io/client-go/kubernetes"
+	clocktesting "k8s.io/utils/clock/testing"
+
+	"github.com/elmascale/elmascale/collector"
+	"github.com/elmascale/elmascale/config"
+	"github.com/elmascale/elmascale/daemon"
+	"github.com/elmascale/elmascale/internal/kubetest"
+	"github.com/elmascale/elmascale/internal/rabbittest"
+	"github.com/elmascale/elmascale/internal/testcluster"
+)
+
+// poolsYAML is a worker template over the queues <prefix>.<pool>: the
+// default pool on Deployment worker, every other on worker-<pool>, at
+// least two replicas each, scaling down at once when a signal says so.
+func poolsYAML(ns, prefix string, interval, grace time.Duration) string {
+	return fmt.Sprintf(`apiVersion: elmascale.io/v1alpha1
+kind: Config
+namespace: %s
+interval: %s
+services:
+  worker:
+    minReplicas: 2
+    maxReplicas: 8
+    target: {name: "worker-{pool}"}
+    pools:
+      queue: "%s.{pool}"
+      targets: {default: worker}
+      gracePeriod: %s
+    behavior:
+      scaleDown: {stabilizationWindow: 0s}
+    signals:
+      - name: script-queue
+        queue:
+          rabbitmq: {queues: ["%s.{pool}"]}
+          drainTime: 1m
+          throughputPerReplica: 4
+`, ns, interval, prefix, grace, prefix)
+}
+
+func poolNames(c *config.Config) []string {
+	var out []string
+	for _, s := range c.Services {
+		out = append(out, s.Name+"→"+s.Target.Name)
+	}
+	return out
+}
+
+// brokerFor starts a broker of the test's own and a collector reading it.
+func brokerFor(t *testing.T) (*rabbittest.Broker, *collector.Collector) {
+	t.Helper()
+	b, err := rabbittest.Start()
+	if err != nil {
+		t.Fatalf("rabbittest: %v", err)
+	}
+	t.Cleanup(b.Stop)
+	t.Setenv("ELMASCALE_POOLS_RABBIT_PW", b.AdminPassword)
+	col, err := collector.New(collector.Options{RabbitMQURL: b.URL, RabbitMQUser: b.AdminUser, RabbitMQPasswordEnv: "ELMASCALE_POOLS_RABBIT_PW"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b, col
+}
+
+func declare(t *testing.T, b *rabbittest.Broker, queues ...string) {
+	t.Helper()
+	for _, q := range queues {
+		if err := b.DeclareQueue("/", q); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// failingLister stands for a broker that cannot be read.
+type failingLister struct{}
+
+func (failingLister) ListQueues(context.Context, []string) (config.QueueNames, error) {
+	return nil, fmt.Errorf("connection refused")
+}
+
+// Verifies, against a real RabbitMQ, the pool source: the template expands
+// to one service per pool queue the broker lists (default on worker, the
+// others on worker-<pool>), a queue whose id is no DNS label is refused,
+// a new queue adds its service at the next refresh, a queue that is gone
+// keeps its service for the grace period and then loses it, and a listing
+// that fails changes nothing.
+func TestPoolSourceRealRabbitMQ(t *testing.T) {
+	b, col := brokerFor(t)
+	declare(t, b, "ps.default", "ps.sales", "ps.Bad_Id", "other.queue")
+	path := filepath.Join(t.TempDir(), "config.yaml")
+	if err := os.WriteFile(path, []byte(poolsYAML("elma365", "ps", time.Second, time.Minute)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	inner, err := daemon.NewConfigSource(path, nil, zap.NewNop(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	clk := clocktesting.NewFakeClock(time.Now())
+	ps := daemon.NewPoolSource(inner, col, clk, zap.NewNop())
+	ctx := context.Background()
+	expect := func(want ...string) {
+		t.Helper()
+		if got := poolNames(ps.Current()); strings.Join(got, " ") != strings.Join(want, " ") {
+			t.Fatalf("services %q, want %q", got, want)
+		}
+	}
+	if !ps.Refresh(ctx) {
+		t.Error("first refresh reported no change")
+	}
+	expect("worker-default→worker", "worker-sales→worker-sales")
+	if r := ps.Current().Pools.Refused; len(r) != 1 || r[0].Queue != "ps.Bad_Id" || !strings.Contains(r[0].Reason, "not a DNS label") {
+		t.Errorf("refused %+v", r)
+	}
+	if ps.Refresh(ctx) {
+		t.Error("a refresh over the same queues reported a change")
+	}
+
+	declare(t, b, "ps.hr")
+	ps.Refresh(ctx)
+	expect("worker-default→worker", "worker-hr→worker-hr", "worker-sales→worker-sales")
+
+	if err := b.DeleteQueue("/", "ps.sales"); err != nil {
+		t.Fatal(err)
+	}
+	clk.Step(59 * time.Second)
+	ps.Refresh(ctx)
+	expect("worker-default→worker", "worker-hr→worker-hr", "worker-sales→worker-sales")
+	clk.Step(2 * time.Second)
+	ps.Refresh(ctx)
+	expect("worker-default→worker", "worker-hr→worker-hr")
+
+	// The broker unreadable: the pools known stay, however long it lasts.
+	broken := daemon.NewPoolSource(inner, failingLister{}, clk, zap.NewNop())
+	broken.Refresh(ctx)
+	expect("worker-default→worker", "worker-hr→worker-hr")
+	if got := poolNames(broken.Current()); len(got) != 0 {
+		t.Errorf("never listed: services %q, want none", got)
+	}
+	same := daemon.NewPoolSource(inner, col, clk, zap.NewNop())
+	same.Refresh(ctx)
+	if err := b.DeleteQueue("/", "ps.hr"); err != nil {
+		t.Fatal(err)
+	}
+	same.Refresh(ctx)
+	clk.Step(time.Hour)
+	same.Refresh(ctx) // a listing without ps.hr an hour on: dropped
+	if got := poolNames(same.Current()); strings.Join(got, " ") != "worker-default→worker" {
+		t.Errorf("services %q", got)
+	}
+}
+
+// Verifies the daemon against a real API server and a real RabbitMQ: the
+// template's pools become services the daemon scales (the default pool's
+// Deployment worker and worker-sales raised to the template's minimum), a
+// pool without a Deployment is held and says its target is not found, and
+// a pool whose queue vanishes is never scaled down for it, during its grace
+// period or after its service is dropped, while a pool whose queue is
+// there and empty is scaled down.
+func TestDaemonPoolsRealClusterAndRabbitMQ(t *testing.T) {
+	c := testcluster.ForTest(t)
+	b, col := brokerFor(t)
+	admin := kubernetes.NewForConfigOrDie(c.AdminConfig)
+	ns := kubetest.Namespace(t, c)
+	kubetest.CreateDeployments(t, admin, kubetest.Deployment(ns, "worker", 1, nil), kubetest.Deployment(ns, "worker-sales", 1, nil))
+	declare(t, b, "dp.default", "dp.sales", "dp.hr")
+	path := filepath.Join(t.TempDir(), "config.yaml")
+	writeConfig(t, path, poolsYAML(ns, "dp", time.Second, 3*time.Second))
+	d := startDaemon(t, c, "pools", path, func(o *daemon.Options) { o.Collector = col })
+
+	kubetest.WaitReplicas(t, admin, ns, "worker", 2, 30*time.Second)
+	kubetest.WaitReplicas(t, admin, ns, "worker-sales", 2, 30*time.Second)
+	kubetest.WaitFor(t, 20*time.Second, "worker-hr held, its target not found", func() error {
+		if _, body := get(t, "http://"+d.metrics+"/api/v1/decisions?service=worker-hr"); !strings.Contains(body, "not found") {
+			return fmt.Errorf("decisions: %.400s", body)
+		}
+		return nil
+	})
+
+	if _, body := get(t, "http://"+d.metrics+"/api/v1/recommendations"); !strings.Contains(body, `"worker-sales"`) || !strings.Contains(body, `"worker-hr"`) {
+		t.Fatalf("recommendations lack the pools: %.600s", body)
+	}
+
+	// sales loses its queue, then runs 4: held through the grace period
+	// and left alone after it; the default pool at 4 with its queue there
+	// and empty goes back to 2.
+	if err := b.DeleteQueue("/", "dp.sales"); err != nil {
+		t.Fatal(err)
+	}
+	setReplicas(t, admin, ns, "worker-sales", 4)
+	setReplicas(t, admin, ns, "worker", 4)
+	kubetest.WaitReplicas(t, admin, ns, "worker", 2, 30*time.Second)
+	kubetest.WaitFor(t, 20*time.Second, "worker-sales dropped from management", func() error {
+		if _, body := get(t, "http://"+d.metrics+"/api/v1/recommendations"); strings.Contains(body, `"worker-sales"`) {
+			return fmt.Errorf("still managed: %.300s", body)
+		}
+		return nil
+	})
+	time.Sleep(3 * time.Second) // some ticks after the drop
+	if spec, _ := kubetest.Replicas(t, admin, ns, "worker-sales"); spec != 4 {
+		t.Errorf("worker-sales at %d, want 4: a vanished queue must never scale a pool down", spec)
+	}
+}
