@@ -50,6 +50,7 @@ func runValidate(path string, stdout, stderr io.Writer) error {
 	}
 	fmt.Fprintf(stdout, "%s: valid: %d services (%d pinned at one), %d metric definitions, interval %s\n",
 		displayName(path), len(cfg.Services), pinned, len(cfg.Metrics), cfg.Interval)
+	printTemplates(stdout, cfg)
 	return nil
 }
 
