@@ -27,6 +27,9 @@ const (
 	MaxPoolsLimit      = 500
 	DefaultPoolGrace   = 10 * time.Minute
 	MaxPoolGracePeriod = 24 * time.Hour
+	// MaxServices caps the services of an expanded config: a ScalingPolicy's
+	// status holds a decision for each, and holds no more than this.
+	MaxServices = 2000
 )
 
 // PoolsFile makes a service entry a template for one service per pool.
@@ -312,7 +315,8 @@ func poolTarget(sf ServiceFile, pool string) (string, bool) {
 // was expanded or refused. It is deterministic: templates by name, pools by
 // id. A pool is refused, with its reason, when its id is not a DNS label,
 // when its service name or workload is already another entry's, when its
-// workload is single-instance, or beyond the template's maxPools. Another
+// workload is single-instance, beyond the template's maxPools, or beyond
+// MaxServices in all. Another
 // entry's dependsOn naming a template depends on every pool of it.
 func ExpandPools(f *File, templates []PoolTemplate, queues QueueNames) (*File, *Pools) {
 	out := *f
@@ -379,6 +383,10 @@ func ExpandPools(f *File, templates []PoolTemplate, queues QueueNames) (*File, *
 			}
 			if n >= t.MaxPools {
 				refuse("over maxPools %d of services.%s", t.MaxPools, t.Service)
+				continue
+			}
+			if len(out.Services) >= MaxServices {
+				refuse("the config would manage more than %d services", MaxServices)
 				continue
 			}
 			n++

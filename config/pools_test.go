@@ -1,6 +1,7 @@
 package config
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 
@@ -217,5 +218,21 @@ func TestConfigExpand(t *testing.T) {
 	plain, _ := Parse([]byte(minimal))
 	if same, _ := plain.Expand(QueueNames{"/": {"x"}}); same != plain {
 		t.Error("a config without templates changed")
+	}
+}
+
+// Verifies that pools never take a config past MaxServices in all.
+func TestExpandPoolsTotalCap(t *testing.T) {
+	f := poolFile(t, poolsBase)
+	for i := len(f.Services) - 1; i < MaxServices-1; i++ { // main and the template are there
+		f.Services[fmt.Sprintf("svc-%04d", i)] = ServiceFile{}
+	}
+	c, err := CompilePools(f, QueueNames{"/": {"worker.a", "worker.b", "worker.c"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(c.Services) != MaxServices || len(c.Pools.Services) != 1 || len(c.Pools.Refused) != 2 ||
+		!strings.Contains(c.Pools.Refused[0].Reason, "more than 2000 services") {
+		t.Errorf("%d services, pools %+v, refused %+v", len(c.Services), c.Pools.Services, c.Pools.Refused)
 	}
 }
