@@ -29,24 +29,25 @@ import (
 	"github.com/elmascale/elmascale/scaler"
 )
 
-// rssLimitMiB is DESIGN.md's budget for the daemon watching 1,000
-// Deployments. It is checked against anonymous memory (heap, stacks, the
-// runtime): the part elmascale's own data makes grow. The file-backed rest
-// of RSS is clean, shared pages of the binary (built as the image builds it,
-// every subcommand linked in), reclaimable page cache; it is logged beside
-// it, and record/METRICS.md has the numbers.
-const rssLimitMiB = 50
+// rssLimitMiB is the resident set the daemon watching 1,000 Deployments
+// must stay within, in total: anonymous memory (heap, stacks, the runtime)
+// and the file-backed pages of the binary it touches, built as the image
+// builds it. DESIGN.md's budget is 50 MiB; the lean-daemon goal is 40.
+const rssLimitMiB = 40
 
 // Verifies that `elmascale run`, as a separate process under user
-// elmascale with leader election, stays within 50 MiB of anonymous
-// resident memory while watching 1,000 Deployments and deciding for all of
-// them every 2 s, reports its total RSS, and on SIGTERM exits cleanly
-// after releasing its lease.
+// elmascale with leader election, stays within 40 MiB of resident memory
+// in total while watching 1,000 Deployments and deciding for all of them
+// every 2 s, reports where it lies (anonymous, file-backed by mapping of
+// the binary, the peak), and on SIGTERM exits cleanly after releasing its
+// lease.
 //
 // The Deployments have 0 replicas so the 2-core test machine is not asked
-// to schedule 1,000 pods; the daemon caches Deployments, not pods, so the
-// pod count does not change its memory. RSS is read from /proc/PID/status
-// after 10 ticks; the peak (VmHWM) is reported beside it.
+// to schedule 1,000 pods, and the services have no signals, so the
+// collector's pod cache (a few hundred bytes a pod, for utilization and
+// pods signals) is not started; the scaler caches the Deployments. RSS is
+// read from /proc/PID/status after 10 ticks; the peak (VmHWM) is reported
+// beside it.
 func TestRSSWatching1000Deployments(t *testing.T) {
 	if testing.Short() {
 		t.Skip("creates 1,000 Deployments; skipped with -short")
@@ -129,11 +130,12 @@ func TestRSSWatching1000Deployments(t *testing.T) {
 	}
 	rss, hwm, anon := procStatus(t, cmd.Process.Pid, "VmRSS"), procStatus(t, cmd.Process.Pid, "VmHWM"), procStatus(t, cmd.Process.Pid, "RssAnon")
 	tickSum, tickCount := sample(body, `elmascale_loop_duration_seconds_sum{step="total"}`), sample(body, `elmascale_loop_duration_seconds_count{step="total"}`)
-	t.Logf("elmascale run watching %d Deployments: RSS %.1f MiB (anonymous %.1f, file-backed %.1f; peak %.1f), Go heap in use %.1f MiB, Go runtime total %.1f MiB, mean tick %.1f ms",
+	t.Logf("elmascale run watching %d Deployments: total RSS %.1f MiB (anonymous %.1f, file-backed %.1f; peak %.1f), Go heap in use %.1f MiB, Go runtime total %.1f MiB, mean tick %.1f ms, CPU %.2f s since start; file-backed by mapping: %s",
 		n, rss, anon, procStatus(t, cmd.Process.Pid, "RssFile"), hwm,
-		sample(body, "go_memstats_heap_inuse_bytes")/(1<<20), sample(body, "go_memstats_sys_bytes")/(1<<20), 1000*tickSum/tickCount)
-	if anon > rssLimitMiB {
-		t.Errorf("anonymous RSS %.1f MiB exceeds %d MiB", anon, rssLimitMiB)
+		sample(body, "go_memstats_heap_inuse_bytes")/(1<<20), sample(body, "go_memstats_sys_bytes")/(1<<20), 1000*tickSum/tickCount,
+		sample(body, "process_cpu_seconds_total"), exeMappings(t, cmd.Process.Pid, bin))
+	if rss > rssLimitMiB {
+		t.Errorf("total RSS %.1f MiB exceeds %d MiB", rss, rssLimitMiB)
 	}
 
 	// SIGTERM, as the kubelet sends it: a clean exit that frees the lease.
@@ -240,8 +242,22 @@ func buildElmascale(t *testing.T) string {
 	// Built as the container image builds it (Dockerfile, make build-static).
 	cmd := exec.Command("go", "build", "-trimpath", "-tags", "noplots", "-ldflags", "-s -w", "-o", bin, "./cmd/elmascale")
 	cmd.Dir = kubetest.RepoRoot()
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	// An image's binary was written long before it runs; a file just
+	// written has dirty pages in the page cache until the kernel writes
+	// them back (up to 30 s later), and the kernel cannot drop those pages
+	// when the daemon releases its start-up pages. Write it back now, so
+	// the resident set is measured as it would be from an image.
+	f, err := os.Open(bin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if err := f.Sync(); err != nil {
+		t.Fatal(err)
 	}
 	return bin
 }
@@ -270,6 +286,33 @@ func sample(body, name string) float64 {
 		}
 	}
 	return 0
+}
+
+// exeMappings lists the resident MiB of each mapping of the executable
+// (text, read-only data and the function tables, data), from
+// /proc/PID/smaps: where the file-backed part of RSS lies.
+func exeMappings(t *testing.T, pid int, exe string) string {
+	t.Helper()
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/smaps", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	var cur string
+	for _, line := range strings.Split(string(b), "\n") {
+		f := strings.Fields(line)
+		switch {
+		case len(f) >= 5 && strings.Contains(f[0], "-") && !strings.HasSuffix(f[0], ":"):
+			cur = ""
+			if len(f) >= 6 && f[5] == exe {
+				cur = f[1] + "@" + f[2]
+			}
+		case cur != "" && len(f) >= 2 && f[0] == "Rss:":
+			kb, _ := strconv.ParseFloat(f[1], 64)
+			out = append(out, fmt.Sprintf("%s %.1f", cur, kb/1024))
+		}
+	}
+	return strings.Join(out, ", ")
 }
 
 // procStatus reads a kB field of /proc/PID/status, in MiB.
