@@ -197,6 +197,8 @@ func compileTemplates(v *validator, f *File) []PoolTemplate {
 			v.add("services."+name+".target.name", "must contain %s in a template, so each pool has its own workload (e.g. %s-%s)", PoolPlaceholder, name, PoolPlaceholder)
 		} else if single, why := plat.singleInstance(strings.ReplaceAll(tmpl, PoolPlaceholder, "")); single {
 			v.add("services."+name+".target.name", "a template's workloads cannot be single-instance: it %s", why)
+		} else if store := dataStore(strings.ReplaceAll(tmpl, PoolPlaceholder, "")); store != "" && !sf.AllowDataStore {
+			v.add("services."+name+".target.name", "%s looks like %s, a data store elmascale does not scale; set allowDataStore: true on the service if these workloads are stateless", tmpl, store)
 		}
 		for _, id := range slices.Sorted(maps.Keys(pf.Targets)) {
 			tp := p + ".targets." + id

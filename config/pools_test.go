@@ -158,6 +158,7 @@ func TestPoolTemplateRefused(t *testing.T) {
 		{`maxReplicas: 8|pinned: true`, `services.worker.pools: a pinned (single-instance) service cannot be a template`},
 		{`target: {name: "worker-{pool}"}|target: {name: worker}`, `services.worker.target.name: must contain {pool}`},
 		{`target: {name: "worker-{pool}"}|target: {name: "{pool}"}`, ``},
+		{`target: {name: "worker-{pool}"}|target: {name: "redis-{pool}"}`, `services.worker.target.name: redis-{pool} looks like Redis`},
 		{`targets: {default: worker}|targets: {default: scheduler}`, `services.worker.pools.targets.default: a template's workloads cannot be single-instance`},
 		{`targets: {default: worker}|targets: {Default: worker}`, `services.worker.pools.targets.Default: pool id "Default" is not a DNS label`},
 		{`["worker.{pool}"]|[worker.default]`, `services.worker.signals: a template needs a queue signal`},

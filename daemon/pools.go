@@ -35,10 +35,15 @@ type PoolSource struct {
 
 	cur atomic.Pointer[config.Config]
 
-	mu      sync.Mutex
+	// refresh serializes refreshes and guards what they keep; mu guards
+	// only changed, so a slow listing never delays a reader of Changed.
+	refresh sync.Mutex
 	base    *config.Config                  // the inner config cur was expanded from
 	seen    map[string]map[string]time.Time // vhost → queue → last listed
 	refused string                          // the refusals last logged
+	listErr string                          // the listing failure last logged
+
+	mu      sync.Mutex
 	changed chan struct{}
 }
 
@@ -81,8 +86,8 @@ func (s *PoolSource) Changed() <-chan struct{} {
 // config in force over them. It reports whether the expansion changed.
 func (s *PoolSource) Refresh(ctx context.Context) bool {
 	base := s.inner.Current()
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	s.refresh.Lock()
+	defer s.refresh.Unlock()
 	if base.Pools == nil {
 		return s.publish(base, base)
 	}
@@ -97,14 +102,18 @@ func (s *PoolSource) Refresh(ctx context.Context) bool {
 	slices.Sort(vhosts)
 	switch {
 	case s.list == nil:
-		s.log.Warn("service templates need RabbitMQ's management API (--rabbitmq) to find their pools; they manage no pool")
+		s.logListError("service templates need RabbitMQ's management API (--rabbitmq) to find their pools; they manage no pool", nil)
 	default:
 		listed, err := s.list.ListQueues(ctx, vhosts)
 		if err != nil {
 			// Keep what was known: the pools stay, their signals read the
 			// same failure and hold.
-			s.log.Warn("cannot list RabbitMQ queues for the service templates; keeping the pools known", zap.Error(err))
+			s.logListError("cannot list RabbitMQ queues for the service templates; keeping the pools known", err)
 			break
+		}
+		if s.listErr != "" {
+			s.log.Info("RabbitMQ queues listed again for the service templates")
+			s.listErr = ""
 		}
 		s.remember(templates, listed, now)
 	}
@@ -172,6 +181,19 @@ func (s *PoolSource) remember(templates []config.PoolTemplate, listed config.Que
 	}
 }
 
+// logListError logs a listing failure once until it changes or ends.
+func (s *PoolSource) logListError(msg string, err error) {
+	key := msg
+	if err != nil {
+		key += err.Error()
+	}
+	if key == s.listErr {
+		return
+	}
+	s.listErr = key
+	s.log.Warn(msg, zap.Error(err))
+}
+
 func (s *PoolSource) logRefused(c *config.Config) {
 	if c.Pools == nil {
 		return
@@ -204,10 +226,12 @@ func (s *PoolSource) publish(base, next *config.Config) bool {
 		}
 		s.log.Info("worker pools expanded", zap.Int("services", len(next.Services)), zap.Strings("pools", names))
 	}
+	s.mu.Lock()
 	if s.changed != nil {
 		close(s.changed)
 		s.changed = nil
 	}
+	s.mu.Unlock()
 	return true
 }
 
