@@ -36,10 +36,11 @@ type decideCache struct {
 
 	// The mesh: workload names to service indexes for meshFor, and
 	// per-call scratch space.
-	meshFor  *MeshSpec
-	meshIdx  map[string]int
-	meshAcc  []meshAcc
-	meshDeps []int
+	meshFor   *MeshSpec
+	meshIdx   map[string]int
+	meshAcc   []meshAcc
+	meshDeps  []int
+	meshPairs [][2]int
 }
 
 // acquire returns the cache to use for a call that starts from prev,

@@ -101,7 +101,9 @@ func decide(spec Spec, snap Snapshot, prev State, now time.Time, burst bool) (Pl
 			spec: s, obs: snap.Services[s.Name], prev: prev.Services[s.Name], deps: c.deps[i],
 			signals: results[rlo : rhi : rhi+stride], measured: c.measured[lo:hi:hi], roots: e.roots[:0],
 		}
-		e.meshHist = e.prev.Mesh
+		if e.prev.Mesh != nil {
+			e.meshHist = *e.prev.Mesh
+		}
 		if burst && !burstCandidate(s, e.obs) {
 			e.fixed = true
 			continue
@@ -174,6 +176,10 @@ func decide(spec Spec, snap Snapshot, prev State, now time.Time, burst bool) (Pl
 		mem.events = make([]ScaleEvent, 0, nevents)
 	}
 	states := c.states
+	var hists []MeshHistory
+	if stride > 0 {
+		hists = make([]MeshHistory, n)
+	}
 	for i := range evals {
 		e := &evals[i]
 		st := &states[i]
@@ -189,7 +195,11 @@ func decide(spec Spec, snap Snapshot, prev State, now time.Time, burst bool) (Pl
 			st.BottleneckAt = now
 		}
 		st.QueueCapacity = learnCapacity(e.prev.QueueCapacity, e.spec.Signals, e.measured)
-		st.Mesh = e.meshHist
+		st.Mesh = e.prev.Mesh
+		if hists != nil && e.meshHist != (MeshHistory{}) && (e.prev.Mesh == nil || *e.prev.Mesh != e.meshHist) {
+			hists[i] = e.meshHist
+			st.Mesh = &hists[i]
+		}
 		decideService(e, st, now)
 		if burst && e.d.Desired < e.d.Current {
 			// Scale-downs are the tick's.

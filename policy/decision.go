@@ -177,8 +177,11 @@ type ServiceState struct {
 	// QueueCapacity is, per queue signal, the per-replica throughput
 	// (messages/s) last measured while the pool was saturated.
 	QueueCapacity map[string]float64 `json:"queueCapacity,omitempty"`
-	// Mesh is what the mesh's measurements taught of the service.
-	Mesh MeshHistory `json:"mesh,omitzero"`
+	// Mesh is what the mesh's measurements taught of the service; nil
+	// before any. A pointer, shared by the states that did not change it:
+	// inline it would make every entry of Services too big for the map
+	// to hold in place, an allocation per service per tick.
+	Mesh *MeshHistory `json:"mesh,omitempty"`
 	// Pending is the change the last decision asked for. When the next
 	// snapshot shows it applied, it becomes an event stamped with the decision
 	// time; when not (dry-run, failed write), it is dropped.

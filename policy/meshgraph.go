@@ -146,8 +146,7 @@ func meshStep(c *decideCache, spec Spec, snap Snapshot, evals []svcEval, now tim
 		// been sizing keeps its replicas (missing data never scales down).
 		for i := range evals {
 			e := &evals[i]
-			e.meshHist = e.prev.Mesh
-			if e.prev.Mesh.Measured && e.obs.Found {
+			if e.meshHist.Measured && e.obs.Found {
 				e.addMesh(SignalResult{Name: meshSignal, Kind: KindMesh, Status: st, Note: why})
 				e.anyBad = true
 			}
@@ -167,10 +166,16 @@ func meshStep(c *decideCache, spec Spec, snap Snapshot, evals []svcEval, now tim
 	for i := range acc {
 		acc[i] = meshAcc{top: -1, topOut: -1}
 	}
-	// Pass 1: sums per caller, and how many managed callees each has.
+	// Pass 1: sums per caller, and its managed callees (as pairs, for
+	// pass 2). Edges come sorted by caller: one lookup per caller.
+	pairs := c.meshPairs[:0]
+	lastFrom, i, ok := "", 0, false
 	for k := range o.Edges {
 		ed := &o.Edges[k]
-		i, ok := c.meshIdx[ed.From]
+		if k == 0 || ed.From != lastFrom {
+			lastFrom = ed.From
+			i, ok = c.meshIdx[ed.From]
+		}
 		if !ok || !finiteNonNeg(ed.Rate) || !finiteNonNeg(ed.LatencyMean) || ed.Rate < spec.Mesh.MinEdgeRate {
 			continue
 		}
@@ -183,6 +188,7 @@ func meshStep(c *decideCache, spec Spec, snap Snapshot, evals []svcEval, now tim
 			}
 		}
 		if j >= 0 {
+			pairs = append(pairs, [2]int{i, j})
 			a.down += w
 			a.calls++
 			if a.top < 0 || w > a.topShare {
@@ -212,19 +218,10 @@ func meshStep(c *decideCache, spec Spec, snap Snapshot, evals []svcEval, now tim
 		e.deps = flat[off : off+k : off+k+acc[i].calls]
 		off += k + acc[i].calls
 	}
-	for k := range o.Edges {
-		ed := &o.Edges[k]
-		if ed.External || !finiteNonNeg(ed.Rate) || !finiteNonNeg(ed.LatencyMean) || ed.Rate < spec.Mesh.MinEdgeRate {
-			continue
-		}
-		i, ok := c.meshIdx[ed.From]
-		if !ok {
-			continue
-		}
-		if j, ok := c.meshIdx[ed.To]; ok && j != i {
-			evals[i].deps = append(evals[i].deps, j)
-		}
+	for _, pr := range pairs {
+		evals[pr[0]].deps = append(evals[pr[0]].deps, pr[1])
 	}
+	c.meshPairs = pairs
 	// The verdicts go out in the decisions: a fresh slice each tick, so a
 	// plan never shares them with the next.
 	verdicts := make([]MeshVerdict, n)
@@ -249,8 +246,7 @@ func finiteNonNeg(v float64) bool { return v >= 0 && !math.IsInf(v, 0) }
 // the service's history, learns the next history and adds the mesh's
 // result to its signals when there is something to say.
 func judgeMesh(e *svcEval, p meshParams, win float64, in MeshInbound, has bool, a *meshAcc, edges []MeshEdge, v *MeshVerdict) {
-	h := e.prev.Mesh
-	e.meshHist = h
+	h := e.meshHist // the previous history (Decide copied it)
 	if !e.obs.Found {
 		return
 	}
