@@ -10,15 +10,21 @@ import (
 	"time"
 
 	"go.uber.org/zap"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 	clocktesting "k8s.io/utils/clock/testing"
+	"sigs.k8s.io/yaml"
 
+	"github.com/elmascale/elmascale/api/v1alpha1"
 	"github.com/elmascale/elmascale/collector"
 	"github.com/elmascale/elmascale/config"
 	"github.com/elmascale/elmascale/daemon"
 	"github.com/elmascale/elmascale/internal/kubetest"
 	"github.com/elmascale/elmascale/internal/rabbittest"
 	"github.com/elmascale/elmascale/internal/testcluster"
+	"github.com/elmascale/elmascale/scaler"
 )
 
 // poolsYAML is a worker template over the queues <prefix>.<pool>: the
@@ -210,4 +216,45 @@ func TestDaemonPoolsRealClusterAndRabbitMQ(t *testing.T) {
 	if spec, _ := kubetest.Replicas(t, admin, ns, "worker-sales"); spec != 4 {
 		t.Errorf("worker-sales at %d, want 4: a vanished queue must never scale a pool down", spec)
 	}
+}
+
+// Verifies a template in a ScalingPolicy on a real API server: the CRD
+// takes the pools block (and refuses a grace period over 24h), and the
+// daemon expands it over a real broker's queues, its status carrying a
+// decision for each pool's service.
+func TestScalingPolicyPoolTemplate(t *testing.T) {
+	c := testcluster.ForTest(t)
+	kubetest.InstallScalingPolicyCRD(t, c)
+	b, col := brokerFor(t)
+	ns := kubetest.Namespace(t, c)
+	admin := kubernetes.NewForConfigOrDie(c.AdminConfig)
+	kubetest.CreateDeployments(t, admin, kubetest.Deployment(ns, "worker", 1, nil), kubetest.Deployment(ns, "worker-sales", 1, nil))
+	declare(t, b, "sp.default", "sp.sales")
+	spec := func(grace string) string {
+		body := poolsYAML(ns, "sp", time.Second, time.Minute)
+		body = body[strings.Index(body, "services:"):]
+		body = strings.ReplaceAll(body, "gracePeriod: 1m0s", "gracePeriod: "+grace)
+		return "apiVersion: elmascale.io/v1alpha1\nkind: ScalingPolicy\nmetadata: {name: pools}\nspec:\n  interval: 1s\n" +
+			"  " + strings.ReplaceAll(strings.TrimRight(body, "\n"), "\n", "\n  ") + "\n"
+	}
+	ri := dynamic.NewForConfigOrDie(c.AdminConfig).Resource(v1alpha1.GroupVersionResource).Namespace(ns)
+	var bad unstructured.Unstructured
+	if err := yaml.Unmarshal([]byte(spec("48h")), &bad.Object); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ri.Create(context.Background(), &bad, metav1.CreateOptions{}); err == nil || !strings.Contains(err.Error(), "gracePeriod") {
+		t.Errorf("a 48h grace period: %v, want refused at gracePeriod", err)
+	}
+	pc := policyClient{t: t, ri: ri}
+	pc.apply(spec("1m"))
+	startDaemon(t, c, "policy-pools", "", func(o *daemon.Options) {
+		o.Policy = ns + "/pools"
+		o.Mode = scaler.ModeDryRun
+		o.Collector = col
+	})
+	pc.waitStatus("pools", "a decision for each pool", func(sp *v1alpha1.ScalingPolicy) error {
+		d, s := service(sp, "worker-default"), service(sp, "worker-sales")
+		return want(len(sp.Status.Services) == 2 && d.Recommended != nil && *d.Recommended == 2 && s.Recommended != nil && *s.Recommended == 2,
+			"status %+v", sp.Status.Services)
+	})
 }
