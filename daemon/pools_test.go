@@ -258,3 +258,47 @@ func TestScalingPolicyPoolTemplate(t *testing.T) {
 			"status %+v", sp.Status.Services)
 	})
 }
+
+// staticLister lists the same queues every time.
+type staticLister config.QueueNames
+
+func (l staticLister) ListQueues(context.Context, []string) (config.QueueNames, error) {
+	return config.QueueNames(l), nil
+}
+
+// Verifies a reloaded config is expanded at once, not at the next interval
+// (an hour here), and that a reader waiting on Changed is woken.
+func TestPoolSourceReexpandsOnReload(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "config.yaml")
+	writeConfig(t, path, poolsYAML("elma365", "rl", time.Hour, time.Minute))
+	inner, err := daemon.NewConfigSource(path, nil, zap.NewNop(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ps := daemon.NewPoolSource(inner, staticLister{"/": {"rl.default", "rl.sales"}}, nil, zap.NewNop())
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go ps.Run(ctx)
+	maxOf := func(name string) int32 {
+		for _, s := range ps.Current().Policy.Services {
+			if s.Name == name {
+				return s.MaxReplicas
+			}
+		}
+		return -1
+	}
+	kubetest.WaitFor(t, 5*time.Second, "the first expansion", func() error {
+		return want(maxOf("worker-sales") == 8, "worker-sales max %d", maxOf("worker-sales"))
+	})
+	changed := ps.Changed()
+	writeConfig(t, path, strings.Replace(poolsYAML("elma365", "rl", time.Hour, time.Minute), "maxReplicas: 8", "maxReplicas: 5", 1))
+	inner.Check()
+	select {
+	case <-changed:
+	case <-time.After(5 * time.Second):
+		t.Fatal("Changed not closed after a reload")
+	}
+	if maxOf("worker-sales") != 5 || maxOf("worker-default") != 5 {
+		t.Errorf("after the reload: max %d and %d, want 5", maxOf("worker-sales"), maxOf("worker-default"))
+	}
+}
