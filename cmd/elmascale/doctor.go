@@ -113,6 +113,10 @@ func runDoctor(ctx context.Context, f *doctorFlags, stdout, stderr io.Writer) er
 
 	ctx, cancel := context.WithTimeout(ctx, doctorTimeout)
 	defer cancel()
+	// The checks cover each pool's service the templates expand to now.
+	if cfg, err = expandLive(ctx, "doctor", cfg, col, stderr); err != nil {
+		return failed(err)
+	}
 	// Read only: a discarding recorder, so not even a hand-off Event is
 	// written by the check.
 	sc, err := scaler.NewForConfig(rc, scaler.Options{Client: client, Namespace: cfg.Namespace, Mode: scaler.ModeDryRun,

@@ -43,14 +43,15 @@ func printExpansion(w io.Writer, cfg *config.Config) {
 }
 
 // expandLive expands the config's templates over the queues the collector
-// lists; a config without templates is returned as it is.
-func expandLive(ctx context.Context, cfg *config.Config, col loop.Collector, stderr io.Writer) (*config.Config, error) {
+// lists; a config without templates, or whose queues cannot be listed, is
+// returned as it is (the latter said on stderr).
+func expandLive(ctx context.Context, command string, cfg *config.Config, col loop.Collector, stderr io.Writer) (*config.Config, error) {
 	if cfg.Pools == nil {
 		return cfg, nil
 	}
 	l, ok := col.(queueLister)
 	if !ok {
-		fmt.Fprintln(stderr, "recommend: the service templates need --rabbitmq to find their pools; none expanded")
+		fmt.Fprintln(stderr, command+": the service templates need --rabbitmq to find their pools; none expanded")
 		return cfg, nil
 	}
 	var vhosts []string
@@ -59,13 +60,15 @@ func expandLive(ctx context.Context, cfg *config.Config, col loop.Collector, std
 	}
 	queues, err := l.ListQueues(ctx, vhosts)
 	if err != nil {
-		return nil, fmt.Errorf("listing RabbitMQ's queues for the service templates: %w", err)
+		// The rest of the config is still worth deciding on or checking.
+		fmt.Fprintf(stderr, "%s: cannot list RabbitMQ's queues for the service templates, none expanded: %v\n", command, err)
+		return cfg, nil
 	}
 	out, err := cfg.Expand(queues)
 	if err != nil {
 		return nil, err
 	}
-	fmt.Fprintln(stderr, "recommend: service templates expanded over RabbitMQ's queues:")
+	fmt.Fprintln(stderr, command+": service templates expanded over RabbitMQ's queues:")
 	printExpansion(stderr, out)
 	return out, nil
 }

@@ -80,3 +80,12 @@ func TestRecommendExpandsPoolsLive(t *testing.T) {
 		}
 	}
 }
+
+// Verifies recommend without a broker still decides for the rest of a
+// config with a template, and says no pool was expanded.
+func TestRecommendTemplateWithoutBroker(t *testing.T) {
+	code, out, errOut := run(t, "recommend", "--config", poolsConfig(t, "nb"), "--rabbitmq", "http://127.0.0.1:1", "--rabbitmq-user", "u")
+	if code != 0 || !strings.Contains(errOut, "cannot list RabbitMQ's queues for the service templates, none expanded") || !strings.Contains(out, "\nmain ") {
+		t.Errorf("exit %d\nstdout:\n%s\nstderr:\n%s", code, out, errOut)
+	}
+}

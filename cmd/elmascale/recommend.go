@@ -72,7 +72,7 @@ func runRecommend(ctx context.Context, cfgPath, snapPath, output string, live *l
 		// One collection: informers and queries end with this context.
 		ctx, cancel := context.WithTimeout(ctx, time.Minute)
 		defer cancel()
-		if cfg, err = expandLive(ctx, cfg, col, stderr); err != nil {
+		if cfg, err = expandLive(ctx, "recommend", cfg, col, stderr); err != nil {
 			return failed(err)
 		}
 		targets, note, err := liveTargets(ctx, live.kubeconfig.String(), cfg)
