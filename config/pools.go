@@ -1,6 +1,7 @@
 package config
 
 import (
+	"errors"
 	"fmt"
 	"maps"
 	"regexp"
@@ -121,13 +122,18 @@ func HasPoolTemplates(f *File) bool {
 func CompilePools(f *File, queues QueueNames) (*Config, error) {
 	v := &validator{}
 	templates := compileTemplates(v, f)
+	// The template's own fields are checked as one concrete service under
+	// the template's name, so problems are reported at the paths written;
+	// with the rest of the file's, all at once.
+	if _, err := compileFile(probeFile(f, templates), false); err != nil {
+		var list Errors
+		if !errors.As(err, &list) {
+			list = Errors{err}
+		}
+		v.errs = append(v.errs, list...)
+	}
 	if len(v.errs) > 0 {
 		return nil, v.errs
-	}
-	// The template's own fields are checked as one concrete service under
-	// the template's name, so problems are reported at the paths written.
-	if _, err := compileFile(probeFile(f, templates), false); err != nil {
-		return nil, err
 	}
 	expanded, pools := ExpandPools(f, templates, queues)
 	c, err := compileFile(expanded, true)

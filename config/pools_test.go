@@ -180,6 +180,17 @@ func TestPoolTemplateRefused(t *testing.T) {
 	}
 }
 
+// Verifies a template's problems and the rest of the file's come together.
+func TestPoolTemplateErrorsTogether(t *testing.T) {
+	src := strings.Replace(strings.Replace(poolsBase, "maxPools: 3", "maxPools: 0\n      gracePeriod: 48h", 1), "budget: {maxTotalReplicas: 9}", "interval: 1ms", 1)
+	_, err := Parse([]byte(src))
+	for _, want := range []string{"services.worker.pools.gracePeriod", "interval: must be >= 1s"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("error %v lacks %q", err, want)
+		}
+	}
+}
+
 // Verifies collisions: a pool whose service name or workload is already
 // another entry's is refused, the entry keeps its own.
 func TestExpandPoolsCollisions(t *testing.T) {
