@@ -66,6 +66,29 @@ type MeshFile struct {
 	// MinEdgeRate: calls per second below which an observed edge is not
 	// part of the call graph (default 0.05).
 	MinEdgeRate *float64 `yaml:"minEdgeRate" json:"minEdgeRate,omitempty"`
+	// Growth: how far above its baseline a service's own latency must be,
+	// relative to the baseline, to count as grown (default 0.5: 150% of
+	// the baseline).
+	// +kubebuilder:validation:Minimum=0.05
+	// +kubebuilder:validation:Maximum=100
+	Growth *float64 `yaml:"growth" json:"growth,omitempty"`
+	// MinGrowth: the least growth of own latency that counts, however small
+	// the baseline (default 20ms).
+	// +kubebuilder:validation:XValidation:rule="duration(self) > duration('0s')",message="must be positive"
+	MinGrowth Duration `yaml:"minGrowth" json:"minGrowth,omitempty"`
+	// TargetUtilization: the share of a replica's measured throughput
+	// planned for when the mesh sizes a service (default 0.8).
+	// +kubebuilder:validation:Minimum=0.1
+	// +kubebuilder:validation:Maximum=1
+	TargetUtilization *float64 `yaml:"targetUtilization" json:"targetUtilization,omitempty"`
+	// DrainTime: how soon requests queued at a bottleneck should be worked
+	// off on top of keeping up with arrivals (default 10s).
+	// +kubebuilder:validation:XValidation:rule="duration(self) > duration('0s')",message="must be positive"
+	DrainTime Duration `yaml:"drainTime" json:"drainTime,omitempty"`
+	// MinResponses: the fewest responses within the window before a
+	// service's mean latencies are judged (default 50).
+	// +kubebuilder:validation:Minimum=1
+	MinResponses *float64 `yaml:"minResponses" json:"minResponses,omitempty"`
 }
 
 // LinkerdFile is where Linkerd's series are and how they are read.

@@ -65,7 +65,46 @@ func compileMesh(v *validator, f *File, c *Config) {
 		v.check(!math.IsNaN(src.MinEdgeRate) && src.MinEdgeRate >= 0 && src.MinEdgeRate <= 1e6, "mesh.minEdgeRate", "must be in [0, 1e6] calls per second")
 	}
 	c.Mesh = src
-	c.Policy.Mesh = &policy.MeshSpec{MinEdgeRate: src.MinEdgeRate}
+	c.Policy.Mesh = &policy.MeshSpec{MinEdgeRate: src.MinEdgeRate, Workloads: meshWorkloads(c)}
+	compileMeshTuning(v, m, c.Policy.Mesh)
+}
+
+// meshWorkloads maps each service whose scale target is named otherwise to
+// the target's name, which is the workload label its mesh series carry.
+func meshWorkloads(c *Config) map[string]string {
+	var w map[string]string
+	for _, s := range c.Services {
+		if s.Target.Name != "" && s.Target.Name != s.Name {
+			if w == nil {
+				w = map[string]string{}
+			}
+			w[s.Name] = s.Target.Name
+		}
+	}
+	return w
+}
+
+// compileMeshTuning sets how the policy judges the mesh's measurements;
+// each knob left out keeps the policy's default (policy.DefaultMesh*).
+func compileMeshTuning(v *validator, m *MeshFile, spec *policy.MeshSpec) {
+	inRange := func(p *float64, path string, lo, hi float64) float64 {
+		if p == nil {
+			return 0
+		}
+		v.check(!math.IsNaN(*p) && *p >= lo && *p <= hi, path, "must be in [%g, %g]", lo, hi)
+		return *p
+	}
+	spec.Growth = inRange(m.Growth, "mesh.growth", 0.05, 100)
+	spec.TargetUtilization = inRange(m.TargetUtilization, "mesh.targetUtilization", 0.1, 1)
+	spec.MinResponses = inRange(m.MinResponses, "mesh.minResponses", 1, 1e9)
+	if m.MinGrowth != 0 {
+		spec.MinGrowth = m.MinGrowth.D()
+		v.check(spec.MinGrowth > 0 && spec.MinGrowth <= time.Minute, "mesh.minGrowth", "must be in (0s, 1m]")
+	}
+	if m.DrainTime != 0 {
+		spec.DrainTime = m.DrainTime.D()
+		v.check(spec.DrainTime > 0 && spec.DrainTime <= time.Hour, "mesh.drainTime", "must be in (0s, 1h]")
+	}
 }
 
 // meshMatcher is one PromQL label matcher: name, operator, quoted value.

@@ -53,3 +53,41 @@ func TestMeshBlock(t *testing.T) {
 		}
 	}
 }
+
+// Verifies the mesh block's tuning knobs reach the policy, each refused
+// out of range with its path, and that a service whose target is named
+// otherwise is found in the mesh under its target's name.
+func TestMeshTuningAndWorkloads(t *testing.T) {
+	c, err := Parse([]byte(meshBase + `  files: {target: {name: diskjockey}, signals: [{name: cpu, utilization: {resource: cpu, targetPercent: 70}}]}
+mesh: {linkerd: {}, growth: 1, minGrowth: 5ms, targetUtilization: 0.7, drainTime: 20s, minResponses: 10}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := c.Policy.Mesh
+	if m.Growth != 1 || m.MinGrowth != 5*time.Millisecond || m.TargetUtilization != 0.7 || m.DrainTime != 20*time.Second || m.MinResponses != 10 {
+		t.Errorf("tuning %+v", m)
+	}
+	if len(m.Workloads) != 1 || m.Workloads["files"] != "diskjockey" {
+		t.Errorf("workloads %v, want files → diskjockey only", m.Workloads)
+	}
+	d, err := Parse([]byte(meshBase + "mesh: {linkerd: {}}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if dm := d.Policy.Mesh; dm.Growth != 0 || dm.MinGrowth != 0 || dm.TargetUtilization != 0 || dm.DrainTime != 0 || dm.MinResponses != 0 || dm.Workloads != nil {
+		t.Errorf("defaults left to the policy, got %+v", dm)
+	}
+	for _, tc := range []struct{ block, want string }{
+		{`growth: 0`, "mesh.growth: must be in [0.05, 100]"},
+		{`targetUtilization: 1.5`, "mesh.targetUtilization: must be in [0.1, 1]"},
+		{`minResponses: 0`, "mesh.minResponses: must be in [1, 1e+09]"},
+		{`minGrowth: 2m`, "mesh.minGrowth: must be in (0s, 1m]"},
+		{`drainTime: -1s`, "mesh.drainTime: must be in (0s, 1h]"},
+	} {
+		_, err := Parse([]byte(meshBase + "mesh: {linkerd: {}, " + tc.block + "}\n"))
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: error %v, want it to say %q", tc.block, err, tc.want)
+		}
+	}
+}

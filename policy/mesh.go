@@ -180,7 +180,7 @@ type MeshSpec struct {
 	TargetUtilization float64 `json:"targetUtilization,omitempty"`
 	// DrainTime is how soon the requests queued at a bottleneck (estimated
 	// by Little's law from its own latency's growth) should be worked off,
-	// on top of keeping up with arrivals (default 30s).
+	// on top of keeping up with arrivals (default 10s).
 	DrainTime time.Duration `json:"drainTime,omitempty"`
 	// MinResponses is the fewest responses within the window a service
 	// needs before its mean latencies are judged (default 50): a mean of a
