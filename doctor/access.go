@@ -92,7 +92,7 @@ func needs(cfg *config.Config, opts Options) []permission {
 		{namespace: ns, group: "apps", resource: "statefulsets", subresource: "scale", verbs: []string{"get", "update"}, why: "write replicas in apply mode", advised: !opts.Apply},
 		{namespace: ns, group: "autoscaling", resource: "horizontalpodautoscalers", verbs: []string{"get", "list", "watch"}, why: "hand off what an HPA scales"},
 		{namespace: ns, group: "keda.sh", resource: "scaledobjects", verbs: []string{"get", "list", "watch"}, why: "hand off what KEDA scales"},
-		{namespace: ns, group: "", resource: "pods", verbs: []string{"list"}, why: "utilization and readiness of the targets' pods"},
+		{namespace: ns, group: "", resource: "pods", verbs: []string{"list", "watch"}, why: "utilization and readiness of the targets' pods"},
 		{namespace: ns, group: "metrics.k8s.io", resource: "pods", verbs: []string{"list"}, why: "CPU and memory from metrics.k8s.io"},
 		{namespace: ns, group: "", resource: "events", verbs: []string{"create", "patch"}, why: "Events on the targets (Recommended, ScaledUp, HandedOff)"},
 	}
@@ -103,6 +103,11 @@ func needs(cfg *config.Config, opts Options) []permission {
 		out = append(out,
 			permission{group: "authentication.k8s.io", resource: "tokenreviews", verbs: []string{"create"}, why: "check the tokens of /metrics and /api/v1/* callers (--metrics-auth)", fixFile: "deploy/base/metrics-auth.yaml"},
 			permission{group: "authorization.k8s.io", resource: "subjectaccessreviews", verbs: []string{"create"}, why: "check that /metrics and /api/v1/* callers may read them (--metrics-auth)", fixFile: "deploy/base/metrics-auth.yaml"})
+	}
+	if opts.PolicyNamespace != "" {
+		out = append(out,
+			permission{namespace: opts.PolicyNamespace, group: "elmascale.io", resource: "scalingpolicies", verbs: []string{"get", "list", "watch"}, why: "take the config from the ScalingPolicy (run --policy)"},
+			permission{namespace: opts.PolicyNamespace, group: "elmascale.io", resource: "scalingpolicies", subresource: "status", verbs: []string{"get", "update", "patch"}, why: "publish every decision in the ScalingPolicy's status"})
 	}
 	if opts.LeaseNamespace != "" {
 		out = append(out, permission{namespace: opts.LeaseNamespace, group: "coordination.k8s.io", resource: "leases", verbs: []string{"get", "create", "update"}, why: "leader election"})

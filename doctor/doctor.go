@@ -113,6 +113,9 @@ type Options struct {
 	// MetricsAuth needs to create token and access reviews, cluster-wide,
 	// to check the callers of /metrics and /api/v1/*.
 	MetricsAuth bool
+	// PolicyNamespace, when set, is where the ScalingPolicy the config
+	// comes from lives: reading it and writing its status are needed.
+	PolicyNamespace string
 	// Subject names who the permissions are checked for, for the fixes,
 	// e.g. system:serviceaccount:elmascale:elmascale.
 	Subject string

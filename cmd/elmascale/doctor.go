@@ -11,10 +11,15 @@ import (
 
 	"github.com/spf13/cobra"
 	"go.uber.org/zap"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/record"
 
+	"github.com/elmascale/elmascale/api/v1alpha1"
 	"github.com/elmascale/elmascale/collector"
+	"github.com/elmascale/elmascale/config"
 	"github.com/elmascale/elmascale/doctor"
 	"github.com/elmascale/elmascale/internal/version"
 	"github.com/elmascale/elmascale/scaler"
@@ -26,6 +31,7 @@ const doctorTimeout = time.Minute
 
 type doctorFlags struct {
 	cfgPath, output, mode string
+	policy                string
 	leaseNamespace        string
 	serviceAccount        string
 	annotate              bool
@@ -59,6 +65,7 @@ The daemon runs the same checks when it starts and logs the table.`,
 	}
 	fs := cmd.Flags()
 	fs.StringVar(&f.cfgPath, "config", "", "configuration file (default: the embedded ELMA365 preset)")
+	fs.StringVar(&f.policy, "policy", "", "check the config of this ScalingPolicy, NAMESPACE/NAME, as run --policy takes it, instead of --config; also checks the permissions on it")
 	enumFlag(cmd, &f.output, "output", "o", "table", []string{"table", "json"}, "output format")
 	enumFlag(cmd, &f.mode, "mode", "", string(scaler.ModeDryRun), []string{string(scaler.ModeApply), string(scaler.ModeDryRun)},
 		"the mode to check permissions for: apply also needs to write the scale subresource")
@@ -79,15 +86,34 @@ func inCluster(kubeconfig string) bool {
 }
 
 func runDoctor(ctx context.Context, f *doctorFlags, stdout, stderr io.Writer) error {
-	cfg, err := loadConfig(f.cfgPath)
-	if err != nil {
-		return failed(fmt.Errorf("config %s: %w", displayName(f.cfgPath), err))
+	var policyNS, policyName string
+	if f.policy != "" {
+		if f.cfgPath != "" {
+			return usageErrorf("--policy and --config both name the config; give one")
+		}
+		ns, name, ok := strings.Cut(f.policy, "/")
+		if !ok || ns == "" || name == "" || strings.Contains(name, "/") {
+			return usageErrorf("--policy %q: want NAMESPACE/NAME", f.policy)
+		}
+		policyNS, policyName = ns, name
 	}
 	rc, err := restConfig(f.live.kubeconfig.String())
 	if err != nil {
 		return usageErrorf("%v", err)
 	}
 	rc.UserAgent = "elmascale/" + version.Version
+	var cfg *config.Config
+	if f.policy != "" {
+		cfg, err = readPolicy(ctx, rc, policyNS, policyName)
+	} else {
+		cfg, err = loadConfig(f.cfgPath)
+		if err != nil {
+			err = fmt.Errorf("config %s: %w", displayName(f.cfgPath), err)
+		}
+	}
+	if err != nil {
+		return failed(err)
+	}
 	copts, err := f.live.options()
 	if err != nil {
 		return usageErrorf("%v", err)
@@ -133,6 +159,7 @@ func runDoctor(ctx context.Context, f *doctorFlags, stdout, stderr io.Writer) er
 		Sources: doctor.Sources{PrometheusURL: copts.PrometheusURL, RabbitMQURL: copts.RabbitMQURL, Kubernetes: true},
 		Apply:   f.mode == string(scaler.ModeApply), LeaseNamespace: f.leaseNamespace,
 		AnnotateRecommendations: f.annotate, MetricsAuth: f.metricsAuth, Subject: subject,
+		PolicyNamespace: policyNS,
 	}, time.Now())
 	if f.output == "json" {
 		enc := json.NewEncoder(stdout)
@@ -148,4 +175,29 @@ func runDoctor(ctx context.Context, f *doctorFlags, stdout, stderr io.Writer) er
 		return failedSilently()
 	}
 	return nil
+}
+
+// readPolicy reads a ScalingPolicy through the API server and compiles its
+// spec as the daemon's --policy does; a spec the API server accepted but
+// elmascale refuses is an error naming its fields under spec.
+func readPolicy(ctx context.Context, rc *rest.Config, namespace, name string) (*config.Config, error) {
+	dyn, err := dynamic.NewForConfig(rc)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	u, err := dyn.Resource(v1alpha1.GroupVersionResource).Namespace(namespace).Get(ctx, name, metav1.GetOptions{})
+	if err != nil {
+		return nil, fmt.Errorf("ScalingPolicy %s/%s: %w", namespace, name, err)
+	}
+	data, err := json.Marshal(u.Object)
+	if err != nil {
+		return nil, err
+	}
+	cfg, err := config.Parse(data)
+	if err != nil {
+		return nil, fmt.Errorf("ScalingPolicy %s/%s (generation %d): %w", namespace, name, u.GetGeneration(), err)
+	}
+	return cfg, nil
 }

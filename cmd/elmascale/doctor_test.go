@@ -12,8 +12,13 @@ import (
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
+	"sigs.k8s.io/yaml"
 
+	"github.com/elmascale/elmascale/api/v1alpha1"
+	"github.com/elmascale/elmascale/config"
 	"github.com/elmascale/elmascale/doctor"
 	"github.com/elmascale/elmascale/internal/kubetest"
 	"github.com/elmascale/elmascale/internal/testcluster"
@@ -120,5 +125,74 @@ services:
 	kubetest.WaitReplicas(t, admin, ns, "scheduler", 1, 30*time.Second)
 	if code, r, stderr := doc(); code != 0 || !r.OK() {
 		t.Errorf("after scaling scheduler to 1: exit %d, %s, %+v", code, stderr, r.Checks)
+	}
+}
+
+// Verifies doctor --policy on a real API server: it takes the config from
+// the ScalingPolicy as run --policy does, checks the permissions on the
+// policy and its status with the shipped RBAC, and says which policy when
+// it is missing or names a service elmascale refuses.
+func TestDoctorReadsScalingPolicy(t *testing.T) {
+	c := testcluster.ForTest(t)
+	kubetest.InstallScalingPolicyCRD(t, c)
+	ns := kubetest.Namespace(t, c)
+	admin := kubernetes.NewForConfigOrDie(c.AdminConfig)
+	kubetest.CreateDeployments(t, admin, kubetest.Deployment(ns, "worker", 1, nil))
+	apply := func(name, services string) {
+		t.Helper()
+		file := fmt.Sprintf("apiVersion: elmascale.io/v1alpha1\nkind: Config\nnamespace: %s\nservices:\n%s", ns, services)
+		res, err := config.AsResource([]byte(file), name, ns)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var u unstructured.Unstructured
+		if err := yaml.Unmarshal(res, &u.Object); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := dynamic.NewForConfigOrDie(c.AdminConfig).Resource(v1alpha1.GroupVersionResource).Namespace(ns).
+			Create(context.Background(), &u, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	apply("shop", "  worker: {minReplicas: 1, maxReplicas: 4}\n")
+	// The API server takes a dependsOn it cannot check; elmascale cannot.
+	apply("broken", "  worker: {minReplicas: 1, maxReplicas: 4, dependsOn: [nowhere]}\n")
+	doc := func(policy string) (int, doctor.Report, string) {
+		var out, errb bytes.Buffer
+		code := dispatch(context.Background(), []string{"doctor", "--kubeconfig", c.Kubeconfig(testcluster.UserElmascale),
+			"--policy", policy, "--service-account", "self", "--leader-elect-namespace", ns, "-o", "json", "--metrics-auth=false"}, &out, &errb)
+		var r doctor.Report
+		_ = json.Unmarshal(out.Bytes(), &r)
+		return code, r, errb.String()
+	}
+
+	code, r, stderr := doc(ns + "/shop")
+	if code != 0 || r.Namespace != ns {
+		t.Fatalf("doctor --policy %s/shop: exit %d, namespace %q, %s, %+v", ns, code, r.Namespace, stderr, r.Checks)
+	}
+	var onPolicy []string
+	for _, ch := range r.Checks {
+		if ch.Kind == doctor.KindPermission && strings.Contains(ch.Name, "scalingpolicies") {
+			onPolicy = append(onPolicy, ch.Name)
+			if ch.Severity != doctor.SeverityOK {
+				t.Errorf("the shipped RBAC lacks %s: %+v", ch.Name, ch)
+			}
+		}
+	}
+	if len(onPolicy) != 2 {
+		t.Errorf("permission checks on the policy %q, want reading it and writing its status", onPolicy)
+	}
+
+	for _, tc := range []struct{ policy, want string }{
+		{ns + "/missing", "ScalingPolicy " + ns + "/missing"},
+		{ns + "/broken", "spec.services.worker.dependsOn"},
+	} {
+		if code, _, stderr := doc(tc.policy); code != 1 || !strings.Contains(stderr, tc.want) {
+			t.Errorf("doctor --policy %s: exit %d, stderr %q; want 1 naming %q", tc.policy, code, stderr, tc.want)
+		}
+	}
+	var out, errb bytes.Buffer
+	if code := dispatch(context.Background(), []string{"doctor", "--policy", "shop"}, &out, &errb); code != 2 || !strings.Contains(errb.String(), "NAMESPACE/NAME") {
+		t.Errorf("doctor --policy shop: exit %d, stderr %q; want 2 asking for NAMESPACE/NAME", code, errb.String())
 	}
 }
