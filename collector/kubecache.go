@@ -103,8 +103,8 @@ func (k *kubeCache) informers(deploys, sets bool) (d, st, p cache.SharedIndexInf
 }
 
 // start runs an informer whose objects pass through slimForCollector. Its
-// lists count as the source's queries; its failures are kept for
-// waitSynced to report.
+// lists count as the source's queries; its list and watch failures are
+// kept for waitSynced to report.
 func (k *kubeCache) start(example runtime.Object, idx cache.Indexers, what string,
 	list cache.ListWithContextFunc, watchFn cache.WatchFuncWithContext) cache.SharedIndexInformer {
 	lw := &cache.ListWatch{
@@ -113,8 +113,8 @@ func (k *kubeCache) start(example runtime.Object, idx cache.Indexers, what strin
 			obj, err := list(ctx, o)
 			k.m.queries.WithLabelValues(SourceKubernetes).Inc()
 			k.m.duration.WithLabelValues(SourceKubernetes).Observe(time.Since(start).Seconds())
-			if err != nil {
-				k.failed(fmt.Errorf("list %s in namespace %q: %w", what, k.namespace, err))
+			if err == nil {
+				k.failed(nil)
 			}
 			return obj, err
 		},
@@ -125,7 +125,9 @@ func (k *kubeCache) start(example runtime.Object, idx cache.Indexers, what strin
 	inf := cache.NewSharedIndexInformer(cache.ToListWatcherWithWatchListSemantics(lw, k.core), example, 0, idx)
 	_ = inf.SetTransform(slimForCollector)
 	_ = inf.SetWatchErrorHandlerWithContext(func(ctx context.Context, r *cache.Reflector, err error) {
-		k.failed(fmt.Errorf("watch %s in namespace %q: %w", what, k.namespace, err))
+		// Called for list failures too ("failed to list ..."), also
+		// when the workloads stream in through a watch.
+		k.failed(fmt.Errorf("%s in namespace %q: %w", what, k.namespace, err))
 		cache.DefaultWatchErrorHandler(ctx, r, err)
 	})
 	go inf.RunWithContext(k.ctx)
@@ -139,8 +141,9 @@ func (k *kubeCache) failed(err error) {
 }
 
 // waitSynced waits until the informers asked for have their first full
-// listing, or ctx ends: then the error is the latest list failure (say, a
-// missing permission) or the timeout.
+// listing. A list or watch failure before that (say, a missing
+// permission) is returned at once, so a source that cannot sync fails its
+// signals without holding up the tick; else it waits until ctx ends.
 func (k *kubeCache) waitSynced(ctx context.Context, deploys, sets bool) error {
 	k.mu.Lock()
 	synced := []cache.InformerSynced{k.pods.HasSynced}
@@ -151,33 +154,29 @@ func (k *kubeCache) waitSynced(ctx context.Context, deploys, sets bool) error {
 		synced = append(synced, k.sets.HasSynced)
 	}
 	k.mu.Unlock()
-	done := func() bool {
+	ready := func() (bool, error) {
 		for _, s := range synced {
 			if !s() {
-				return false
+				k.mu.Lock()
+				defer k.mu.Unlock()
+				return false, k.lastErr
 			}
 		}
-		return true
-	}
-	if done() {
-		return nil
+		return true, nil
 	}
 	tick := time.NewTicker(20 * time.Millisecond)
 	defer tick.Stop()
 	for {
+		switch ok, err := ready(); {
+		case ok:
+			return nil
+		case err != nil:
+			return err
+		}
 		select {
 		case <-ctx.Done():
-			k.mu.Lock()
-			last := k.lastErr
-			k.mu.Unlock()
-			if last != nil {
-				return last
-			}
 			return fmt.Errorf("pods and workloads of namespace %q not cached yet: %w", k.namespace, ctx.Err())
 		case <-tick.C:
-			if done() {
-				return nil
-			}
 		}
 	}
 }

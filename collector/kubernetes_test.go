@@ -293,3 +293,24 @@ func TestKubernetesNotConfigured(t *testing.T) {
 		t.Error("New accepted a Kubernetes client without a metrics client")
 	}
 }
+
+// Verifies that pods the collector may not list fail the utilization
+// signals with the API server's answer at the first tick, rather than
+// after the query timeout while the informer retries.
+func TestKubernetesPodsForbidden(t *testing.T) {
+	core := fake.NewSimpleClientset(deployment("worker", map[string]string{"app": "worker"}))
+	core.PrependReactor("list", "pods", func(k8stesting.Action) (bool, runtime.Object, error) {
+		return true, nil, apierrors.NewForbidden(schema.GroupResource{Resource: "pods"}, "", nil)
+	})
+	cfg := parseConfig(t, kubeYAML)
+	c, _ := newCollector(t, Options{Kubernetes: core, PodMetrics: fakeMetrics(), QueryTimeout: time.Minute})
+	defer c.Close()
+	start := time.Now()
+	got := collect(t, c, cfg, anyTime)["worker"]["cpu"]
+	if got.Status != policy.StatusFailed || !strings.Contains(got.Error, `pods in namespace "elma365": failed to list`) || !strings.Contains(got.Error, "forbidden") {
+		t.Errorf("got %+v; want failed, naming the forbidden list", got)
+	}
+	if d := time.Since(start); d > 30*time.Second {
+		t.Errorf("the failure took %s, as long as the query timeout", d)
+	}
+}
