@@ -30,9 +30,15 @@ func checkAtStart(ctx context.Context, cfg *config.Config, o Options, sc *scaler
 			leaseNS = podNamespace(cfg.Namespace)
 		}
 	}
+	policyNS := ""
+	if o.Policy != "" {
+		// Malformed references were refused before the loop started.
+		policyNS, _, _ = ParsePolicyRef(o.Policy, o.Namespace)
+	}
 	r := doctor.Run(ctx, cfg, doctor.Options{
 		Collector: o.Collector, Targets: sc, Access: doctor.SelfAccess{Client: client}, Sources: o.Sources,
 		Apply: o.Mode == scaler.ModeApply, LeaseNamespace: leaseNS, AnnotateRecommendations: o.AnnotateRecommendations, MetricsAuth: o.MetricsAuth,
+		PolicyNamespace: policyNS,
 	}, o.Clock.Now())
 	if ctx.Err() != nil && r.OK() {
 		return // shutting down, or nothing answered in time: the loop's own logs say so

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -212,5 +213,29 @@ func TestReportForms(t *testing.T) {
 	var back Report
 	if err := json.Unmarshal(data, &back); err != nil || len(back.Checks) != 2 || back.Problems != 1 || back.Checks[0].Fix != "relabel" {
 		t.Errorf("JSON round trip: %v %+v", err, back)
+	}
+}
+
+// Verifies that a config taken from a ScalingPolicy adds reading the
+// policy and writing its status, in the policy's namespace, to what is
+// checked, and that a file config does not.
+func TestPolicyPermissionsNeeded(t *testing.T) {
+	cfg := &config.Config{Namespace: "elma365"}
+	onPolicy := func(opts Options) []string {
+		var out []string
+		for _, p := range needs(cfg, opts) {
+			if p.group == "elmascale.io" {
+				out = append(out, p.String()+p.where())
+			}
+		}
+		return out
+	}
+	if got := onPolicy(Options{}); len(got) != 0 {
+		t.Errorf("a file config needs %v on ScalingPolicies, want nothing", got)
+	}
+	got := onPolicy(Options{PolicyNamespace: "team-a"})
+	want := []string{"get,list,watch scalingpolicies.elmascale.io in team-a", "get,update,patch scalingpolicies.elmascale.io/status in team-a"}
+	if !slices.Equal(got, want) {
+		t.Errorf("with a ScalingPolicy in team-a: %q, want %q", got, want)
 	}
 }
