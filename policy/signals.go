@@ -208,6 +208,15 @@ func (m *podMetric) group(p *PodSample, now time.Time) podState {
 	return podReady
 }
 
+// Bounds on the amounts of utilization samples, in millicores or bytes:
+// one pod's usage or request (2^48 bytes is 256 TiB) and the sum over a
+// target's pods, low enough that every sum, usage×100 and request×1000
+// (the assumed use of a pod without a sample) stay inside int64.
+const (
+	maxPodAmount = 1 << 48
+	maxSumAmount = 1 << 56
+)
+
 // podSum totals a group of pods.
 type podSum struct {
 	n              int
@@ -250,6 +259,7 @@ func (m *podMetric) ratio(s podSum) (ratio, current float64) {
 func (m *podMetric) replicas(r *SignalResult, na *noteArgs, pods []PodSample, current int32, tol tolerances, now time.Time) error {
 	fallbackPercent := max(100, m.targetPercent)
 	var ready, unready, missing podSum
+	var total int64
 	for i := range pods {
 		p := &pods[i]
 		st := m.group(p, now)
@@ -259,6 +269,14 @@ func (m *podMetric) replicas(r *SignalResult, na *noteArgs, pods []PodSample, cu
 		if m.utilization {
 			if p.Usage < 0 || p.Request < 0 {
 				return fmt.Errorf("pod %s: negative usage or request", p.Name)
+			}
+			if p.Usage > maxPodAmount || p.Request > maxPodAmount {
+				return fmt.Errorf("pod %s: usage %d or request %d of %s beyond any real pod's", p.Name, p.Usage, p.Request, m.resource)
+			}
+			// Keep the sums (and usage×100) inside int64, whatever the
+			// number of pods: a wrapped sum reads as little or no load.
+			if total += p.Usage + p.Request; total > maxSumAmount {
+				return fmt.Errorf("the pods' %s usage and requests add up beyond any real workload's", m.resource)
 			}
 			if p.Request == 0 {
 				return fmt.Errorf("missing request for %s on pod %s", m.resource, p.Name)

@@ -71,6 +71,12 @@ func TestUtilizationFollowsHPA(t *testing.T) {
 		{name: "pod without request is invalid", pods: runningPods(2, 500, 0), current: 2, invalid: true},
 		{name: "no pods is invalid", pods: nil, current: 2, invalid: true},
 		{name: "negative usage is invalid", pods: runningPods(2, -5, 1000), current: 2, invalid: true},
+		// usage×100 would wrap to a negative number: read as no load, it
+		// would scale the service down.
+		{name: "usage beyond any pod's is invalid, not a wrapped 0%", pods: runningPods(2, 1<<62, 1000), current: 4, invalid: true},
+		{name: "a request beyond any pod's is invalid", pods: runningPods(2, 500, 1<<62), current: 4, invalid: true},
+		{name: "sums beyond int64 are invalid", pods: runningPods(600, maxPodAmount, maxPodAmount), current: 4, invalid: true},
+		{name: "large but real amounts still count", pods: runningPods(4, 96<<30, 64<<30), current: 4, want: 12}, // 150% of 64 GiB requests against 50%
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
