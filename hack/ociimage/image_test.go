@@ -214,4 +214,3 @@ func untar(t *testing.T, path, dir string) {
 		}
 	}
 }
-
