@@ -207,13 +207,7 @@ func (g *graphMetrics) record(gr Graph) {
 		g.nodeLatency.WithLabelValues(k[:]...).Set(n.SecondaryStat)
 		g.nodeBottleneck.WithLabelValues(k[:]...).Set(n.ArcBottleneck)
 	}
-	for k := range g.nodes {
-		if !nodes[k] {
-			for _, v := range []*prometheus.GaugeVec{g.nodeRate, g.nodeLatency, g.nodeBottleneck} {
-				v.DeleteLabelValues(k[:]...)
-			}
-		}
-	}
+	deleteVanished(g.nodes, nodes, func(k [2]string) []string { return k[:] }, g.nodeRate, g.nodeLatency, g.nodeBottleneck)
 	g.nodes = nodes
 	edges := make(map[[4]string]bool, len(gr.Edges))
 	for _, e := range gr.Edges {
@@ -226,11 +220,6 @@ func (g *graphMetrics) record(gr Graph) {
 		g.edgeRate.WithLabelValues(k[:]...).Set(e.MainStat)
 		g.edgeLatency.WithLabelValues(k[:]...).Set(e.SecondaryStat)
 	}
-	for k := range g.edges {
-		if !edges[k] {
-			g.edgeRate.DeleteLabelValues(k[:]...)
-			g.edgeLatency.DeleteLabelValues(k[:]...)
-		}
-	}
+	deleteVanished(g.edges, edges, func(k [4]string) []string { return k[:] }, g.edgeRate, g.edgeLatency)
 	g.edges = edges
 }

@@ -244,12 +244,7 @@ func (m *Metrics) Record(t loop.Tick) {
 	}
 	// A signal that stopped being usable must not keep showing its last
 	// value as if it were current.
-	for k := range m.signals {
-		if !seenSig[k] {
-			m.signalValue.DeleteLabelValues(k[:]...)
-			m.signalTarget.DeleteLabelValues(k[:]...)
-		}
-	}
+	deleteVanished(m.signals, seenSig, func(k [3]string) []string { return k[:] }, m.signalValue, m.signalTarget)
 	m.signals = seenSig
 	for s := range m.services {
 		if !seen[s] {
@@ -320,4 +315,17 @@ func (m *Metrics) recordDecision(d policy.Decision) {
 	}
 	m.decisions[d.Service] = k
 	m.decision.WithLabelValues(k[:]...).Set(1)
+}
+
+// deleteVanished deletes from vecs the label sets of the keys that were in
+// old and are not in cur, so a series that left the tick stops showing its
+// last value as if it were current.
+func deleteVanished[K comparable](old, cur map[K]bool, labels func(K) []string, vecs ...*prometheus.GaugeVec) {
+	for k := range old {
+		if !cur[k] {
+			for _, v := range vecs {
+				v.DeleteLabelValues(labels(k)...)
+			}
+		}
+	}
 }
