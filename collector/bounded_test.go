@@ -41,6 +41,18 @@ func hugeVector(n int, sent *atomic.Int64) http.HandlerFunc {
 	}
 }
 
+// oneLoadQuery is a config with one Prometheus query, load, read as
+// worker's per-replica signal.
+const oneLoadQuery = `
+apiVersion: elmascale.io/v1alpha1
+kind: Config
+namespace: elma365
+metrics:
+  load: {prometheus: {query: "load"}}
+services:
+  worker: {signals: [{name: load, perReplica: {metric: load, targetPerReplica: 10}}]}
+`
+
 // Verifies that an answer larger than the body limit fails its query with
 // an error naming the query and the limit, and that the collector stops
 // reading at the limit instead of buffering the whole answer; the breaker
@@ -49,15 +61,7 @@ func TestPrometheusAnswerTooLarge(t *testing.T) {
 	var sent atomic.Int64
 	srv := httptest.NewServer(hugeVector(1_200_000, &sent))
 	t.Cleanup(srv.Close)
-	cfg := parseConfig(t, `
-apiVersion: elmascale.io/v1alpha1
-kind: Config
-namespace: elma365
-metrics:
-  load: {prometheus: {query: "load"}}
-services:
-  worker: {signals: [{name: load, perReplica: {metric: load, targetPerReplica: 10}}]}
-`)
+	cfg := parseConfig(t, oneLoadQuery)
 	c, _ := newCollector(t, Options{PrometheusURL: srv.URL, MaxResponseBytes: 1 << 20})
 	for i := 0; i < 4; i++ {
 		o := collect(t, c, cfg, time.Now())["worker"]["load"]
@@ -81,15 +85,7 @@ func TestPrometheusTooManySeries(t *testing.T) {
 	var sent atomic.Int64
 	srv := httptest.NewServer(hugeVector(300, &sent))
 	t.Cleanup(srv.Close)
-	cfg := parseConfig(t, `
-apiVersion: elmascale.io/v1alpha1
-kind: Config
-namespace: elma365
-metrics:
-  load: {prometheus: {query: "load"}}
-services:
-  worker: {signals: [{name: load, perReplica: {metric: load, targetPerReplica: 10}}]}
-`)
+	cfg := parseConfig(t, oneLoadQuery)
 	c, _ := newCollector(t, Options{PrometheusURL: srv.URL, MaxSeries: 100})
 	o := collect(t, c, cfg, time.Now())["worker"]["load"]
 	if o.Status != policy.StatusFailed || !strings.Contains(o.Error, "query load: returned 300 series, more than the limit of 100") {

@@ -33,15 +33,7 @@ func TestPrometheusURLCredentialsNeverEchoed(t *testing.T) {
 	}
 	addr := ln.Addr().String()
 	ln.Close() // nothing listens: every query fails to connect
-	cfg := parseConfig(t, `
-apiVersion: elmascale.io/v1alpha1
-kind: Config
-namespace: elma365
-metrics:
-  load: {prometheus: {query: "load"}}
-services:
-  worker: {signals: [{name: load, perReplica: {metric: load, targetPerReplica: 10}}]}
-`)
+	cfg := parseConfig(t, oneLoadQuery)
 	c, _ := newCollector(t, Options{PrometheusURL: "http://scraper:s3cret-pw@" + addr})
 	o := collect(t, c, cfg, time.Now())["worker"]["load"]
 	if o.Error == "" {
@@ -63,15 +55,7 @@ func TestPrometheusURLCredentialsBecomeBasicAuth(t *testing.T) {
 		fmt.Fprintf(w, `{"status":"success","data":{"resultType":"vector","result":[{"metric":{"service":"worker"},"value":[%d,"5"]}]}}`, time.Now().Unix())
 	}))
 	t.Cleanup(srv.Close)
-	cfg := parseConfig(t, `
-apiVersion: elmascale.io/v1alpha1
-kind: Config
-namespace: elma365
-metrics:
-  load: {prometheus: {query: "load"}}
-services:
-  worker: {signals: [{name: load, perReplica: {metric: load, targetPerReplica: 10}}]}
-`)
+	cfg := parseConfig(t, oneLoadQuery)
 	c, _ := newCollector(t, Options{PrometheusURL: strings.Replace(srv.URL, "http://", "http://scraper:s3cret-pw@", 1)})
 	o := collect(t, c, cfg, time.Now())["worker"]["load"]
 	if o.Error != "" || !ok || user != "scraper" || pw != "s3cret-pw" {
