@@ -210,16 +210,13 @@ func (s *PolicySource) compile(u *unstructured.Unstructured) (*config.Config, er
 	if err != nil {
 		return nil, err
 	}
-	cfg, err := config.Parse(data)
-	if err != nil {
-		return nil, err
-	}
-	if s.adjust != nil {
-		if err := s.adjust(cfg); err != nil {
-			return nil, err
-		}
-	}
-	return cfg, nil
+	return parseAdjusted(data, s.adjust)
+}
+
+// PolicyConfig compiles a ScalingPolicy read from the API server as run
+// --policy does, without the command line's overrides.
+func PolicyConfig(u *unstructured.Unstructured) (*config.Config, error) {
+	return (&PolicySource{}).compile(u)
 }
 
 func (s *PolicySource) deleted() {

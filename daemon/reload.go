@@ -84,12 +84,18 @@ func (s *ConfigSource) read() ([]byte, os.FileInfo, error) {
 }
 
 func (s *ConfigSource) parse(data []byte) (*config.Config, error) {
+	return parseAdjusted(data, s.adjust)
+}
+
+// parseAdjusted parses a config file or a ScalingPolicy and applies adjust
+// (the command line's overrides), when set.
+func parseAdjusted(data []byte, adjust func(*config.Config) error) (*config.Config, error) {
 	cfg, err := config.Parse(data)
 	if err != nil {
 		return nil, err
 	}
-	if s.adjust != nil {
-		if err := s.adjust(cfg); err != nil {
+	if adjust != nil {
+		if err := adjust(cfg); err != nil {
 			return nil, err
 		}
 	}

@@ -20,6 +20,7 @@ import (
 	"github.com/elmascale/elmascale/api/v1alpha1"
 	"github.com/elmascale/elmascale/collector"
 	"github.com/elmascale/elmascale/config"
+	"github.com/elmascale/elmascale/daemon"
 	"github.com/elmascale/elmascale/doctor"
 	"github.com/elmascale/elmascale/internal/version"
 	"github.com/elmascale/elmascale/scaler"
@@ -191,11 +192,7 @@ func readPolicy(ctx context.Context, rc *rest.Config, namespace, name string) (*
 	if err != nil {
 		return nil, fmt.Errorf("ScalingPolicy %s/%s: %w", namespace, name, err)
 	}
-	data, err := json.Marshal(u.Object)
-	if err != nil {
-		return nil, err
-	}
-	cfg, err := config.Parse(data)
+	cfg, err := daemon.PolicyConfig(u)
 	if err != nil {
 		return nil, fmt.Errorf("ScalingPolicy %s/%s (generation %d): %w", namespace, name, u.GetGeneration(), err)
 	}
