@@ -117,3 +117,27 @@ func TestGraphMetrics(t *testing.T) {
 		t.Errorf("%d node series after postgres left the graph, want 3", n)
 	}
 }
+
+// Verifies a configuration without a mesh exports no graph series (the
+// decided services alone are what the per-service series already say), and
+// that the series of a mesh that was configured go when it is taken out.
+func TestGraphMetricsWithoutMesh(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	m := NewMetrics(reg, true, "v")
+	noMesh := meshTick()
+	noMesh.Snapshot.Mesh = nil
+	m.Record(noMesh)
+	for name, g := range map[string]*prometheus.GaugeVec{"node rate": m.graph.nodeRate, "node bottleneck": m.graph.nodeBottleneck, "edge rate": m.graph.edgeRate} {
+		if n := testutil.CollectAndCount(g); n != 0 {
+			t.Errorf("%s: %d series without a mesh, want 0", name, n)
+		}
+	}
+	m.Record(meshTick())
+	if n := testutil.CollectAndCount(m.graph.nodeRate); n != 4 {
+		t.Errorf("%d node series with the mesh, want 4", n)
+	}
+	m.Record(noMesh)
+	if n := testutil.CollectAndCount(m.graph.nodeRate) + testutil.CollectAndCount(m.graph.edgeRate); n != 0 {
+		t.Errorf("%d graph series left after the mesh was taken out, want 0", n)
+	}
+}

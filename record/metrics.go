@@ -288,7 +288,14 @@ func (m *Metrics) Record(t loop.Tick) {
 	for s := range t.Pinned {
 		m.pinned[s] = true
 	}
-	m.graph.record(BuildGraph(t))
+	// Without a mesh the graph is only the decided services, which the
+	// per-service series already say: its gauges would double them (and,
+	// at a thousand services, add three thousand series for nothing).
+	if t.Snapshot.Mesh == nil {
+		m.graph.record(Graph{})
+	} else {
+		m.graph.record(BuildGraph(t))
+	}
 }
 
 // recordDecision keeps one decision_info series per service, with the last
