@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 	"k8s.io/utils/clock"
 
@@ -42,6 +43,8 @@ type PoolSource struct {
 	seen    map[string]map[string]time.Time // vhost → queue → last listed
 	refused string                          // the refusals last logged
 	listErr string                          // the listing failure last logged
+	gauge   *prometheus.GaugeVec            // elmascale_pool_queues, or nil
+	gauged  map[[2]string]bool              // its label sets last set
 
 	mu      sync.Mutex
 	changed chan struct{}
@@ -61,6 +64,59 @@ func NewPoolSource(inner configSource, list QueueLister, clk clock.Clock, log *z
 	s := &PoolSource{inner: inner, list: list, clock: clk, log: log, seen: map[string]map[string]time.Time{}}
 	s.cur.Store(inner.Current())
 	return s
+}
+
+// PoolQueuesMetric is the gauge of the pool source: per template (the
+// service it is written under) the pool queues it manages and refuses.
+const PoolQueuesMetric = "elmascale_pool_queues"
+
+// Register adds elmascale_pool_queues to r: per template the number of
+// pool queues in state "managed" and "refused", set at every refresh, so a
+// pool the template cannot manage (an id that is no DNS label, a service
+// name taken, over maxPools) shows on the dashboard and can alert, not
+// only in the log. Call it before the first Refresh.
+func (s *PoolSource) Register(r prometheus.Registerer) error {
+	g := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: PoolQueuesMetric,
+		Help: "Worker pool queues a service template manages (state=managed) or found but refused (state=refused; the log says why), at the last refresh."},
+		[]string{"template", "state"})
+	if err := r.Register(g); err != nil {
+		return err
+	}
+	s.refresh.Lock()
+	s.gauge, s.gauged = g, map[[2]string]bool{}
+	s.refresh.Unlock()
+	return nil
+}
+
+// setGauge sets elmascale_pool_queues from the expansion in force and
+// deletes the label sets of templates no longer configured.
+func (s *PoolSource) setGauge(c *config.Config) {
+	if s.gauge == nil {
+		return
+	}
+	counts := map[[2]string]float64{}
+	if c.Pools != nil {
+		for _, t := range c.Pools.Templates {
+			counts[[2]string{t.Service, "managed"}] = 0
+			counts[[2]string{t.Service, "refused"}] = 0
+		}
+		for _, p := range c.Pools.Services {
+			counts[[2]string{p.Template, "managed"}]++
+		}
+		for _, r := range c.Pools.Refused {
+			counts[[2]string{r.Template, "refused"}]++
+		}
+	}
+	for k := range s.gauged {
+		if _, ok := counts[k]; !ok {
+			s.gauge.DeleteLabelValues(k[:]...)
+		}
+	}
+	s.gauged = make(map[[2]string]bool, len(counts))
+	for k, v := range counts {
+		s.gauge.WithLabelValues(k[:]...).Set(v)
+		s.gauged[k] = true
+	}
 }
 
 // Current returns the expanded config in force; never nil. A config
@@ -89,6 +145,7 @@ func (s *PoolSource) Refresh(ctx context.Context) bool {
 	s.refresh.Lock()
 	defer s.refresh.Unlock()
 	if base.Pools == nil {
+		s.setGauge(base)
 		return s.publish(base, base)
 	}
 	now := s.clock.Now()
@@ -132,6 +189,7 @@ func (s *PoolSource) Refresh(ctx context.Context) bool {
 		next = base
 	}
 	s.logRefused(next)
+	s.setGauge(next)
 	return s.publish(base, next)
 }
 

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -300,5 +301,72 @@ func TestPoolSourceReexpandsOnReload(t *testing.T) {
 	}
 	if maxOf("worker-sales") != 5 || maxOf("worker-default") != 5 {
 		t.Errorf("after the reload: max %d and %d, want 5", maxOf("worker-sales"), maxOf("worker-default"))
+	}
+}
+
+// Verifies elmascale_pool_queues: per template the pools managed and the
+// queues refused (an id that is no DNS label), both set at every refresh
+// and following the queues listed (an unlisted queue counts until its
+// grace period ends); a template taken out of the config
+// takes its series with it.
+func TestPoolQueuesMetric(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "config.yaml")
+	writeConfig(t, path, poolsYAML("elma365", "pm", time.Hour, time.Minute))
+	inner, err := daemon.NewConfigSource(path, nil, zap.NewNop(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lister := &staticLister{"/": {"pm.default", "pm.sales", "pm.Bad_Id", "other"}}
+	clk := clocktesting.NewFakeClock(time.Unix(1_700_000_000, 0))
+	ps := daemon.NewPoolSource(inner, lister, clk, zap.NewNop())
+	reg := prometheus.NewRegistry()
+	if err := ps.Register(reg); err != nil {
+		t.Fatal(err)
+	}
+	read := func() string {
+		t.Helper()
+		mfs, err := reg.Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, mf := range mfs {
+			for _, m := range mf.GetMetric() {
+				l := map[string]string{}
+				for _, p := range m.GetLabel() {
+					l[p.GetName()] = p.GetValue()
+				}
+				out = append(out, fmt.Sprintf("%s/%s=%g", l["template"], l["state"], m.GetGauge().GetValue()))
+			}
+		}
+		return strings.Join(out, " ")
+	}
+	ps.Refresh(context.Background())
+	if got, want := read(), "worker/managed=2 worker/refused=1"; got != want {
+		t.Errorf("after the first refresh: %s, want %s", got, want)
+	}
+	*lister = staticLister{"/": {"pm.default", "pm.sales", "pm.hr"}}
+	ps.Refresh(context.Background())
+	if got, want := read(), "worker/managed=3 worker/refused=1"; got != want {
+		t.Errorf("hr came, the bad queue unlisted within the grace period: %s, want %s", got, want)
+	}
+	clk.Step(2 * time.Minute)
+	ps.Refresh(context.Background())
+	if got, want := read(), "worker/managed=3 worker/refused=0"; got != want {
+		t.Errorf("after the grace period: %s, want %s", got, want)
+	}
+	writeConfig(t, path, `apiVersion: elmascale.io/v1alpha1
+kind: Config
+namespace: elma365
+services:
+  main:
+    signals:
+      - name: cpu
+        utilization: {resource: cpu, targetPercent: 70}
+`)
+	inner.Check()
+	ps.Refresh(context.Background())
+	if got := read(); got != "" {
+		t.Errorf("after the template was taken out: %q, want no series", got)
 	}
 }

@@ -180,6 +180,9 @@ func Run(ctx context.Context, o Options) error {
 	// pool templates expanded over the queues RabbitMQ has.
 	lister, _ := o.Collector.(QueueLister)
 	pools := NewPoolSource(src, lister, o.Clock, log.Named("pools"))
+	if err := pools.Register(o.Registry); err != nil {
+		return err
+	}
 	pools.Refresh(ctx)
 	cfg := pools.Current()
 
