@@ -33,6 +33,27 @@ type kubeCache struct {
 	mu                  sync.Mutex
 	deploys, sets, pods cache.SharedIndexInformer
 	lastErr             error // the latest list or watch failure, for a cache that does not sync
+	// failing holds, per informer ("pods", "deployments", ...), since when
+	// and with what its lists and watches fail; an informer is absent
+	// while they succeed. A synced cache then holds what the API server
+	// said last, and after staleAfter of that it is no longer read.
+	failing    map[string]failure
+	staleAfter time.Duration
+	now        func() time.Time
+}
+
+// cacheStaleAfter is how long a synced cache is still read while its lists
+// and watches fail: a reconnect takes a second or two; an API server gone
+// for longer leaves pods that may have started, stopped or turned ready
+// since, and a signal read from them would decide on a picture that is no
+// longer true. The signals fail (and hold) instead.
+const cacheStaleAfter = 30 * time.Second
+
+// failure is an informer's failing lists and watches: since the first, the
+// latest error.
+type failure struct {
+	since time.Time
+	err   error
 }
 
 // labelIndex indexes pods by each of their labels as key=value, so a
@@ -52,7 +73,7 @@ func (s *kubeSource) cacheFor(namespace string) *kubeCache {
 		s.cache.stop()
 	}
 	ctx, stop := context.WithCancel(context.Background())
-	s.cache = &kubeCache{namespace: namespace, core: s.core, m: s.m, ctx: ctx, stop: stop}
+	s.cache = &kubeCache{namespace: namespace, core: s.core, m: s.m, ctx: ctx, stop: stop, staleAfter: cacheStaleAfter, now: time.Now}
 	return s.cache
 }
 
@@ -114,11 +135,22 @@ func (k *kubeCache) start(example runtime.Object, idx cache.Indexers, what strin
 			k.m.queries.WithLabelValues(SourceKubernetes).Inc()
 			k.m.duration.WithLabelValues(SourceKubernetes).Observe(time.Since(start).Seconds())
 			if err == nil {
-				k.failed(nil)
+				k.failed(what, nil)
 			}
 			return obj, err
 		},
-		WatchFuncWithContext: watchFn,
+		// A watch that cannot be opened is retried by the reflector
+		// without a call to the error handler (connection refused during
+		// an outage), so it is counted here; one that opens clears it.
+		WatchFuncWithContext: func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
+			w, err := watchFn(ctx, o)
+			if err != nil {
+				k.failed(what, fmt.Errorf("watch %s in namespace %q: %w", what, k.namespace, err))
+			} else {
+				k.failed(what, nil)
+			}
+			return w, err
+		},
 	}
 	// The fake clientset of unit tests cannot stream a watch-list; the
 	// wrapper tells the reflector so, and a real client is unaffected.
@@ -127,23 +159,61 @@ func (k *kubeCache) start(example runtime.Object, idx cache.Indexers, what strin
 	_ = inf.SetWatchErrorHandlerWithContext(func(ctx context.Context, r *cache.Reflector, err error) {
 		// Called for list failures too ("failed to list ..."), also
 		// when the workloads stream in through a watch.
-		k.failed(fmt.Errorf("%s in namespace %q: %w", what, k.namespace, err))
+		k.failed(what, fmt.Errorf("%s in namespace %q: %w", what, k.namespace, err))
 		cache.DefaultWatchErrorHandler(ctx, r, err)
 	})
 	go inf.RunWithContext(k.ctx)
 	return inf
 }
 
-func (k *kubeCache) failed(err error) {
+// failed records a list or watch failure of the informer what, or with nil
+// a success.
+func (k *kubeCache) failed(what string, err error) {
 	k.mu.Lock()
+	defer k.mu.Unlock()
 	k.lastErr = err
-	k.mu.Unlock()
+	if err == nil {
+		delete(k.failing, what)
+		return
+	}
+	if k.failing == nil {
+		k.failing = map[string]failure{}
+	}
+	f, ok := k.failing[what]
+	if !ok {
+		f.since = k.now()
+	}
+	f.err = err
+	k.failing[what] = f
+}
+
+// stale is the error of a synced cache one of whose informers has failed
+// its lists and watches for longer than staleAfter, else nil.
+func (k *kubeCache) stale() error {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	var worst failure
+	for _, f := range k.failing {
+		if worst.err == nil || f.since.Before(worst.since) {
+			worst = f
+		}
+	}
+	if worst.err == nil {
+		return nil
+	}
+	if d := k.now().Sub(worst.since); d > k.staleAfter {
+		return fmt.Errorf("pods and workloads of namespace %q last refreshed %s ago (the API server fails: %w); not read past %s",
+			k.namespace, d.Round(time.Second), worst.err, k.staleAfter)
+	}
+	return nil
 }
 
 // waitSynced waits until the informers asked for have their first full
 // listing. A list or watch failure before that (say, a missing
 // permission) is returned at once, so a source that cannot sync fails its
-// signals without holding up the tick; else it waits until ctx ends.
+// signals without holding up the tick; else it waits until ctx ends. A
+// synced cache whose lists and watches have failed for longer than
+// staleAfter is an error too (see cacheStaleAfter).
 func (k *kubeCache) waitSynced(ctx context.Context, deploys, sets bool) error {
 	k.mu.Lock()
 	synced := []cache.InformerSynced{k.pods.HasSynced}
@@ -169,7 +239,7 @@ func (k *kubeCache) waitSynced(ctx context.Context, deploys, sets bool) error {
 	for {
 		switch ok, err := ready(); {
 		case ok:
-			return nil
+			return k.stale()
 		case err != nil:
 			return err
 		}

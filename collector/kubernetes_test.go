@@ -1,7 +1,9 @@
 package collector
 
 import (
+	"errors"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -13,6 +15,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/kubernetes/fake"
 	k8stesting "k8s.io/client-go/testing"
 	metricsv1beta1 "k8s.io/metrics/pkg/apis/metrics/v1beta1"
@@ -312,5 +315,91 @@ func TestKubernetesPodsForbidden(t *testing.T) {
 	}
 	if d := time.Since(start); d > 30*time.Second {
 		t.Errorf("the failure took %s, as long as the query timeout", d)
+	}
+}
+
+// Verifies that a synced cache is not read for long once its watches and
+// lists fail: within cacheStaleAfter of the API server going away the
+// signals still read the cached pods (a reconnect is not an outage); past
+// it the utilization signal fails with how long the cache has not been
+// refreshed, and the decision holds; once a watch opens again the cache is
+// read again.
+func TestKubernetesCacheStaleDuringOutage(t *testing.T) {
+	sel := map[string]string{"app": "worker"}
+	core := fake.NewSimpleClientset(deployment("worker", sel), pod("worker-a", sel, "1", "1Gi"))
+	var (
+		mu       sync.Mutex
+		outage   bool
+		watchers []*watch.FakeWatcher
+	)
+	core.PrependWatchReactor("*", func(k8stesting.Action) (bool, watch.Interface, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		if outage {
+			return true, nil, errors.New("dial tcp 127.0.0.1:6443: connect: connection refused")
+		}
+		w := watch.NewFake()
+		watchers = append(watchers, w)
+		return true, w, nil
+	})
+	core.PrependReactor("list", "*", func(k8stesting.Action) (bool, runtime.Object, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		if outage {
+			return true, nil, errors.New("dial tcp 127.0.0.1:6443: connect: connection refused")
+		}
+		return false, nil, nil
+	})
+	cfg := parseConfig(t, kubeYAML)
+	c, _ := newCollector(t, Options{Kubernetes: core, PodMetrics: fakeMetrics(podMetric("worker-a", "500m", "512Mi")),
+		Breaker: BreakerSettings{OpenFor: 100 * time.Millisecond}})
+	defer c.Close()
+	var clockMu sync.Mutex
+	now := anyTime
+	c.kube.cacheFor("elma365").now = func() time.Time { clockMu.Lock(); defer clockMu.Unlock(); return now }
+	advance := func(d time.Duration) { clockMu.Lock(); now = now.Add(d); clockMu.Unlock() }
+	cpu := func() policy.Observation { return collect(t, c, cfg, anyTime)["worker"]["cpu"] }
+
+	if got := cpu(); got.Status != policy.StatusOK {
+		t.Fatalf("before the outage: %+v", got)
+	}
+	mu.Lock()
+	outage = true
+	for _, w := range watchers {
+		w.Stop() // the connections drop; the reflectors watch again and fail
+	}
+	watchers = nil
+	mu.Unlock()
+	waitUntil(t, "a failed watch recorded", func() bool {
+		k := c.kube.cacheFor("elma365")
+		k.mu.Lock()
+		defer k.mu.Unlock()
+		return len(k.failing) > 0
+	})
+	advance(cacheStaleAfter / 2)
+	if got := cpu(); got.Status != policy.StatusOK {
+		t.Errorf("%s into the outage: %+v, want the cached pods still read", cacheStaleAfter/2, got)
+	}
+	advance(cacheStaleAfter)
+	got := cpu()
+	if got.Status != policy.StatusFailed || !strings.Contains(got.Error, "last refreshed") || !strings.Contains(got.Error, "connection refused") {
+		t.Errorf("past %s of outage: %+v, want failed with the cache's age", cacheStaleAfter, got)
+	}
+	sigs := collect(t, c, cfg, anyTime)
+	assertHeld(t, cfg, sigs, 4, anyTime, "worker")
+	mu.Lock()
+	outage = false
+	mu.Unlock()
+	waitUntil(t, "the cache read again after the API server came back", func() bool { return cpu().Status == policy.StatusOK })
+}
+
+func waitUntil(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
