@@ -189,7 +189,7 @@ func decide(spec Spec, snap Snapshot, prev State, now time.Time, burst bool) (Pl
 			e.d = Decision{Service: e.spec.Name, Current: cur, Ready: e.obs.ReadyReplicas, Proposal: cur, Desired: cur, LimitedBy: LimitHold}
 			continue
 		}
-		*st = carry(e.prev, e.obs, e.spec.Behavior, now, mem)
+		carry(st, &e.prev, &e.obs, &e.spec.Behavior, now, mem)
 		st.BottleneckAt = e.prev.BottleneckAt
 		if e.selfHot {
 			st.BottleneckAt = now
@@ -408,53 +408,58 @@ func isSymptom(sig *SignalSpec) bool { return sig.Kind == KindLatency || sig.Sym
 // forgets what no window reaches any more. The legacy behavior has no rate
 // policies, so it keeps no scale events.
 func carryHistory(prev ServiceState, obs ServiceObservation, b Behavior, now time.Time) ServiceState {
-	return carry(prev, obs, b, now, nil)
+	var st ServiceState
+	carry(&st, &prev, &obs, &b, now, nil)
+	return st
 }
 
-// carry is carryHistory taking the new slices from mem (nil: allocate).
-func carry(prev ServiceState, obs ServiceObservation, b Behavior, now time.Time, mem *arena) ServiceState {
+// carry is carryHistory writing into st and taking the new slices from
+// mem (nil: allocate). Its arguments are pointers and st is written once:
+// the structs are big and hold pointers, and copying them by value cost
+// more than the rest of the step.
+func carry(st *ServiceState, prev *ServiceState, obs *ServiceObservation, b *Behavior, now time.Time, mem *arena) {
 	keep := now.Add(-b.longestWindow())
 	if b.Legacy {
 		// HPA's legacy window still holds a recommendation made exactly
 		// at its start.
 		keep = keep.Add(-time.Nanosecond)
 	}
-	st := ServiceState{LastCurrent: prev.LastCurrent, LastSeen: prev.LastSeen}
 	// One allocation each, with room for this tick's entry.
-	st.Recommendations = mem.takeRecs(len(prev.Recommendations) + 1)
+	recs := mem.takeRecs(len(prev.Recommendations) + 1)
+	var events []ScaleEvent
 	if !b.Legacy && (len(prev.Events) > 0 || prev.Pending != nil) {
-		st.Events = mem.takeEvents(len(prev.Events) + 1)
+		events = mem.takeEvents(len(prev.Events) + 1)
 	}
 	for _, r := range prev.Recommendations {
 		if r.Time.After(keep) {
-			st.Recommendations = append(st.Recommendations, r)
+			recs = append(recs, r)
 		}
 	}
-	if st.Events != nil {
+	if events != nil {
 		for _, ev := range prev.Events {
 			if ev.Time.After(keep) {
-				st.Events = append(st.Events, ev)
+				events = append(events, ev)
 			}
 		}
 	}
-	if !obs.Found {
-		return st
-	}
-	cur := obs.CurrentReplicas
-	switch {
-	case b.Legacy:
-	case prev.Pending != nil && cur == prev.Pending.To:
-		// Our own change, applied. One already older than every window is
-		// dropped, not taken for someone else's change made just now: that
-		// would count it against the next period a second time.
-		if prev.Pending.Time.After(keep) {
-			st.Events = append(st.Events, *prev.Pending)
+	lastCurrent, lastSeen := prev.LastCurrent, prev.LastSeen
+	if obs.Found {
+		cur := obs.CurrentReplicas
+		switch {
+		case b.Legacy:
+		case prev.Pending != nil && cur == prev.Pending.To:
+			// Our own change, applied. One already older than every window is
+			// dropped, not taken for someone else's change made just now: that
+			// would count it against the next period a second time.
+			if prev.Pending.Time.After(keep) {
+				events = append(events, *prev.Pending)
+			}
+		case prev.LastSeen && cur != prev.LastCurrent:
+			events = append(events, ScaleEvent{Time: now, From: prev.LastCurrent, To: cur})
 		}
-	case prev.LastSeen && cur != prev.LastCurrent:
-		st.Events = append(st.Events, ScaleEvent{Time: now, From: prev.LastCurrent, To: cur})
+		lastCurrent, lastSeen = cur, true
 	}
-	st.LastCurrent, st.LastSeen = cur, true
-	return st
+	*st = ServiceState{Recommendations: recs, Events: events, LastCurrent: lastCurrent, LastSeen: lastSeen}
 }
 
 // remember adds a recommendation to a history. One equal to the newest

@@ -1,0 +1,57 @@
+package policy_test
+
+import (
+	"testing"
+	"time"
+
+	"github.com/elmascale/elmascale/policy"
+)
+
+// steadyAllocs is the number of allocations of one Decide call on a
+// steady load, after a few ticks have filled the cache.
+func steadyAllocs(spec policy.Spec, snap policy.Snapshot) float64 {
+	state := policy.State{}
+	now := snap.Time
+	tick := func() {
+		now = now.Add(15 * time.Second)
+		snap.Time = now
+		_, state = policy.Decide(spec, snap, state, now)
+	}
+	for range 5 {
+		tick()
+	}
+	return testing.AllocsPerRun(20, tick)
+}
+
+// TestDecideSteadyAllocations holds the steady path to a few allocations
+// per call whatever the number of services: the plan's and the state's
+// slices and the state's map, but nothing per service. A note, reason or
+// history built anew for every service would add at least one allocation
+// per service, a thousand here. Allocation counts do not depend on the
+// machine's speed, so the bound is exact enough to catch that.
+func TestDecideSteadyAllocations(t *testing.T) {
+	for _, mesh := range []bool{false, true} {
+		small, large := 0.0, 0.0
+		for _, n := range []int{100, 1000} {
+			spec, snap := synthetic(n, 0)
+			if mesh {
+				spec.Mesh = &policy.MeshSpec{}
+				snap.Mesh = syntheticMesh(spec, snap.Time)
+			}
+			a := steadyAllocs(spec, snap)
+			if perService := a / float64(n); n == 1000 && perService > 0.02 {
+				t.Errorf("mesh %v, %d services: %.0f allocations per call, %.3f per service; want none per service", mesh, n, a, perService)
+			}
+			if n == 100 {
+				small = a
+			} else {
+				large = a
+			}
+		}
+		// The state's map needs a table more as it grows, nothing else
+		// should.
+		if large-small > 4 {
+			t.Errorf("mesh %v: %.0f allocations per call for 1,000 services, %.0f for 100: they grow with the services", mesh, large, small)
+		}
+	}
+}
