@@ -1,10 +1,9 @@
 package policy
 
 import (
-	"fmt"
 	"math"
 	"slices"
-	"strings"
+	"strconv"
 	"time"
 )
 
@@ -637,76 +636,116 @@ func pressure(e *svcEval) float64 {
 	return float64(e.d.Proposal) / float64(c)
 }
 
-// reason writes the decision's one-line explanation.
+// reason writes the decision's one-line explanation. It appends to a
+// buffer on the stack, one allocation for the line, where fmt boxed every
+// argument.
 func reason(e *svcEval) string {
 	d := &e.d
-	var b strings.Builder
-	b.Grow(192)
-	switch {
-	case !e.obs.Found:
+	if !e.obs.Found {
 		return "scale target not observed: holding"
+	}
+	var buf [256]byte
+	b := buf[:0]
+	switch {
 	case d.Desired > d.Current:
-		fmt.Fprintf(&b, "scale up %d → %d", d.Current, d.Desired)
+		b = append(b, "scale up "...)
+		b = strconv.AppendInt(b, int64(d.Current), 10)
+		b = append(b, " → "...)
+		b = strconv.AppendInt(b, int64(d.Desired), 10)
 	case d.Desired < d.Current:
-		fmt.Fprintf(&b, "scale down %d → %d", d.Current, d.Desired)
+		b = append(b, "scale down "...)
+		b = strconv.AppendInt(b, int64(d.Current), 10)
+		b = append(b, " → "...)
+		b = strconv.AppendInt(b, int64(d.Desired), 10)
 	default:
-		fmt.Fprintf(&b, "keep %d", d.Current)
+		b = append(b, "keep "...)
+		b = strconv.AppendInt(b, int64(d.Current), 10)
 	}
 	if driver := drivingSignal(e); driver != nil {
-		fmt.Fprintf(&b, " (%s: %s)", driver.Name, driver.Note)
+		b = append(b, " ("...)
+		b = append(b, driver.Name...)
+		b = append(b, ": "...)
+		b = append(b, driver.Note...)
+		b = append(b, ')')
 	} else if len(e.signals) == 0 {
-		b.WriteString(" (no signals configured)")
+		b = append(b, " (no signals configured)"...)
 	}
 	switch {
 	case d.Bottleneck && len(d.Explains) > 0:
-		fmt.Fprintf(&b, "; bottleneck explaining latency of %s", nameList(d.Explains))
+		b = append(b, "; bottleneck explaining latency of "...)
+		b = appendNameList(b, d.Explains)
 	case d.Bottleneck:
-		b.WriteString("; bottleneck")
+		b = append(b, "; bottleneck"...)
 	case len(d.Explains) > 0:
-		fmt.Fprintf(&b, "; recent bottleneck, still explaining latency of %s", nameList(d.Explains))
+		b = append(b, "; recent bottleneck, still explaining latency of "...)
+		b = appendNameList(b, d.Explains)
 	}
 	for _, r := range e.signals {
 		if len(r.AttributedTo) > 0 {
-			fmt.Fprintf(&b, "; latency breach attributed to %s", nameList(r.AttributedTo))
+			b = append(b, "; latency breach attributed to "...)
+			b = appendNameList(b, r.AttributedTo)
 			break
 		}
 	}
 	if e.quietHeld {
-		b.WriteString("; symptom breach not scaled: the mesh saw neither its own latency nor anything it calls grow")
+		b = append(b, "; symptom breach not scaled: the mesh saw neither its own latency nor anything it calls grow"...)
 	}
 	if d := drivingSignal(e); e.meshNote != "" && (d == nil || d.Kind != KindMesh) {
-		fmt.Fprintf(&b, "; %s: %s", e.meshCause, e.meshNote)
+		b = append(b, "; "...)
+		b = append(b, e.meshCause...)
+		b = append(b, ": "...)
+		b = append(b, e.meshNote...)
 	}
 	if e.anyBad && d.LimitedBy != LimitHold && d.LimitedBy != LimitFallback {
-		fmt.Fprintf(&b, "; unusable: %s", badSignals(e))
+		b = append(b, "; unusable: "...)
+		b = appendBadSignals(b, e)
 	}
 	switch d.LimitedBy {
 	case LimitHold:
-		fmt.Fprintf(&b, "; holding: %s", badSignals(e))
+		b = append(b, "; holding: "...)
+		b = appendBadSignals(b, e)
 	case LimitFallback:
-		fmt.Fprintf(&b, "; every signal unusable (%s): fallback %d", badSignals(e), e.spec.FallbackReplicas)
+		b = append(b, "; every signal unusable ("...)
+		b = appendBadSignals(b, e)
+		b = append(b, "): fallback "...)
+		b = strconv.AppendInt(b, int64(e.spec.FallbackReplicas), 10)
 	case LimitStabilization:
-		fmt.Fprintf(&b, "; stabilization window keeps it (proposal %d)", d.Proposal)
+		b = append(b, "; stabilization window keeps it (proposal "...)
+		b = strconv.AppendInt(b, int64(d.Proposal), 10)
+		b = append(b, ')')
 	case LimitRate:
 		if e.spec.Behavior.Legacy {
-			fmt.Fprintf(&b, "; scale-up capped at max(2×%d, 4) (proposal %d)", d.Current, d.Proposal)
+			b = append(b, "; scale-up capped at max(2×"...)
+			b = strconv.AppendInt(b, int64(d.Current), 10)
+			b = append(b, ", 4) (proposal "...)
 		} else {
-			fmt.Fprintf(&b, "; rate limited (proposal %d)", d.Proposal)
+			b = append(b, "; rate limited (proposal "...)
 		}
+		b = strconv.AppendInt(b, int64(d.Proposal), 10)
+		b = append(b, ')')
 	case LimitMin:
-		fmt.Fprintf(&b, "; raised to minReplicas %d", e.spec.MinReplicas)
+		b = append(b, "; raised to minReplicas "...)
+		b = strconv.AppendInt(b, int64(e.spec.MinReplicas), 10)
 	case LimitMax:
-		fmt.Fprintf(&b, "; capped at maxReplicas %d (proposal %d)", e.spec.MaxReplicas, d.Proposal)
+		b = append(b, "; capped at maxReplicas "...)
+		b = strconv.AppendInt(b, int64(e.spec.MaxReplicas), 10)
+		b = append(b, " (proposal "...)
+		b = strconv.AppendInt(b, int64(d.Proposal), 10)
+		b = append(b, ')')
 	case LimitPinned:
 		if d.Proposal > 1 {
-			fmt.Fprintf(&b, "; single-instance service pinned at 1: this bottleneck cannot be relieved by scaling (proposal %d)", d.Proposal)
+			b = append(b, "; single-instance service pinned at 1: this bottleneck cannot be relieved by scaling (proposal "...)
+			b = strconv.AppendInt(b, int64(d.Proposal), 10)
+			b = append(b, ')')
 		} else {
-			b.WriteString("; single-instance service pinned at 1")
+			b = append(b, "; single-instance service pinned at 1"...)
 		}
 	case LimitBudget:
-		fmt.Fprintf(&b, "; cluster replica budget exhausted (proposal %d)", d.Proposal)
+		b = append(b, "; cluster replica budget exhausted (proposal "...)
+		b = strconv.AppendInt(b, int64(d.Proposal), 10)
+		b = append(b, ')')
 	}
-	return b.String()
+	return string(b)
 }
 
 // drivingSignal is the usable, unattributed signal with the largest
@@ -725,27 +764,43 @@ func drivingSignal(e *svcEval) *SignalResult {
 	return best
 }
 
-func badSignals(e *svcEval) string {
-	var parts []string
+// appendBadSignals appends the unusable signals with their statuses, or
+// says there is no usable signal.
+func appendBadSignals(b []byte, e *svcEval) []byte {
+	n := 0
 	for _, r := range e.signals {
 		if r.Status != StatusOK {
-			parts = append(parts, fmt.Sprintf("%s %s", r.Name, r.Status))
+			if n > 0 {
+				b = append(b, ", "...)
+			}
+			b = append(b, r.Name...)
+			b = append(b, ' ')
+			b = append(b, r.Status...)
+			n++
 		}
 	}
-	if len(parts) == 0 {
-		return "no usable signal"
+	if n == 0 {
+		b = append(b, "no usable signal"...)
 	}
-	return strings.Join(parts, ", ")
+	return b
 }
 
-// nameList joins names for a reason line, naming at most four so the line
-// stays readable in a dependency graph of thousands.
-func nameList(names []string) string {
+// appendNameList appends names for a reason line, naming at most four so
+// the line stays readable in a dependency graph of thousands.
+func appendNameList(b []byte, names []string) []byte {
 	const show = 4
-	if len(names) <= show {
-		return strings.Join(names, ", ")
+	for i, name := range names[:min(len(names), show)] {
+		if i > 0 {
+			b = append(b, ", "...)
+		}
+		b = append(b, name...)
 	}
-	return fmt.Sprintf("%s and %d more", strings.Join(names[:show], ", "), len(names)-show)
+	if len(names) > show {
+		b = append(b, " and "...)
+		b = strconv.AppendInt(b, int64(len(names)-show), 10)
+		b = append(b, " more"...)
+	}
+	return b
 }
 
 // learnCapacity keeps, per queue signal, the per-replica throughput last

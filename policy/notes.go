@@ -1,7 +1,6 @@
 package policy
 
 import (
-	"fmt"
 	"math"
 	"strconv"
 	"time"
@@ -51,42 +50,119 @@ func (a *noteArgs) fl(i int) float64 { return math.Float64frombits(a.f[i]) }
 func textNote(s string) noteArgs { return noteArgs{kind: noteText, s: s} }
 
 // render writes the note. Each sentence is the one the signal has always
-// given; only when it is written changed.
+// given; only when it is written changed. The sentences are appended to a
+// buffer on the stack rather than formatted by fmt, which boxed every
+// argument and cost most of a tick whose values all moved.
 func (a *noteArgs) render() string {
+	var buf [256]byte
+	return string(a.appendTo(buf[:0]))
+}
+
+// g4 appends v as %.4g writes it.
+func g4(b []byte, v float64) []byte { return strconv.AppendFloat(b, v, 'g', 4, 64) }
+
+func (a *noteArgs) appendTo(b []byte) []byte {
 	switch a.kind {
 	case noteText:
-		return a.s
+		return append(b, a.s...)
 	case noteStale:
-		return fmt.Sprintf("sample is %s old (stale after %s)", time.Duration(a.n[0]), time.Duration(a.n[1]))
+		b = append(b, "sample is "...)
+		b = append(b, time.Duration(a.n[0]).String()...)
+		b = append(b, " old (stale after "...)
+		b = append(b, time.Duration(a.n[1]).String()...)
+		return append(b, ')')
 	case noteUtilWithin:
-		return fmt.Sprintf("%s%% of %s request, target %d%%, within tolerance", wholeNum(a.fl(0)), a.s, a.n[0])
+		b = appendWholeNum(b, a.fl(0))
+		b = append(b, "% of "...)
+		b = append(b, a.s...)
+		b = append(b, " request, target "...)
+		b = strconv.AppendInt(b, a.n[0], 10)
+		return append(b, "%, within tolerance"...)
 	case noteUtil:
-		return fmt.Sprintf("%s%% of %s request over %d ready pods, target %d%%", wholeNum(a.fl(0)), a.s, int(a.n[1]), a.n[0])
+		b = appendWholeNum(b, a.fl(0))
+		b = append(b, "% of "...)
+		b = append(b, a.s...)
+		b = append(b, " request over "...)
+		b = strconv.AppendInt(b, int64(int(a.n[1])), 10)
+		b = append(b, " ready pods, target "...)
+		b = strconv.AppendInt(b, a.n[0], 10)
+		return append(b, '%')
 	case notePodsWithin:
-		return fmt.Sprintf("%.4g per pod, target %.4g, within tolerance", a.fl(0), a.fl(1))
+		b = g4(b, a.fl(0))
+		b = append(b, " per pod, target "...)
+		b = g4(b, a.fl(1))
+		return append(b, ", within tolerance"...)
 	case notePods:
-		return fmt.Sprintf("%.4g per pod over %d ready pods, target %.4g", a.fl(0), int(a.n[1]), a.fl(1))
+		b = g4(b, a.fl(0))
+		b = append(b, " per pod over "...)
+		b = strconv.AppendInt(b, int64(int(a.n[1])), 10)
+		b = append(b, " ready pods, target "...)
+		return g4(b, a.fl(1))
 	case noteUtilRebalanced:
-		return fmt.Sprintf("%s%% of %s request (%s%% counting %d missing and %d unready pods), target %d%%",
-			wholeNum(a.fl(0)), a.s, wholeNum(a.fl(1)), int(a.n[1]), int(a.n[2]), a.n[0])
+		b = appendWholeNum(b, a.fl(0))
+		b = append(b, "% of "...)
+		b = append(b, a.s...)
+		b = append(b, " request ("...)
+		b = appendWholeNum(b, a.fl(1))
+		b = append(b, "% counting "...)
+		b = strconv.AppendInt(b, int64(int(a.n[1])), 10)
+		b = append(b, " missing and "...)
+		b = strconv.AppendInt(b, int64(int(a.n[2])), 10)
+		b = append(b, " unready pods), target "...)
+		b = strconv.AppendInt(b, a.n[0], 10)
+		return append(b, '%')
 	case notePodsRebalanced:
-		return fmt.Sprintf("%.4g per pod (%.4g counting %d missing and %d unready pods), target %.4g",
-			a.fl(0), a.fl(1), int(a.n[1]), int(a.n[2]), a.fl(2))
+		b = g4(b, a.fl(0))
+		b = append(b, " per pod ("...)
+		b = g4(b, a.fl(1))
+		b = append(b, " counting "...)
+		b = strconv.AppendInt(b, int64(int(a.n[1])), 10)
+		b = append(b, " missing and "...)
+		b = strconv.AppendInt(b, int64(int(a.n[2])), 10)
+		b = append(b, " unready pods), target "...)
+		return g4(b, a.fl(2))
 	case noteQueueStart:
-		return fmt.Sprintf("backlog %s with no consumers: start one", fixedNum(a.fl(0), 0))
+		b = append(b, "backlog "...)
+		b = appendFixedNum(b, a.fl(0), 0)
+		return append(b, " with no consumers: start one"...)
 	case noteQueue:
-		return fmt.Sprintf("backlog %s, arrivals %s/s, %s throughput %s/s per replica: %s replicas drain it in %s",
-			fixedNum(a.fl(0), 0), fixedNum(a.fl(1), 2), a.s, fixedNum(a.fl(2), 2), fixedNum(a.fl(3), 2), time.Duration(a.n[0]))
+		b = append(b, "backlog "...)
+		b = appendFixedNum(b, a.fl(0), 0)
+		b = append(b, ", arrivals "...)
+		b = appendFixedNum(b, a.fl(1), 2)
+		b = append(b, "/s, "...)
+		b = append(b, a.s...)
+		b = append(b, " throughput "...)
+		b = appendFixedNum(b, a.fl(2), 2)
+		b = append(b, "/s per replica: "...)
+		b = appendFixedNum(b, a.fl(3), 2)
+		b = append(b, " replicas drain it in "...)
+		return append(b, time.Duration(a.n[0]).String()...)
 	case noteLatency:
-		return fmt.Sprintf("p%g latency %s vs SLO %s", a.fl(0)*100, fmtSeconds(a.fl(1)), time.Duration(a.n[0]))
+		b = append(b, 'p')
+		b = strconv.AppendFloat(b, a.fl(0)*100, 'g', -1, 64)
+		b = append(b, " latency "...)
+		b = append(b, fmtSeconds(a.fl(1))...)
+		b = append(b, " vs SLO "...)
+		return append(b, time.Duration(a.n[0]).String()...)
 	case notePerReplicaIn:
-		return fmt.Sprintf("%.4g per replica, target %.4g (within tolerance)", a.fl(0), a.fl(1))
+		b = g4(b, a.fl(0))
+		b = append(b, " per replica, target "...)
+		b = g4(b, a.fl(1))
+		return append(b, " (within tolerance)"...)
 	case notePerReplica:
-		return fmt.Sprintf("total %.4g at %.4g per replica", a.fl(0), a.fl(1))
+		b = append(b, "total "...)
+		b = g4(b, a.fl(0))
+		b = append(b, " at "...)
+		b = g4(b, a.fl(1))
+		return append(b, " per replica"...)
 	case noteObject:
-		return fmt.Sprintf("value %.4g vs target %.4g", a.fl(0), a.fl(1))
+		b = append(b, "value "...)
+		b = g4(b, a.fl(0))
+		b = append(b, " vs target "...)
+		return g4(b, a.fl(1))
 	}
-	return ""
+	return b
 }
 
 // noteMemo remembers one signal's last note and what it was written from.
@@ -124,22 +200,34 @@ const bigNum = 1e6
 // 4821) but never drops whole digits below bigNum; from there on, and for
 // values that are not finite, four significant digits in exponent form.
 func fixedNum(v float64, decimals int) string {
+	var buf [32]byte
+	return string(appendFixedNum(buf[:0], v, decimals))
+}
+
+// appendFixedNum appends fixedNum(v, decimals) to b.
+func appendFixedNum(b []byte, v float64, decimals int) []byte {
 	a := math.Abs(v)
 	if !(a < bigNum) {
-		return strconv.FormatFloat(v, 'g', 4, 64)
+		return strconv.AppendFloat(b, v, 'g', 4, 64)
 	}
 	if a >= 1 {
 		decimals = min(decimals, max(0, 3-int(math.Floor(math.Log10(a)))))
 	}
-	return strconv.FormatFloat(v, 'f', decimals, 64)
+	return strconv.AppendFloat(b, v, 'f', decimals, 64)
 }
 
 // wholeNum writes v's whole part (a percentage, say, as the HPA truncates
 // it) up to bigNum, and four significant digits beyond, where converting
 // to an integer would overflow.
 func wholeNum(v float64) string {
+	var buf [32]byte
+	return string(appendWholeNum(buf[:0], v))
+}
+
+// appendWholeNum appends wholeNum(v) to b.
+func appendWholeNum(b []byte, v float64) []byte {
 	if !(math.Abs(v) < bigNum) {
-		return strconv.FormatFloat(v, 'g', 4, 64)
+		return strconv.AppendFloat(b, v, 'g', 4, 64)
 	}
-	return strconv.FormatInt(int64(v), 10)
+	return strconv.AppendInt(b, int64(v), 10)
 }
