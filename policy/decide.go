@@ -22,6 +22,9 @@ type svcEval struct {
 	recent    bool // was a bottleneck within Spec.AttributionMemory
 	anyBad    bool // some signal is unusable
 	allBad    bool // every signal is unusable (and there is at least one)
+	// drained: the service has queue signals and every one of them reads
+	// drained this tick (queueDrained).
+	drained bool
 
 	deps    []int // DependsOn resolved to service indexes, -1 for unknown
 	roots   []int // deepest saturated dependencies explaining a latency breach
@@ -114,8 +117,9 @@ func decide(spec Spec, snap Snapshot, prev State, now time.Time, burst bool) (Pl
 		sc := signalContext{
 			current: e.obs.CurrentReplicas, ready: e.obs.ReadyReplicas, tol: tolerancesOf(s.Behavior),
 			staleAfter: spec.StaleAfter, snapTime: snap.Time, now: now,
+			unsettled: unsettledPool(&e.prev, e.obs, now),
 		}
-		bad, used := 0, 0
+		bad, used, queues, drained := 0, 0, 0, 0
 		learned := e.prev.QueueCapacity
 		for j := range s.Signals {
 			sig := &s.Signals[j]
@@ -131,6 +135,12 @@ func decide(spec Spec, snap Snapshot, prev State, now time.Time, burst bool) (Pl
 			e.measured[j] = evalSignal(&e.signals[used], sig, &o, seen, &sc)
 			r := &e.signals[used]
 			used++
+			if sig.Kind == KindQueue {
+				queues++
+				if r.Status == StatusOK && sc.drained {
+					drained++
+				}
+			}
 			if r.Status != StatusOK {
 				bad++
 				continue
@@ -146,6 +156,7 @@ func decide(spec Spec, snap Snapshot, prev State, now time.Time, burst bool) (Pl
 		e.signals = e.signals[: used : used+stride]
 		e.anyBad = bad > 0
 		e.allBad = bad > 0 && bad == used
+		e.drained = queues > 0 && drained == queues
 		if at := e.prev.BottleneckAt; spec.AttributionMemory > 0 && !at.IsZero() && now.Sub(at) <= spec.AttributionMemory {
 			e.recent = true
 		}
@@ -194,6 +205,7 @@ func decide(spec Spec, snap Snapshot, prev State, now time.Time, burst bool) (Pl
 			st.BottleneckAt = now
 		}
 		st.QueueCapacity = learnCapacity(e.prev.QueueCapacity, e.spec.Signals, e.measured)
+		st.QueueDrainedSince = drainedSince(e.prev.QueueDrainedSince, e.drained, burst, now)
 		st.Mesh = e.prev.Mesh
 		if hists != nil && e.meshHist != (MeshHistory{}) && (e.prev.Mesh == nil || *e.prev.Mesh != e.meshHist) {
 			hists[i] = e.meshHist
@@ -549,7 +561,7 @@ func decideService(e *svcEval, st *ServiceState, now time.Time) {
 		d.ScalingLimited = reason
 	default:
 		if limit != LimitHold {
-			stab := stabilize(s.Behavior, st.Recommendations, proposal, cur, now)
+			stab := stabilize(queueCalmBehavior(s.Behavior, st.QueueDrainedSince, now), st.Recommendations, proposal, cur, now)
 			st.Recommendations = remember(st.Recommendations, proposal, now)
 			if stab != proposal {
 				limit = LimitStabilization
@@ -800,6 +812,64 @@ func appendNameList(b []byte, names []string) []byte {
 		b = strconv.AppendInt(b, int64(len(names)-show), 10)
 		b = append(b, " more"...)
 	}
+	return b
+}
+
+// queueSettle is how long after its replicas last changed a pool's
+// completions per replica are not taken for its capacity: longer than the
+// rate windows completions are counted over (RabbitMQ's management API
+// and the preset's Prometheus rates use at most a minute).
+const queueSettle = time.Minute
+
+// unsettledPool reports whether the service's replicas changed within
+// queueSettle (its current count differs from the last tick's, or a scale
+// event is that recent) or some of them are not ready.
+func unsettledPool(prev *ServiceState, obs ServiceObservation, now time.Time) bool {
+	if obs.ReadyReplicas < obs.CurrentReplicas || (prev.LastSeen && prev.LastCurrent != obs.CurrentReplicas) {
+		return true
+	}
+	for _, ev := range prev.Events {
+		if now.Sub(ev.Time) < queueSettle {
+			return true
+		}
+	}
+	return false
+}
+
+// queueCalm is how long every queue signal of a service must read drained
+// before its scale-down stops waiting out the whole stabilization window,
+// and the window it waits out instead.
+const queueCalm = time.Minute
+
+// drainedSince carries when the service's queues began to read drained:
+// kept while they still do, set now when they start to, cleared when one
+// does not. The burst path reads only some signals, so it keeps the
+// tick's. Only a change allocates.
+func drainedSince(prev *time.Time, drained, burst bool, now time.Time) *time.Time {
+	switch {
+	case burst:
+		return prev
+	case !drained:
+		return nil
+	case prev != nil:
+		return prev
+	}
+	t := now
+	return &t
+}
+
+// queueCalmBehavior shortens the scale-down stabilization window to
+// queueCalm once every queue signal of the service has read drained for
+// that long. The window is there so that a noisy signal's dips do not
+// remove replicas its next peak needs; a queue that has stayed empty with
+// arrivals below what the replicas take, tick after tick, is not a dip but
+// evidence, and the highest recommendation of that calm minute still
+// covers its peaks. The rate policies, bounds and pins apply as ever.
+func queueCalmBehavior(b Behavior, since *time.Time, now time.Time) Behavior {
+	if since == nil || now.Sub(*since) < queueCalm || b.ScaleDown.StabilizationWindow <= queueCalm {
+		return b
+	}
+	b.ScaleDown.StabilizationWindow = queueCalm
 	return b
 }
 

@@ -177,6 +177,12 @@ type ServiceState struct {
 	// QueueCapacity is, per queue signal, the per-replica throughput
 	// (messages/s) last measured while the pool was saturated.
 	QueueCapacity map[string]float64 `json:"queueCapacity,omitempty"`
+	// QueueDrainedSince is when every queue signal of the service last
+	// began to read drained (nothing waiting beyond one message a replica,
+	// and arrivals the current replicas can take); nil while one does
+	// not, or the service has none. A pointer, shared while unchanged,
+	// for the reason Mesh is one.
+	QueueDrainedSince *time.Time `json:"queueDrainedSince,omitempty"`
 	// Mesh is what the mesh's measurements taught of the service; nil
 	// before any. A pointer, shared by the states that did not change it:
 	// inline it would make every entry of Services too big for the map

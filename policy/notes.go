@@ -20,7 +20,7 @@ const (
 	noteUtilRebalanced          // f0 value, f1 rebalanced value, n0 target percent, n1 missing, n2 unready, s resource
 	notePodsRebalanced          // f0 value, f1 rebalanced value, f2 target, n1 missing, n2 unready
 	noteQueueStart              // f0 backlog
-	noteQueue                   // f0 backlog, f1 arrivals, f2 per-replica throughput, f3 replicas required, n0 drain time, s source
+	noteQueue                   // f0 backlog, f1 arrivals, f2 per-replica throughput, f3 replicas required, n0 drain time, s source; n1 = 1: held, messages waiting and not shrinking
 	noteLatency                 // f0 quantile, f1 seconds, n0 SLO
 	notePerReplicaIn            // f0 value, f1 target
 	notePerReplica              // f0 total, f1 target
@@ -137,7 +137,11 @@ func (a *noteArgs) appendTo(b []byte) []byte {
 		b = append(b, "/s per replica: "...)
 		b = appendFixedNum(b, a.fl(3), 2)
 		b = append(b, " replicas drain it in "...)
-		return append(b, time.Duration(a.n[0]).String()...)
+		b = append(b, time.Duration(a.n[0]).String()...)
+		if a.n[1] == 1 {
+			b = append(b, "; messages wait and the backlog is not shrinking: no scale-down"...)
+		}
+		return b
 	case noteLatency:
 		b = append(b, 'p')
 		b = strconv.AppendFloat(b, a.fl(0)*100, 'g', -1, 64)

@@ -33,8 +33,12 @@ func renderWithFmt(a *noteArgs) string {
 	case noteQueueStart:
 		return fmt.Sprintf("backlog %s with no consumers: start one", fixedNum(a.fl(0), 0))
 	case noteQueue:
-		return fmt.Sprintf("backlog %s, arrivals %s/s, %s throughput %s/s per replica: %s replicas drain it in %s",
+		s := fmt.Sprintf("backlog %s, arrivals %s/s, %s throughput %s/s per replica: %s replicas drain it in %s",
 			fixedNum(a.fl(0), 0), fixedNum(a.fl(1), 2), a.s, fixedNum(a.fl(2), 2), fixedNum(a.fl(3), 2), time.Duration(a.n[0]))
+		if a.n[1] == 1 {
+			s += "; messages wait and the backlog is not shrinking: no scale-down"
+		}
+		return s
 	case noteLatency:
 		return fmt.Sprintf("p%g latency %s vs SLO %s", a.fl(0)*100, fmtSeconds(a.fl(1)), time.Duration(a.n[0]))
 	case notePerReplicaIn:

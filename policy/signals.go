@@ -33,6 +33,12 @@ type signalContext struct {
 	// memo, when set, remembers the signal's last note so an unchanged one
 	// is not formatted again.
 	memo *noteMemo
+	// drained is set by a queue signal that reads drained (queueDrained).
+	drained bool
+	// unsettled: the pool's replicas changed within queueSettle, or not
+	// all are ready, so completions over a rate window are divided among
+	// replicas that did not all work through it (unsettledPool).
+	unsettled bool
 }
 
 // evaluateSignal turns one observation into a replica proposal. A result
@@ -48,6 +54,7 @@ func evaluateSignal(sig SignalSpec, obs Observation, seen bool, c signalContext)
 // evalSignal is evaluateSignal writing into r, with nothing copied.
 func evalSignal(r *SignalResult, sig *SignalSpec, obs *Observation, seen bool, c *signalContext) float64 {
 	*r = SignalResult{Name: sig.Name, Kind: sig.Kind}
+	c.drained = false
 	current, ready, tol := c.current, c.ready, c.tol
 	if sig.Tolerance > 0 {
 		tol = tolerances{down: sig.Tolerance, up: sig.Tolerance}
@@ -85,7 +92,8 @@ func evalSignal(r *SignalResult, sig *SignalSpec, obs *Observation, seen bool, c
 	case KindPods:
 		err = podsMetric(r, &na, sig.Pods, obs.Pods, current, tol, c.now)
 	case KindQueue:
-		measured, err = queue(r, &na, sig.Queue, obs.Queue, current, ready, tol, c.capacity)
+		measured, err = queue(r, &na, sig.Queue, obs.Queue, current, ready, tol, c.capacity, c.unsettled)
+		c.drained = err == nil && queueDrained(obs.Queue, r, current)
 	case KindLatency:
 		err = latency(r, &na, sig.Latency, obs.Value, current, tol)
 	case KindPerReplica:
@@ -397,13 +405,25 @@ func cpuUnready(p *PodSample, initPeriod, readinessDelay time.Duration, now time
 // configured estimate, so a pool is not shrunk on a guess it has disproved.
 // It returns the capacity measured this time, 0 when not saturated.
 //
+// While the pool is unsettled (replicas added or removed within
+// queueSettle, or some not ready), completions over the rate window are
+// shared by replicas that did not all work through it: right after a
+// scale-up the new pods count fully and the reading is low, and a low
+// reading taken as the capacity would keep the pool oversized for as long
+// as it is remembered. Such a reading only ever raises what is known: it
+// sizes the pool and is learned only when above the learned capacity.
+// Completions per settled replica are never more than the capacity,
+// saturated or not, so one above the learned capacity replaces it: a
+// reading latched in a quiet hour does not outlive the evidence against
+// it.
+//
 // The result's value is the throughput the pool needs (arrivals plus the
 // backlog spread over DrainTime) and its target the throughput the current
 // replicas give at TargetUtilization, both in messages per second, so their
 // ratio is the factor by which the pool is short. A target in messages the
 // replicas could drain instead was 0 exactly when arrivals alone overran
 // them, which hid the worst case from anything dividing by it.
-func queue(r *SignalResult, na *noteArgs, spec *QueueSpec, q *QueueObservation, current, ready int32, tol tolerances, learned float64) (float64, error) {
+func queue(r *SignalResult, na *noteArgs, spec *QueueSpec, q *QueueObservation, current, ready int32, tol tolerances, learned float64, unsettled bool) (float64, error) {
 	if spec == nil {
 		return 0, fmt.Errorf("queue signal without spec")
 	}
@@ -425,6 +445,7 @@ func queue(r *SignalResult, na *noteArgs, spec *QueueSpec, q *QueueObservation, 
 	}
 	perReplica := q.ThroughputPerReplica
 	source := "measured"
+	waiting := math.Max(0, q.Backlog-q.Unacked)
 	var saturatedCapacity float64
 	if perReplica == 0 {
 		workers := ready
@@ -443,7 +464,6 @@ func queue(r *SignalResult, na *noteArgs, spec *QueueSpec, q *QueueObservation, 
 		// whose waiting work would take a while to clear at the current pace
 		// proves the pool is the limit (a quiet-hour burst read as
 		// saturation would teach a capacity far below the real one).
-		waiting := math.Max(0, q.Backlog-q.Unacked)
 		saturated := waiting > float64(workers) && measured > 0 &&
 			waiting/q.CompletionRate >= math.Max(minSaturatedWait.Seconds(), saturatedWaitShare*drain)
 		estimate, estimateSource := spec.ThroughputPerReplica, "configured"
@@ -451,12 +471,20 @@ func queue(r *SignalResult, na *noteArgs, spec *QueueSpec, q *QueueObservation, 
 			estimate, estimateSource = learned, "learned"
 		}
 		switch {
+		case saturated && unsettled && learned > measured:
+			perReplica, source = learned, "learned"
 		case saturated:
 			perReplica, saturatedCapacity = measured, measured
 		case estimate > measured:
 			perReplica, source = estimate, estimateSource
 		default:
 			perReplica = measured
+			if learned > 0 && measured > learned && !unsettled {
+				// Settled replicas completing more each than the pool
+				// was once measured to manage: the capacity is at least
+				// this, and an old low reading is forgotten.
+				saturatedCapacity = measured
+			}
 		}
 	}
 	need := q.ArrivalRate + q.Backlog/drain
@@ -486,7 +514,29 @@ func queue(r *SignalResult, na *noteArgs, spec *QueueSpec, q *QueueObservation, 
 		return saturatedCapacity, nil
 	}
 	r.Proposal = ceilReplicas(required)
+	if r.Proposal < current && waiting > float64(current) && q.CompletionRate <= q.ArrivalRate {
+		// Messages wait and the pool is not working them off faster than
+		// they come (or cannot say it is): the backlog holds or grows,
+		// whatever the arrivals alone would need, so no replica goes.
+		r.Proposal = current
+		na.n[1] = 1
+	}
 	return saturatedCapacity, nil
+}
+
+// queueDrained reports whether a queue signal's reading is evidence that
+// the pool has more replicas than it needs: at most one message waits per
+// replica (beyond those delivered), and the throughput the pool needs
+// (arrivals plus the backlog over the drain time) is below what the
+// current replicas give at the target utilization, so the signal asks for
+// fewer. A backlog that is building fails the first test; arrivals that
+// have caught up with the pool fail the second.
+func queueDrained(q *QueueObservation, r *SignalResult, current int32) bool {
+	if q == nil || current <= 0 || r.Target <= 0 {
+		return false
+	}
+	waiting := math.Max(0, q.Backlog-q.Unacked)
+	return waiting <= float64(current) && r.Value < r.Target && r.Proposal < current
 }
 
 // latency compares a latency quantile with its SLO. Above the SLO it asks
