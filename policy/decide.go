@@ -93,6 +93,7 @@ func decide(spec Spec, snap Snapshot, prev State, now time.Time, burst bool) (Pl
 	results := make([]SignalResult, nsig+stride*n)
 
 	// 1. Signals: each gives a proposal or is unusable.
+	staleCut := now.Add(-spec.StaleAfter)
 	nrecs, nevents := 0, 0
 	for i := range spec.Services {
 		s := &spec.Services[i]
@@ -116,7 +117,7 @@ func decide(spec Spec, snap Snapshot, prev State, now time.Time, burst bool) (Pl
 		}
 		sc := signalContext{
 			current: e.obs.CurrentReplicas, ready: e.obs.ReadyReplicas, tol: tolerancesOf(s.Behavior),
-			staleAfter: spec.StaleAfter, snapTime: snap.Time, now: now,
+			staleAfter: spec.StaleAfter, snapTime: snap.Time, now: now, staleCut: staleCut, hasStaleCut: true,
 			unsettled: unsettledPool(&e.prev, e.obs, now),
 		}
 		bad, used, queues, drained := 0, 0, 0, 0

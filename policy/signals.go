@@ -27,6 +27,10 @@ type signalContext struct {
 	tol            tolerances
 	staleAfter     time.Duration
 	snapTime, now  time.Time
+	// staleCut, when hasStaleCut, is now less staleAfter, worked out once
+	// for every signal of a Decide call.
+	staleCut    time.Time
+	hasStaleCut bool
 	// capacity is the per-replica throughput a queue signal last measured
 	// while saturated (0: never), from State.
 	capacity float64
@@ -76,7 +80,7 @@ func evalSignal(r *SignalResult, sig *SignalSpec, obs *Observation, seen bool, c
 	if sampleTime.IsZero() {
 		sampleTime = c.snapTime
 	}
-	if c.staleAfter > 0 && !sampleTime.IsZero() && c.now.Sub(sampleTime) > c.staleAfter {
+	if c.staleAfter > 0 && !sampleTime.IsZero() && c.stale(sampleTime) {
 		r.Status = StatusStale
 		na := noteArgs{kind: noteStale, n: [3]int64{int64(c.now.Sub(sampleTime).Round(time.Second)), int64(c.staleAfter)}}
 		r.Note = c.memo.note(&na)
@@ -112,6 +116,16 @@ func evalSignal(r *SignalResult, sig *SignalSpec, obs *Observation, seen bool, c
 	r.Note = c.memo.note(&na)
 	r.Breach = r.Proposal > current
 	return measured
+}
+
+// stale reports whether a sample taken at t is more than staleAfter older
+// than now: t before now-staleAfter, which is the same comparison, when
+// that cut is known.
+func (c *signalContext) stale(t time.Time) bool {
+	if c.hasStaleCut {
+		return t.Before(c.staleCut)
+	}
+	return c.now.Sub(t) > c.staleAfter
 }
 
 // validNumber reports whether v can be used as a load value.
@@ -187,6 +201,9 @@ type podMetric struct {
 	// cpu applies HPA's rule for the CPU samples of starting pods.
 	cpu                        bool
 	initPeriod, readinessDelay time.Duration
+	// initCut is initNow less initPeriod: a pod started after it is
+	// still initializing. Worked out once for all the pods of a sample.
+	initNow, initCut time.Time
 }
 
 // podState is where HPA's groupPods puts a pod.
@@ -210,7 +227,7 @@ func (m *podMetric) group(p *PodSample, now time.Time) podState {
 		return podUnready
 	case !p.HasMetric:
 		return podMissing
-	case m.cpu && cpuUnready(p, m.initPeriod, m.readinessDelay, now):
+	case m.cpu && m.cpuUnready(p, now):
 		return podUnready
 	}
 	return podReady
@@ -386,14 +403,18 @@ func (m *podMetric) describeRebalanced(value, newValue float64, missing, unready
 // initialisation period a pod is unready if it is not ready or its sample
 // predates readiness; afterwards only if it went unready so soon after
 // starting that it never really became ready.
-func cpuUnready(p *PodSample, initPeriod, readinessDelay time.Duration, now time.Time) bool {
+func (m *podMetric) cpuUnready(p *PodSample, now time.Time) bool {
 	if !p.ReadyKnown || p.StartTime.IsZero() {
 		return true
 	}
-	if p.StartTime.Add(initPeriod).After(now) {
+	if m.initNow != now || m.initCut.IsZero() {
+		m.initNow, m.initCut = now, now.Add(-m.initPeriod)
+	}
+	// StartTime + initPeriod after now, without an addition per pod.
+	if p.StartTime.After(m.initCut) {
 		return !p.Ready || p.MetricTime.Before(p.ReadyTransition.Add(p.MetricWindow))
 	}
-	return !p.Ready && p.StartTime.Add(readinessDelay).After(p.ReadyTransition)
+	return !p.Ready && p.StartTime.Add(m.readinessDelay).After(p.ReadyTransition)
 }
 
 // queue sizes a consumer pool so that it keeps up with arrivals and drains
