@@ -1,11 +1,14 @@
 package report
 
 import (
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"time"
 )
 
@@ -65,6 +68,9 @@ func WriteBenchmarks(file, imgDir string, scenarios []*Scenario, timings []Timin
 		}
 	}
 	WriteGoalTable(f, goals)
+	if err := writeDetectToAct(f, imgDir, rel); err != nil {
+		return err
+	}
 	for _, s := range scenarios {
 		sc := s.Scenario
 		fmt.Fprintf(f, "\n## %s\n\n%s. Duration %s, first %s warm-up (not scored).\n\n", sc.Name, sc.Description, sc.Duration, sc.Warmup)
@@ -84,6 +90,57 @@ func WriteBenchmarks(file, imgDir string, scenarios []*Scenario, timings []Timin
 	fmt.Fprintf(f, "Wall time on this machine (%s/%s, %d CPUs, GOMAXPROCS %d; shared with other work, so an upper bound), per run:\n\n", runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), runtime.GOMAXPROCS(0))
 	writeTimings(f, timings)
 	return f.Close()
+}
+
+// DetectToActFile is the page, beside the plots, where the detect-to-act
+// benchmark's measurement is written down (daemon/detect_bench_test.go).
+const DetectToActFile = "detect-to-act.md"
+
+// writeDetectToAct repeats the detect-to-act measurement of DetectToActFile
+// (the table under its "## Measured" heading and the line that says where
+// and on which commit it was taken): it is taken on a real RabbitMQ and API
+// server, not in the simulator, so it is copied here rather than computed.
+// Without the file nothing is written.
+func writeDetectToAct(w io.Writer, dir, rel string) error {
+	b, err := os.ReadFile(filepath.Join(dir, DetectToActFile))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	var where string
+	var table []string
+	in := false
+	for _, line := range strings.Split(string(b), "\n") {
+		switch {
+		case strings.HasPrefix(line, "## "):
+			in = strings.TrimSpace(line) == "## Measured"
+		case !in:
+		case strings.HasPrefix(line, "|"):
+			table = append(table, line)
+		case where == "" && len(table) == 0 && strings.TrimSpace(line) != "":
+			where = strings.TrimSpace(line)
+		case len(table) > 0 && strings.TrimSpace(line) == "":
+			in = false
+		}
+	}
+	if len(table) == 0 {
+		return fmt.Errorf("%s: no table under \"## Measured\"", DetectToActFile)
+	}
+	link := filepath.ToSlash(filepath.Join(rel, DetectToActFile))
+	fmt.Fprintln(w, "\n## Detect-to-act: from a script storm to the scale write")
+	fmt.Fprintln(w)
+	fmt.Fprintf(w, "Measured on a real RabbitMQ and kube-apiserver, not in the simulator (how, and the command: [%s](%s)). ", link, link)
+	fmt.Fprintln(w, "From the first message of a storm to the Deployment's new `spec.replicas` seen by a watch, with the burst path and with the 15 s tick alone. Goal: p95 ≤ 3 s.")
+	if where != "" {
+		fmt.Fprintf(w, "%s\n", where)
+	}
+	fmt.Fprintln(w)
+	for _, l := range table {
+		fmt.Fprintln(w, l)
+	}
+	return nil
 }
 
 func writeTimings(w io.Writer, timings []Timing) {

@@ -3,6 +3,8 @@ package report
 import (
 	"bytes"
 	"math"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -49,5 +51,45 @@ func TestCheckGoal(t *testing.T) {
 	WriteGoalTable(&b, []Goal{g})
 	if !strings.Contains(b.String(), "| x | 20 | 40 (keda) | 50% | yes |") {
 		t.Errorf("goal table:\n%s", b.String())
+	}
+}
+
+// Verifies that the benchmarks page repeats the detect-to-act table of
+// detect-to-act.md beside the plots (measured on real components, so
+// copied, not computed), with the line saying where it was measured and a
+// link to the page; that no file means no section; and that a file without
+// its table is an error rather than a section with nothing in it.
+func TestBenchmarksDetectToAct(t *testing.T) {
+	dir := t.TempDir()
+	img := filepath.Join(dir, "docs", "benchmarks")
+	page := filepath.Join(dir, "BENCHMARKS.md")
+	if err := WriteBenchmarks(page, img, nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(page); strings.Contains(string(b), "Detect-to-act") {
+		t.Errorf("a detect-to-act section without its file:\n%s", b)
+	}
+	md := "# Detect-to-act\n\nHow.\n\n## Measured\n\n2-core machine, commit abc1234.\n\n| path | storms | p50 | p95 | max |\n| --- | --- | --- | --- | --- |\n| burst | 20 | 2.10 s | 2.70 s | 2.88 s |\n| tick alone | 20 | 8.39 s | 15.73 s | 16.34 s |\n\nThe goal is met.\n\n## Other\n\n| not | this |\n"
+	if err := os.WriteFile(filepath.Join(img, DetectToActFile), []byte(md), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := WriteBenchmarks(page, img, nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	b, _ := os.ReadFile(page)
+	got := string(b)
+	for _, want := range []string{"## Detect-to-act", "(docs/benchmarks/detect-to-act.md)", "2-core machine, commit abc1234.", "| burst | 20 | 2.10 s | 2.70 s | 2.88 s |", "| tick alone | 20 | 8.39 s | 15.73 s | 16.34 s |"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("page lacks %q:\n%s", want, got)
+		}
+	}
+	if strings.Contains(got, "| not | this |") || strings.Contains(got, "The goal is met.") {
+		t.Errorf("page copied beyond the Measured table:\n%s", got)
+	}
+	if err := os.WriteFile(filepath.Join(img, DetectToActFile), []byte("# Detect-to-act\n\n## Measured\n\nnot yet\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := WriteBenchmarks(page, img, nil, nil); err == nil || !strings.Contains(err.Error(), "no table") {
+		t.Errorf("a Measured section without a table: %v, want an error", err)
 	}
 }
