@@ -51,6 +51,11 @@ type svcEval struct {
 	meshHist             MeshHistory
 	verdict              *MeshVerdict
 	meshNote             string
+	// meshSteady, while the mesh finds a relievable queue being worked
+	// off, is the replicas the arrivals alone need at the measured
+	// capacity (0 otherwise): what the stabilization window remembers of
+	// the tick instead of a proposal that also drains the backlog.
+	meshSteady int32
 
 	d Decision
 }
@@ -563,7 +568,7 @@ func decideService(e *svcEval, st *ServiceState, now time.Time) {
 	default:
 		if limit != LimitHold {
 			stab := stabilize(queueCalmBehavior(s.Behavior, st.QueueDrainedSince, now), st.Recommendations, proposal, cur, now)
-			st.Recommendations = remember(st.Recommendations, proposal, now)
+			st.Recommendations = remember(st.Recommendations, e.remembered(proposal), now)
 			if stab != proposal {
 				limit = LimitStabilization
 			}
@@ -583,6 +588,22 @@ func decideService(e *svcEval, st *ServiceState, now time.Time) {
 		limit = LimitPinned
 	}
 	d.Desired, d.LimitedBy = desired, limit
+}
+
+// remembered is the recommendation the stabilization window keeps of this
+// tick's proposal: while a relievable queue is worked off, the part of the
+// proposal that drains the backlog is not a load that comes back, and the
+// other load signals (CPU, requests in flight) read the backlog too; the
+// window keeps only what the arrivals need at the measured capacity, so
+// that once the backlog is gone the scale-down follows the arrivals
+// instead of holding the drain's replicas for a whole window. The tick's
+// own proposal is not changed, and while the backlog lasts the mesh
+// itself asks for no fewer replicas than there are.
+func (e *svcEval) remembered(proposal int32) int32 {
+	if e.meshSteady <= 0 || e.meshSteady >= proposal {
+		return proposal
+	}
+	return e.meshSteady
 }
 
 // applyBudget trims scale-ups so the total stays within maxTotal. Every

@@ -186,6 +186,12 @@ type MeshSpec struct {
 	// needs before its mean latencies are judged (default 50): a mean of a
 	// handful of requests is noise.
 	MinResponses float64 `json:"minResponses,omitempty"`
+	// StartupTime is how long a new replica is assumed to take to become
+	// ready until the service's own start-ups have been seen (each
+	// service's is then learned from its ready count): the queue keeps
+	// growing for that long after a scale-up, and the scale-up is sized
+	// for it too (default 30s).
+	StartupTime time.Duration `json:"startupTime,omitempty"`
 }
 
 // Defaults of MeshSpec's zero values.
@@ -195,6 +201,7 @@ const (
 	DefaultMeshTargetUtilization = 0.8
 	DefaultMeshDrainTime         = 10 * time.Second
 	DefaultMeshMinResponses      = 50
+	DefaultMeshStartupTime       = 30 * time.Second
 )
 
 // MeshHistory is what Decide learns of one service from the mesh, kept in
@@ -229,6 +236,14 @@ type MeshHistory struct {
 	// Relieving is true while a relievable growth of the own latency is
 	// being worked off; it ends when the own latency is back.
 	Relieving bool `json:"relieving,omitempty"`
+	// Startup is the seconds the service's new replicas took to become
+	// ready, learned from the ticks that saw fewer ready replicas than
+	// current ones (0 before any was seen); StartingSince is when the
+	// ticks began to see them and StartingFrom the current count then
+	// (zero while every replica is ready).
+	Startup       float64   `json:"startup,omitempty"`
+	StartingSince time.Time `json:"startingSince,omitempty"`
+	StartingFrom  int32     `json:"startingFrom,omitempty"`
 }
 
 // MeshVerdict is the part of the mesh's call graph that explains one

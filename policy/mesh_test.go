@@ -193,11 +193,13 @@ func TestMeshNamesTheQueueingDependency(t *testing.T) {
 		t.Fatalf("files' verdict: %+v", f.Mesh)
 	}
 	// files answers 90% of 63/s on 2 replicas: 28.35/s each; queued: the
-	// 6.3/s unanswered over the minute, 378; needed: (63 + 378/10) /
-	// (0.8 × 28.35) = 4.44 → 5. A proportional ratio on the callers'
-	// latency (2.5 s against 500 ms) would have asked for 10.
-	if f.Desired != 5 {
-		t.Errorf("files sized %d, want 5 from measured throughput: %s", f.Desired, f.Reason)
+	// 6.3/s unanswered over the minute, 378, and as many per second again
+	// over the 30 s the new replicas take to start (no start-up seen yet:
+	// the default), 189; needed: (63 + 567/10) / (0.8 × 28.35) = 5.28 → 6.
+	// A proportional ratio on the callers' latency (2.5 s against 500 ms)
+	// would have asked for 10.
+	if f.Desired != 6 {
+		t.Errorf("files sized %d, want 6 from measured throughput: %s", f.Desired, f.Reason)
 	}
 	for _, name := range []string{"main", "collector", "processor", "docflow"} {
 		d := decisionOf(t, p, name)

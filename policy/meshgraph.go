@@ -58,7 +58,7 @@ const (
 
 // meshParams are MeshSpec's values with the defaults filled in.
 type meshParams struct {
-	growth, minGrowth, util, drain, minResp float64
+	growth, minGrowth, util, drain, minResp, startup float64
 }
 
 func paramsOf(m *MeshSpec) meshParams {
@@ -77,6 +77,10 @@ func paramsOf(m *MeshSpec) meshParams {
 	}
 	if !(p.minResp > 0) {
 		p.minResp = DefaultMeshMinResponses
+	}
+	p.startup = m.StartupTime.Seconds()
+	if !(p.startup > 0) {
+		p.startup = DefaultMeshStartupTime.Seconds()
 	}
 	return p
 }
@@ -229,7 +233,7 @@ func meshStep(c *decideCache, spec Spec, snap Snapshot, evals []svcEval, now tim
 		e := &evals[i]
 		e.meshTraverse = true
 		in, has := o.Inbound[workloadOf(spec.Mesh, e.spec.Name)]
-		judgeMesh(e, p, win, in, has, &acc[i], o.Edges, &verdicts[i])
+		judgeMesh(e, p, win, in, has, &acc[i], o.Edges, &verdicts[i], now)
 	}
 }
 
@@ -245,7 +249,7 @@ func finiteNonNeg(v float64) bool { return v >= 0 && !math.IsInf(v, 0) }
 // judgeMesh decomposes one service's inbound latency, judges it against
 // the service's history, learns the next history and adds the mesh's
 // result to its signals when there is something to say.
-func judgeMesh(e *svcEval, p meshParams, win float64, in MeshInbound, has bool, a *meshAcc, edges []MeshEdge, v *MeshVerdict) {
+func judgeMesh(e *svcEval, p meshParams, win float64, in MeshInbound, has bool, a *meshAcc, edges []MeshEdge, v *MeshVerdict, now time.Time) {
 	h := e.meshHist // the previous history (Decide copied it)
 	if !e.obs.Found {
 		return
@@ -258,6 +262,11 @@ func judgeMesh(e *svcEval, p meshParams, win float64, in MeshInbound, has bool, 
 		return
 	}
 	cur, ready := e.obs.CurrentReplicas, e.obs.ReadyReplicas
+	started := now
+	if pd := e.prev.Pending; pd != nil && pd.To == cur && pd.To > pd.From && !pd.Time.After(now) {
+		started = pd.Time // the scale-up that started them
+	}
+	learnStartup(&h, cur, ready, now, started)
 	lam := in.RequestRate
 	perRep := 0.0
 	if ready > 0 {
@@ -380,6 +389,13 @@ func judgeMesh(e *svcEval, p meshParams, win float64, in MeshInbound, has bool, 
 		h.Relieving = true
 	}
 	e.meshHist = h
+	// While the queue is worked off (queueing now, or a window in which
+	// the backlog drains too fast to be judged), the stabilization window
+	// remembers what the arrivals alone need.
+	e.meshSteady = 0
+	if h.Relieving && h.Measured && h.Capacity > 0 && lam > 0 {
+		e.meshSteady = ceilReplicas(lam / (p.util * h.Capacity))
+	}
 
 	// The result: sized from the measured throughput (Little's law for
 	// the requests queued), or why nothing is added.
@@ -392,6 +408,12 @@ func judgeMesh(e *svcEval, p meshParams, win float64, in MeshInbound, has bool, 
 		// is more (a queue that began within the window shows in the
 		// second before the mean catches up).
 		queued := math.Max(lam*math.Max(0, own-h.Own), (lam-in.ResponseRate)*win)
+		// Replicas added now answer nothing until they are ready: until
+		// then the queue keeps growing by what arrives beyond what the
+		// ready ones answer, and that is worked off too.
+		if h.Measured && h.Capacity > 0 {
+			queued += startupGrowth(h, p, lam, in.ResponseRate, cur, ready, now)
+		}
 		need := lam + queued/p.drain
 		prop := cur
 		if h.Measured && h.Capacity > 0 {
@@ -424,6 +446,11 @@ func judgeMesh(e *svcEval, p meshParams, win float64, in MeshInbound, has bool, 
 		if cur > 0 && tolerancesOf(e.spec.Behavior).within(lam/(p.util*h.Capacity*float64(cur))) {
 			prop = cur
 		}
+		if h.Relieving {
+			// A backlog still drains (the own latency is not back at its
+			// baseline yet): no fewer replicas until it is gone.
+			prop = max(prop, cur)
+		}
 		r.Proposal = prop
 		r.Breach = prop > cur
 		r.Note = fmt.Sprintf("%s/s at %s/s per replica (measured): %d replicas at %d%%", num(lam), num(h.Capacity), prop, int(p.util*100))
@@ -437,6 +464,73 @@ func judgeMesh(e *svcEval, p meshParams, win float64, in MeshInbound, has bool, 
 	if r.Breach {
 		e.satBreach = true
 	}
+}
+
+// Start-ups longer than meshMaxStartup are not learned: a replica that
+// long unready is failing, not starting. meshStartupRise and
+// meshStartupFall are how much of a longer and of a shorter start-up the
+// learned one takes in.
+const (
+	meshMaxStartup  = 10 * 60.0
+	meshStartupRise = 0.5
+	meshStartupFall = 0.2
+)
+
+// learnStartup follows the service's ready count: from the first tick
+// that sees fewer replicas ready than current (or the scale-up that asked
+// for them, started) to the first that sees them all ready is one
+// start-up, learned when no replica was removed meanwhile (a scale-down
+// during a start-up ends it early, and it says nothing). The ticks see
+// its end to within an interval.
+func learnStartup(h *MeshHistory, cur, ready int32, now, started time.Time) {
+	switch {
+	case ready < cur && h.StartingSince.IsZero():
+		h.StartingSince, h.StartingFrom = started, cur
+	case ready < cur && cur < h.StartingFrom:
+		// Removed while starting: the episode says nothing; one begins
+		// again with the count now.
+		h.StartingSince, h.StartingFrom = now, cur
+	case ready >= cur && !h.StartingSince.IsZero():
+		d := now.Sub(h.StartingSince).Seconds()
+		if cur >= h.StartingFrom && d > 0 && d <= meshMaxStartup {
+			switch {
+			case h.Startup == 0:
+				h.Startup = d
+			case d > h.Startup:
+				h.Startup += meshStartupRise * (d - h.Startup)
+			default:
+				h.Startup += meshStartupFall * (d - h.Startup)
+			}
+		}
+		h.StartingSince, h.StartingFrom = time.Time{}, 0
+	}
+}
+
+// startupGrowth is how many more requests queue before replicas added
+// now are ready: arrivals beyond what the ready replicas answer until the
+// ones already starting are ready, and beyond what all current replicas
+// answer for the rest of a start-up.
+func startupGrowth(h MeshHistory, p meshParams, lam, answered float64, cur, ready int32, now time.Time) float64 {
+	t := startupOf(h, p)
+	first := t // until the replicas already starting are ready
+	if ready < cur && !h.StartingSince.IsZero() {
+		first = math.Min(t, math.Max(0, t-now.Sub(h.StartingSince).Seconds()))
+	}
+	short := math.Max(0, lam-math.Max(answered, float64(ready)*h.Capacity))
+	later := math.Max(0, lam-float64(cur)*h.Capacity)
+	if ready >= cur {
+		later = short
+	}
+	return short*first + later*(t-first)
+}
+
+// startupOf is the start-up time a scale-up is sized for: the service's
+// learned one, else the configured default.
+func startupOf(h MeshHistory, p meshParams) float64 {
+	if h.Startup > 0 {
+		return h.Startup
+	}
+	return p.startup
 }
 
 func capacitySource(measured bool) string {
