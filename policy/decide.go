@@ -212,6 +212,7 @@ func decide(spec Spec, snap Snapshot, prev State, now time.Time, burst bool) (Pl
 		}
 		st.QueueCapacity = learnCapacity(e.prev.QueueCapacity, e.spec.Signals, e.measured)
 		st.QueueDrainedSince = drainedSince(e.prev.QueueDrainedSince, e.drained, burst, now)
+		st.ReadySince = readySince(&e.prev, e.obs, now)
 		st.Mesh = e.prev.Mesh
 		if hists != nil && e.meshHist != (MeshHistory{}) && (e.prev.Mesh == nil || *e.prev.Mesh != e.meshHist) {
 			hists[i] = e.meshHist
@@ -844,10 +845,17 @@ func appendNameList(b []byte, names []string) []byte {
 const queueSettle = time.Minute
 
 // unsettledPool reports whether the service's replicas changed within
-// queueSettle (its current count differs from the last tick's, or a scale
-// event is that recent) or some of them are not ready.
+// queueSettle (its current count differs from the last tick's, a scale
+// event is that recent, or some pods became ready that recently) or some
+// of them are not ready. A service seen for the first time with every
+// replica ready counts as settled: nothing says otherwise.
 func unsettledPool(prev *ServiceState, obs ServiceObservation, now time.Time) bool {
 	if obs.ReadyReplicas < obs.CurrentReplicas || (prev.LastSeen && prev.LastCurrent != obs.CurrentReplicas) {
+		return true
+	}
+	if prev.LastSeen && (prev.ReadySince == nil || now.Sub(*prev.ReadySince) < queueSettle) {
+		// Pods became ready within the rate window: they did not work
+		// through all of it.
 		return true
 	}
 	for _, ev := range prev.Events {
@@ -856,6 +864,24 @@ func unsettledPool(prev *ServiceState, obs ServiceObservation, now time.Time) bo
 		}
 	}
 	return false
+}
+
+// readySince carries when every replica last became ready: kept while all
+// still are, set now when they become so, cleared while some are not. A
+// service seen for the first time all ready is taken as ready for
+// queueSettle already. Only a change allocates.
+func readySince(prev *ServiceState, obs ServiceObservation, now time.Time) *time.Time {
+	switch {
+	case !obs.Found || obs.ReadyReplicas < obs.CurrentReplicas:
+		return nil
+	case prev.ReadySince != nil:
+		return prev.ReadySince
+	}
+	t := now
+	if !prev.LastSeen {
+		t = now.Add(-queueSettle)
+	}
+	return &t
 }
 
 // queueCalm is how long every queue signal of a service must read drained

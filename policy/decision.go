@@ -183,6 +183,10 @@ type ServiceState struct {
 	// not, or the service has none. A pointer, shared while unchanged,
 	// for the reason Mesh is one.
 	QueueDrainedSince *time.Time `json:"queueDrainedSince,omitempty"`
+	// ReadySince is when every replica of the service last became ready
+	// (the start of the current run of ticks with ready = current); nil
+	// while some are not. Shared while unchanged.
+	ReadySince *time.Time `json:"readySince,omitempty"`
 	// Mesh is what the mesh's measurements taught of the service; nil
 	// before any. A pointer, shared by the states that did not change it:
 	// inline it would make every entry of Services too big for the map

@@ -293,3 +293,32 @@ func TestQueueLatchedCapacityIsRaisedByEvidence(t *testing.T) {
 		t.Errorf("learned %v after a quieter minute, want 2.5 kept", got)
 	}
 }
+
+// Pods that became ready a moment ago did not work through the window the
+// completions were counted over, however long ago they were asked for:
+// the reading is taken for the capacity only once every pod has been
+// ready for queueSettle.
+func TestQueueFreshlyReadyPodsAreUnsettled(t *testing.T) {
+	spec := Spec{Services: []ServiceSpec{service("worker", 1, 40, queueSignal("q", time.Minute, 0))}}
+	sat := func(completions float64) QueueObservation {
+		return QueueObservation{Backlog: 2000, ArrivalRate: 30, CompletionRate: completions}
+	}
+	_, st := queueStep(spec, 0, 4, 4, sat(20), State{})
+	if got := st.Services["worker"].QueueCapacity["q"]; got != 5 {
+		t.Fatalf("learned %v, want 5", got)
+	}
+	// Scaled to 8 at 15s; the new pods start slowly.
+	_, st = queueStep(spec, 15*time.Second, 8, 4, sat(20), st)
+	_, st = queueStep(spec, 60*time.Second, 8, 4, sat(20), st)
+	// Ready at 90s, 75s after the scale-up: 24/s over 8 pods reads 3/s.
+	_, st = queueStep(spec, 90*time.Second, 8, 8, sat(24), st)
+	_, st = queueStep(spec, 120*time.Second, 8, 8, sat(24), st)
+	if got := st.Services["worker"].QueueCapacity["q"]; got != 5 {
+		t.Errorf("learned %v from pods ready for 30s, want 5 kept", got)
+	}
+	// A minute after the last pod became ready the reading counts.
+	_, st = queueStep(spec, 150*time.Second, 8, 8, sat(32), st)
+	if got := st.Services["worker"].QueueCapacity["q"]; got != 4 {
+		t.Errorf("learned %v from pods ready for a minute, want 4", got)
+	}
+}
