@@ -85,23 +85,43 @@ func (d *Dist) MeanSeconds() float64 { return d.Mean.Seconds() }
 
 // draw returns a service time in seconds, never below a microsecond.
 func (d *Dist) draw(r *rand.Rand) float64 {
-	var x float64
 	switch d.Kind {
 	case DistExponential:
-		x = r.ExpFloat64() * d.mean
+		return atLeast(r.ExpFloat64()*d.mean, 1e-6)
 	case DistConstant:
-		x = d.mean
-	default:
-		// One uniform through the quantile table: an exp per draw was
-		// the simulator's largest single cost.
-		u := r.Uint64()
-		i := int(u >> (64 - 10))
-		f := float64(u<<10>>11) / (1 << 53)
-		if i == 0 || i == lnBins-1 {
-			x = d.quantile((float64(i) + f) / lnBins)
-			break
-		}
-		x = d.tab[i] + f*(d.tab[i+1]-d.tab[i])
+		return atLeast(d.mean, 1e-6)
 	}
-	return math.Max(x, 1e-6)
+	return d.lognormal(r.Uint64())
+}
+
+// drawKeyed is draw from a request's key stream: k is the source behind
+// r, read directly for a lognormal (the usual service time) so the hot
+// path makes no call through the rand.Source interface. It returns what
+// draw(r) would.
+func (d *Dist) drawKeyed(k *keySource, r *rand.Rand) float64 {
+	if d.Kind == DistLognormal {
+		return d.lognormal(k.Uint64())
+	}
+	return d.draw(r)
+}
+
+// lognormal maps 64 random bits to a lognormal draw: one uniform through
+// the quantile table (an exp per draw was the simulator's largest single
+// cost).
+func (d *Dist) lognormal(u uint64) float64 {
+	i := int(u >> (64 - 10))
+	f := float64(u<<10>>11) / (1 << 53)
+	if i == 0 || i == lnBins-1 {
+		return atLeast(d.quantile((float64(i)+f)/lnBins), 1e-6)
+	}
+	return atLeast(d.tab[i]+f*(d.tab[i+1]-d.tab[i]), 1e-6)
+}
+
+// atLeast is math.Max(x, lo) for a positive lo, NaN and infinities
+// included, without the call math.Max makes on amd64.
+func atLeast(x, lo float64) float64 {
+	if x < lo {
+		return lo
+	}
+	return x
 }

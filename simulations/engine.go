@@ -530,13 +530,13 @@ func (s *sim) start(id, si, pi int32) {
 	if r.queue >= 0 {
 		q := &s.qs[r.queue]
 		q.unacked++
-		w := math.Max(wait, 1e-6)
+		w := atLeast(wait, 1e-6)
 		q.win.add(w)
 		q.all.add(w)
-		d = q.m.ServiceTime.draw(s.keyRN)
+		d = q.m.ServiceTime.drawKeyed(&s.keySrc, s.keyRN)
 		rate = q.cpuPerSec
 	} else {
-		d = v.m.ServiceTime.draw(s.keyRN)
+		d = v.m.ServiceTime.drawKeyed(&s.keySrc, s.keyRN)
 		rate = v.cpuPerSec
 		v.started++
 		v.waitSum += wait
@@ -742,7 +742,7 @@ func (s *sim) finish(id int32) {
 		return
 	}
 	v := &s.svcs[r.svc]
-	lat := math.Max(s.now-r.arrive, 1e-6)
+	lat := atLeast(s.now-r.arrive, 1e-6)
 	v.area += float64(v.inFlight) * (s.now - v.areaT)
 	v.areaT = s.now
 	v.inFlight--
