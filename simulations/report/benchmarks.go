@@ -87,8 +87,15 @@ func WriteBenchmarks(file, imgDir string, scenarios []*Scenario, timings []Timin
 	}
 	fmt.Fprintln(f, "\n## Simulator speed")
 	fmt.Fprintln(f)
-	fmt.Fprintf(f, "Wall time on this machine (%s/%s, %d CPUs, GOMAXPROCS %d; shared with other work, so an upper bound), per run:\n\n", runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), runtime.GOMAXPROCS(0))
-	writeTimings(f, timings)
+	fmt.Fprintf(f, "Wall time on this machine (%s/%s, %d CPUs, GOMAXPROCS %d; shared with other work, so an upper bound), per run;\n", runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), runtime.GOMAXPROCS(0))
+	fmt.Fprintln(f, "simulated seconds per wall second is the scenario's duration over it. `BenchmarkElma365(Day|Week)` in")
+	fmt.Fprintln(f, "`simulations/bench_test.go` also report the CPU seconds, the figure to compare on a loaded machine.")
+	fmt.Fprintln(f)
+	durations := map[string]time.Duration{}
+	for _, s := range scenarios {
+		durations[s.Scenario.Name] = s.Scenario.Duration
+	}
+	writeTimings(f, timings, durations)
 	return f.Close()
 }
 
@@ -143,12 +150,21 @@ func writeDetectToAct(w io.Writer, dir, rel string) error {
 	return nil
 }
 
-func writeTimings(w io.Writer, timings []Timing) {
-	fmt.Fprintln(w, "| scenario | policy | events per run | seconds per run | events/s |")
-	fmt.Fprintln(w, "|---|---|--:|--:|--:|")
+// writeTimings writes the speed table; durations are the scenarios'
+// simulated time, by name (a scenario without one gets no ratio).
+func writeTimings(w io.Writer, timings []Timing, durations map[string]time.Duration) {
+	fmt.Fprintln(w, "| scenario | policy | events per run | seconds per run | events/s | simulated s per wall s |")
+	fmt.Fprintln(w, "|---|---|--:|--:|--:|--:|")
 	for _, t := range timings {
+		if t.Runs == 0 {
+			continue
+		}
 		per := t.Wall.Seconds() / float64(t.Runs)
 		ev := float64(t.Events) / float64(t.Runs)
-		fmt.Fprintf(w, "| %s | %s | %.0f | %.2f | %.2g |\n", t.Scenario, t.Policy, ev, per, ev/per)
+		ratio := "–"
+		if d := durations[t.Scenario]; d > 0 && per > 0 {
+			ratio = fmt.Sprintf("%.0f", d.Seconds()/per)
+		}
+		fmt.Fprintf(w, "| %s | %s | %.0f | %.2f | %.2g | %s |\n", t.Scenario, t.Policy, ev, per, ev/per, ratio)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/elmascale/elmascale/simulations"
 )
@@ -91,5 +92,28 @@ func TestBenchmarksDetectToAct(t *testing.T) {
 	}
 	if err := WriteBenchmarks(page, img, nil, nil); err == nil || !strings.Contains(err.Error(), "no table") {
 		t.Errorf("a Measured section without a table: %v, want an error", err)
+	}
+}
+
+// The speed table gives each scenario's simulated seconds per wall second
+// from its duration, and leaves the ratio out where the duration is unknown.
+func TestWriteTimingsSimulatedSecondsPerWallSecond(t *testing.T) {
+	var b bytes.Buffer
+	writeTimings(&b, []Timing{
+		{Scenario: "day", Policy: "elmascale", Runs: 2, Events: 40_000_000, Wall: 8 * time.Second},
+		{Scenario: "other", Policy: "hpa", Runs: 1, Events: 10, Wall: time.Second},
+		{Scenario: "day", Policy: "static", Runs: 0},
+	}, map[string]time.Duration{"day": 24 * time.Hour})
+	out := b.String()
+	for _, want := range []string{
+		"| day | elmascale | 20000000 | 4.00 | 5e+06 | 21600 |",
+		"| other | hpa | 10 | 1.00 | 10 | – |",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("want a row %q in\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, "static") {
+		t.Errorf("a policy without runs got a row:\n%s", out)
 	}
 }
