@@ -131,7 +131,7 @@ func Run(ctx context.Context, sc *Scenario, p Policy, seed uint64) (*Result, err
 	}
 	cl.sim.advanceTo(end)
 	res.Scores = sr.scores(cl.sim)
-	res.Series = sr.series
+	res.Series = sr.finalSeries()
 	res.Events = cl.sim.events
 	return res, nil
 }

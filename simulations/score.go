@@ -140,6 +140,16 @@ type scorer struct {
 	series  Series
 	lastPub []uint64
 	scratch logHist
+	// The series' columns, fixed when the scorer is made so that a window
+	// appends by index instead of building and hashing a key per value;
+	// keys[c] names column c, and the slot fields give each value's
+	// column (names of services and queues may coincide: one column then
+	// takes both, in the order they are added).
+	keys                      []string
+	cols                      [][]float64
+	e2eP95, e2eLoad, queueAge []int
+	qLoad, qBacklog           []int
+	svcReplicas, svcWait      []int
 }
 
 func newScorer(sc *Scenario) *scorer {
@@ -156,9 +166,48 @@ func newScorer(sc *Scenario) *scorer {
 	}
 	n := int(sc.Duration/sc.SLO.Window) + 1
 	s.any = make([]bool, 0, n)
-	s.series = Series{Step: sc.SLO.Window, Values: map[string][]float64{}}
+	s.series = Series{Step: sc.SLO.Window}
 	s.lastPub = make([]uint64, len(sc.Queues))
+	index := map[string]int{}
+	col := func(key string) int {
+		c, ok := index[key]
+		if !ok {
+			c = len(s.keys)
+			index[key] = c
+			s.keys = append(s.keys, key)
+			s.cols = append(s.cols, make([]float64, 0, n))
+		}
+		return c
+	}
+	for _, r := range s.e2e {
+		s.e2eP95 = append(s.e2eP95, col("p95/"+r.name))
+		s.e2eLoad = append(s.e2eLoad, col("load/"+r.name))
+	}
+	for _, r := range s.queue {
+		s.queueAge = append(s.queueAge, col("queueWait/"+r.name))
+	}
+	for _, q := range sc.Queues {
+		s.qLoad = append(s.qLoad, col("load/"+q.Name))
+		s.qBacklog = append(s.qBacklog, col("backlog/"+q.Name))
+	}
+	for _, v := range sc.Services {
+		s.svcReplicas = append(s.svcReplicas, col("replicas/"+v.Name))
+		s.svcWait = append(s.svcWait, col("wait/"+v.Name))
+	}
 	return s
+}
+
+// finalSeries is the run's series: every column that holds a value,
+// under its key.
+func (s *scorer) finalSeries() Series {
+	out := s.series
+	out.Values = make(map[string][]float64, len(s.keys))
+	for c, k := range s.keys {
+		if len(s.cols[c]) > 0 {
+			out.Values[k] = s.cols[c]
+		}
+	}
+	return out
 }
 
 // reachable lists the services a request entering at i may visit.
@@ -180,8 +229,8 @@ func reachable(sc *Scenario, i int32) []int32 {
 	return out
 }
 
-func (s *scorer) add(key string, v float64) {
-	s.series.Values[key] = append(s.series.Values[key], v)
+func (s *scorer) add(col int, v float64) {
+	s.cols[col] = append(s.cols[col], v)
 }
 
 // onWindow closes a scoring window. A window violates a latency SLO when
@@ -212,8 +261,8 @@ func (s *scorer) onWindow(m *sim) {
 			r.violate(m, s.window)
 			any = true
 		}
-		s.add("p95/"+r.name, nanToZero(p95))
-		s.add("load/"+r.name, float64(v.entryArrivals)/s.window)
+		s.add(s.e2eP95[k], nanToZero(p95))
+		s.add(s.e2eLoad[k], float64(v.entryArrivals)/s.window)
 		v.entryArrivals = 0
 	}
 	for k := range s.svc {
@@ -236,18 +285,18 @@ func (s *scorer) onWindow(m *sim) {
 			r.violate(m, s.window)
 			any = true
 		}
-		s.add("queueWait/"+r.name, math.Max(nanToZero(p95), age))
+		s.add(s.queueAge[k], math.Max(nanToZero(p95), age))
 	}
 	for i := range m.qs {
 		q := &m.qs[i]
-		s.add("load/"+q.m.Name, float64(q.published-s.lastPub[i])/s.window)
+		s.add(s.qLoad[i], float64(q.published-s.lastPub[i])/s.window)
 		s.lastPub[i] = q.published
-		s.add("backlog/"+q.m.Name, float64(int64(q.ready.size)+q.unacked))
+		s.add(s.qBacklog[i], float64(int64(q.ready.size)+q.unacked))
 		q.win.reset()
 	}
 	for i := range m.svcs {
 		v := &m.svcs[i]
-		s.add("replicas/"+v.m.Name, float64(v.live))
+		s.add(s.svcReplicas[i], float64(v.live))
 		v.win.reset()
 		v.winEntry.reset()
 		if v.m.Store != "" || v.m.SingleInstance {
@@ -265,7 +314,7 @@ func (s *scorer) onWindow(m *sim) {
 		if h := headAge(int32(i)); h > v.m.ServiceTime.MeanSeconds() {
 			wait = math.Max(wait, h/v.m.ServiceTime.MeanSeconds())
 		}
-		s.add("wait/"+v.m.Name, wait)
+		s.add(s.svcWait[i], wait)
 		v.waitSum, v.started = 0, 0
 	}
 	if any && now > float64(m.warmup) {
