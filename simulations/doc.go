@@ -36,10 +36,13 @@
 // time order beside the heap rather than in it, and latency histograms are
 // fixed arrays indexed by the float's exponent bits, and lognormal service
 // times come from a quantile table rather than an exp per draw. The 24-hour
-// elma365-day scenario (about 25 million events) takes about 4 to 6
-// seconds on one core, a working week (testdata/elma365-week.yaml, about
-// 137 million events) about 26; see BenchmarkElma365Day and
-// BenchmarkElma365Week.
+// elma365-day scenario (about 25 million events) takes about 3.5 CPU
+// seconds on one core, a working week under the preset
+// (testdata/elma365-week.yaml, about 137 million events) about 25; see
+// BenchmarkElma365Day and BenchmarkElma365Week, which report CPU seconds
+// beside wall seconds (on a shared machine the wall time is the larger,
+// by whatever the machine's load adds) and docs/benchmarks/analysis.md
+// for where the time goes.
 //
 // # Mechanics beyond plain serving, and where they are in the format
 //
