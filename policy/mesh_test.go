@@ -132,6 +132,20 @@ func newMeshRun(spec Spec) *meshRun {
 	return r
 }
 
+// warmThenQueueAtFiles runs six healthy ticks of m, so every service has
+// a baseline, and returns m with a queue building at files: its own
+// latency at 1 s and a tenth of its requests unanswered.
+func (r *meshRun) warmThenQueueAtFiles(t *testing.T, m meshModel) meshModel {
+	t.Helper()
+	for range 6 {
+		r.tick(t, m, 0.2, 4)
+	}
+	hot := m.clone()
+	hot.own["files"] = 1.0
+	hot.backlogShare["files"] = 0.1
+	return hot
+}
+
 func (r *meshRun) tick(t *testing.T, m meshModel, latency, inflight float64) Plan {
 	t.Helper()
 	r.now = r.now.Add(15 * time.Second)
@@ -277,12 +291,7 @@ func TestMeshUnrelievableRaisesNothing(t *testing.T) {
 func TestMeshBadInputHolds(t *testing.T) {
 	spec, m := fileGraph()
 	r := newMeshRun(spec)
-	for range 6 {
-		r.tick(t, m, 0.2, 4)
-	}
-	hot := m.clone()
-	hot.own["files"] = 1.0
-	hot.backlogShare["files"] = 0.1
+	hot := r.warmThenQueueAtFiles(t, m)
 	r.tick(t, hot, 0.2, 4)
 	r.tick(t, hot, 0.2, 4)
 	scaled := r.cur["files"]
@@ -332,12 +341,7 @@ func TestMeshScalesDownWhenEvidenceGoes(t *testing.T) {
 	spec, m := fileGraph()
 	spec.Services[4].Behavior.ScaleDown.StabilizationWindow = time.Minute
 	r := newMeshRun(spec)
-	for range 6 {
-		r.tick(t, m, 0.2, 4)
-	}
-	hot := m.clone()
-	hot.own["files"] = 1.0
-	hot.backlogShare["files"] = 0.1
+	hot := r.warmThenQueueAtFiles(t, m)
 	for range 3 {
 		r.tick(t, hot, 2, 30)
 	}

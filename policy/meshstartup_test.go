@@ -69,12 +69,7 @@ func TestMeshSizesForTheQueueDuringStartup(t *testing.T) {
 		spec.Mesh.StartupTime = tc.startup
 		spec.Services[4].Behavior.ScaleUp.Policies = nil // no rate cap: the proposal itself
 		r := newMeshRun(spec)
-		for range 6 {
-			r.tick(t, m, 0.2, 4)
-		}
-		hot := m.clone()
-		hot.own["files"] = 1.0
-		hot.backlogShare["files"] = 0.1
+		hot := r.warmThenQueueAtFiles(t, m)
 		f := decisionOf(t, r.tick(t, hot, 2.5, 40), "files")
 		if f.Desired != tc.want {
 			t.Errorf("start-up %s: files sized %d, want %d: %s", tc.startup, f.Desired, tc.want, f.Reason)
@@ -91,12 +86,7 @@ func TestMeshScaleDownAfterTheQueueIsGone(t *testing.T) {
 	spec, m := fileGraph()
 	spec.Services[4].Behavior.ScaleUp.Policies = nil
 	r := newMeshRun(spec)
-	for range 6 {
-		r.tick(t, m, 0.2, 4)
-	}
-	hot := m.clone()
-	hot.own["files"] = 1.0
-	hot.backlogShare["files"] = 0.1
+	hot := r.warmThenQueueAtFiles(t, m)
 	r.tick(t, hot, 2.5, 40)
 	r.tick(t, hot, 2.5, 40)
 	up := r.cur["files"]
