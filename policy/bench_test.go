@@ -81,6 +81,37 @@ func BenchmarkDecide1000Mesh(b *testing.B) {
 	benchDecide(b, spec, snap)
 }
 
+// BenchmarkDecide1000MeshTree is BenchmarkDecide1000Mesh on the shape of a
+// real platform's call graph: shallow and wide. Every service calls ten
+// others (service k calls 10k+1 … 10k+10, the leaves a data store), so a
+// thousand services are four levels deep, and dependsOn is left to the
+// mesh. BenchmarkDecide1000Mesh's graph, where each service calls the next
+// two, is a thousand levels deep: the worst case for root collection.
+func BenchmarkDecide1000MeshTree(b *testing.B) {
+	spec, snap := synthetic(1000, 0)
+	for i := range spec.Services {
+		spec.Services[i].DependsOn = nil
+	}
+	spec.Mesh = &policy.MeshSpec{}
+	inbound := map[string]policy.MeshCounts{}
+	edges := map[policy.MeshEdgeKey]policy.MeshCounts{}
+	n := len(spec.Services)
+	for k, s := range spec.Services {
+		inbound[s.Name] = policy.MeshCounts{Requests: 50, Responses: 50, Successes: 50, LatencySum: 50 * 0.08, LatencyCount: 50}
+		calls := 0
+		for c := 10*k + 1; c <= 10*k+10 && c < n; c++ {
+			edges[policy.MeshEdgeKey{From: s.Name, To: spec.Services[c].Name}] = policy.MeshCounts{Requests: 5, Responses: 5, Successes: 5, LatencySum: 5 * 0.004, LatencyCount: 5}
+			calls++
+		}
+		if calls == 0 {
+			edges[policy.MeshEdgeKey{From: s.Name, To: "postgres", External: true}] = policy.MeshCounts{Requests: 20, Responses: 20, Successes: 20, LatencySum: 20 * 0.02, LatencyCount: 20}
+		}
+	}
+	o := policy.NewMeshObservation(snap.Time, 30*time.Second, inbound, edges, 0.05)
+	snap.Mesh = &o
+	benchDecide(b, spec, snap)
+}
+
 // syntheticMesh is a mesh observation of spec's services: each receives
 // 50 requests/s and calls the next two services in the spec (the last
 // ones a data store).
