@@ -55,3 +55,29 @@ func TestDecideSteadyAllocations(t *testing.T) {
 		}
 	}
 }
+
+// TestDecideBurstSteadyAllocations holds the burst path, which runs every
+// second or two between ticks, to the same: after the first call its
+// service index and scratch space are reused, so a call with nothing
+// bursting allocates nothing per service. A cache built anew for every
+// call indexes every service's dependencies again, several allocations per
+// service.
+func TestDecideBurstSteadyAllocations(t *testing.T) {
+	spec, snap := synthetic(1000, 0)
+	for i := range spec.Services {
+		spec.Services[i].Burst = &policy.BurstSpec{Threshold: 100}
+	}
+	now := snap.Time
+	_, state := policy.Decide(spec, snap, policy.State{}, now)
+	burst := func() {
+		now = now.Add(2 * time.Second)
+		snap.Time = now
+		_, state = policy.DecideBurst(spec, snap, state, now)
+	}
+	for range 3 {
+		burst()
+	}
+	if a := testing.AllocsPerRun(20, burst); a/1000 > 0.02 {
+		t.Errorf("DecideBurst over 1,000 services: %.0f allocations per call, %.3f per service; want none per service", a, a/1000)
+	}
+}

@@ -43,15 +43,15 @@ type decideCache struct {
 	meshPairs [][2]int
 }
 
-// acquire returns the cache to use for a call that starts from prev,
-// locked; the caller unlocks it.
-func acquire(prev State) *decideCache {
-	if c := prev.cache; c != nil && c.mu.TryLock() {
+// acquire returns the cache to use for a call that starts from prev's
+// cache c (nil: none), locked; the caller unlocks it.
+func acquire(c *decideCache) *decideCache {
+	if c != nil && c.mu.TryLock() {
 		return c
 	}
-	c := &decideCache{}
-	c.mu.Lock()
-	return c
+	fresh := &decideCache{}
+	fresh.mu.Lock()
+	return fresh
 }
 
 // index makes the service index match spec, rebuilding it (and forgetting

@@ -74,14 +74,14 @@ func Decide(spec Spec, snap Snapshot, prev State, now time.Time) (Plan, State) {
 
 // decide is Decide, or with burst DecideBurst.
 func decide(spec Spec, snap Snapshot, prev State, now time.Time, burst bool) (Plan, State) {
+	// The burst path reads other signals than a tick: it keeps the tick's
+	// cache as it is and works in a cache of its own, carried from burst
+	// to burst as the tick's is from tick to tick.
 	var c *decideCache
 	if burst {
-		// The burst path reads other signals than a tick: it keeps the
-		// tick's cache as it is and works in a cache of its own.
-		c = &decideCache{}
-		c.mu.Lock()
+		c = acquire(prev.burstCache)
 	} else {
-		c = acquire(prev)
+		c = acquire(prev.cache)
 	}
 	defer c.mu.Unlock()
 	c.index(spec)
@@ -169,6 +169,9 @@ func decide(spec Spec, snap Snapshot, prev State, now time.Time, burst bool) (Pl
 	}
 
 	if burst && !markBursting(evals) {
+		// Nothing bursts: the histories stay prev's; the cache goes on
+		// to the next burst.
+		prev.burstCache = c
 		return Plan{Time: now}, prev
 	}
 
@@ -251,9 +254,9 @@ func decide(spec Spec, snap Snapshot, prev State, now time.Time, burst bool) (Pl
 		pending = make([]ScaleEvent, 0, changes)
 	}
 	plan := Plan{Time: now, Decisions: make([]Decision, 0, n)}
-	next := State{Services: make(map[string]ServiceState, n), cache: c}
+	next := State{Services: make(map[string]ServiceState, n), cache: c, burstCache: prev.burstCache}
 	if burst {
-		next.cache = prev.cache
+		next.cache, next.burstCache = prev.cache, c
 	}
 	for i := range evals {
 		e := &evals[i]

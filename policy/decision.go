@@ -157,8 +157,8 @@ type State struct {
 
 	// cache spares the next Decide work (decideCache); it never changes an
 	// outcome, and a State without it, such as one read from JSON, decides
-	// the same.
-	cache *decideCache
+	// the same. burstCache is DecideBurst's.
+	cache, burstCache *decideCache
 }
 
 // ServiceState is one service's history.
