@@ -7,20 +7,28 @@ import (
 	"github.com/elmascale/elmascale/policy"
 )
 
+// decideFunc is Decide or DecideBurst.
+type decideFunc func(policy.Spec, policy.Snapshot, policy.State, time.Time) (policy.Plan, policy.State)
+
 // steadyAllocs is the number of allocations of one Decide call on a
 // steady load, after a few ticks have filled the cache.
 func steadyAllocs(spec policy.Spec, snap policy.Snapshot) float64 {
-	state := policy.State{}
+	return allocsPerCall(spec, snap, policy.State{}, 15*time.Second, policy.Decide)
+}
+
+// allocsPerCall is the number of allocations of one call of decide, every
+// step from state on, after a few calls have filled the cache.
+func allocsPerCall(spec policy.Spec, snap policy.Snapshot, state policy.State, step time.Duration, decide decideFunc) float64 {
 	now := snap.Time
-	tick := func() {
-		now = now.Add(15 * time.Second)
+	call := func() {
+		now = now.Add(step)
 		snap.Time = now
-		_, state = policy.Decide(spec, snap, state, now)
+		_, state = decide(spec, snap, state, now)
 	}
 	for range 5 {
-		tick()
+		call()
 	}
-	return testing.AllocsPerRun(20, tick)
+	return testing.AllocsPerRun(20, call)
 }
 
 // TestDecideSteadyAllocations holds the steady path to a few allocations
@@ -67,17 +75,8 @@ func TestDecideBurstSteadyAllocations(t *testing.T) {
 	for i := range spec.Services {
 		spec.Services[i].Burst = &policy.BurstSpec{Threshold: 100}
 	}
-	now := snap.Time
-	_, state := policy.Decide(spec, snap, policy.State{}, now)
-	burst := func() {
-		now = now.Add(2 * time.Second)
-		snap.Time = now
-		_, state = policy.DecideBurst(spec, snap, state, now)
-	}
-	for range 3 {
-		burst()
-	}
-	if a := testing.AllocsPerRun(20, burst); a/1000 > 0.02 {
+	_, state := policy.Decide(spec, snap, policy.State{}, snap.Time)
+	if a := allocsPerCall(spec, snap, state, 2*time.Second, policy.DecideBurst); a/1000 > 0.02 {
 		t.Errorf("DecideBurst over 1,000 services: %.0f allocations per call, %.3f per service; want none per service", a, a/1000)
 	}
 }
