@@ -112,10 +112,14 @@ func (b *Burst) Check(ctx context.Context, now time.Time) (t Tick, acted bool) {
 	start = clock()
 	plan, state := policy.DecideBurst(cfg.Policy, snap, b.Loop.state, now)
 	t.Steps[StepDecide] = clock().Sub(start)
+	// With nothing bursting the state is the same history, but it carries
+	// the burst path's cache on to the next check: dropping it would make
+	// every check (every second or two, and nearly always deciding
+	// nothing) index the services again.
+	b.Loop.state = state
 	if len(plan.Decisions) == 0 {
 		return t, false
 	}
-	b.Loop.state = state
 
 	start = clock()
 	outcomes := b.Loop.Scaler.Apply(ctx, cfg, plan)

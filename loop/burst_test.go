@@ -3,6 +3,7 @@ package loop
 import (
 	"context"
 	"errors"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -235,4 +236,52 @@ func TestBurstAndTicksShareState(t *testing.T) {
 	if len(r.burst.Loop.State().Services) != 2 {
 		t.Fatalf("state %+v", r.burst.Loop.State())
 	}
+}
+
+// Verifies that a burst check that decides nothing (nearly every check)
+// keeps the state DecideBurst returned, whose burst cache spares the next
+// check indexing every service again: over 200 services with the burst
+// path on, a quiet check allocates a bounded handful, not a few per
+// service as a check starting from no cache does.
+func TestBurstQuietCheckKeepsItsCache(t *testing.T) {
+	const n = 200
+	var b strings.Builder
+	b.WriteString("apiVersion: elmascale.io/v1alpha1\nkind: Config\nnamespace: shop\ninterval: 15s\nservices:\n")
+	targets := map[string]TargetStatus{}
+	for i := range n {
+		name := "worker" + strconv.Itoa(i)
+		b.WriteString("  " + name + ":\n    minReplicas: 1\n    maxReplicas: 20\n    burst: {enabled: true, interval: 1s}\n" +
+			"    signals:\n      - name: queue\n        queue: {rabbitmq: {queues: [jobs" + strconv.Itoa(i) + "]}, drainTime: 10s, throughputPerReplica: 1}\n")
+		targets[name] = TargetStatus{Found: true, Current: 1, Ready: 1}
+	}
+	cfg, err := config.Parse([]byte(b.String()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	quiet := map[string]policy.Observation{"queue": {Status: policy.StatusOK, Time: epoch, Queue: &policy.QueueObservation{Backlog: 1, ArrivalRate: 0.5}}}
+	signals := Signals{}
+	for name := range targets {
+		signals[name] = quiet
+	}
+	l := &Loop{Config: func() *config.Config { return cfg }, Collector: fakeCollector{signals: signals}, Scaler: &fakeScaler{targets: targets}}
+	burst := &Burst{Loop: l, Collector: fixedBurstCollector(signals)}
+	burst.RunOnce(context.Background(), epoch)
+	now := epoch
+	check := func() {
+		now = now.Add(time.Second)
+		if _, acted := burst.Check(context.Background(), now); acted {
+			t.Fatal("a quiet queue burst")
+		}
+	}
+	check()
+	if a := testing.AllocsPerRun(10, check); a > n/4 {
+		t.Errorf("a quiet burst check over %d services allocates %.0f times; want a bounded handful", n, a)
+	}
+}
+
+// fixedBurstCollector returns the same signals every time.
+type fixedBurstCollector Signals
+
+func (f fixedBurstCollector) CollectBurst(context.Context, *config.Config, []string, time.Time) (Signals, error) {
+	return Signals(f), nil
 }
