@@ -233,6 +233,12 @@ type MeshHistory struct {
 	// lower bound.
 	Capacity float64 `json:"capacity,omitempty"`
 	Measured bool    `json:"measured,omitempty"`
+	// Work is the seconds a request took apart from queueing (the own
+	// latency's baseline and the time in calls) when Capacity was
+	// measured, 0 when unknown. A replica's slots complete about
+	// slots / work per second, so a measured capacity describes the
+	// service only while its requests take about as long as they did.
+	Work float64 `json:"work,omitempty"`
 	// Relieving is true while a relievable growth of the own latency is
 	// being worked off; it ends when the own latency is back.
 	Relieving bool `json:"relieving,omitempty"`

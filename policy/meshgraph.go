@@ -50,6 +50,14 @@ const (
 // how close to its baseline the own latency must be for the load to count
 // as answered at the baseline; meshLess is the share of LoadAtBaseline
 // below which a growth happened at clearly less load.
+// meshWorkDrift is the factor by which the seconds a request takes apart
+// from queueing may differ from what they were when the capacity was
+// measured before that capacity no longer sizes the service: a capacity
+// measured while a callee or data store was slow (a thread pool held by
+// slow queries) is that many times too low once it is fast again, and
+// one measured while it was fast too high once it is slow.
+const meshWorkDrift = 2
+
 const (
 	meshFade   = 0.9995
 	meshAtBase = 1.1
@@ -343,6 +351,12 @@ func judgeMesh(e *svcEval, p meshParams, win float64, in MeshInbound, has bool, 
 			h.LoadAtBaseline = math.Max(h.LoadAtBaseline, perRep)
 		}
 		if !ownGrown {
+			if h.Relieving && h.Measured {
+				// The first window after a queue is the first whose
+				// requests all took what a request takes in the regime
+				// the capacity was measured in.
+				h.Work = math.Max(h.Work, h.Own+downPer+outPer)
+			}
 			h.Own = ewma(h.Own, own, h.Samples == 0)
 			if finiteNonNeg(in.LatencyP95) && in.LatencyP95 > 0 {
 				h.P95 = ewma(h.P95, in.LatencyP95, h.P95 == 0)
@@ -354,6 +368,15 @@ func judgeMesh(e *svcEval, p meshParams, win float64, in MeshInbound, has bool, 
 		}
 		if h.Samples < 1<<20 {
 			h.Samples++
+		}
+	}
+	if h.Measured && h.Work > 0 && judged && !ownGrown && !h.Relieving && cause != CauseQueueing {
+		// The requests take a different time from the one the capacity
+		// was measured at: it no longer says what a replica completes.
+		// The mesh stops sizing the service from it until a queue
+		// measures it again.
+		if work := h.Own + downPer + outPer; work > meshWorkDrift*h.Work || work*meshWorkDrift < h.Work {
+			h.Measured, h.Capacity, h.Work = false, 0, 0
 		}
 	}
 	if ready > 0 && (cause == CauseNone || cause == CauseQueueing) && !saturated {
@@ -370,8 +393,9 @@ func judgeMesh(e *svcEval, p meshParams, win float64, in MeshInbound, has bool, 
 	// It also takes four times the responses a verdict takes.
 	knee := saturated || (own > h.Own*(1+2*p.growth+se) && p95Grown && in.ResponseRate*win >= 4*p.minResp)
 	if cause == CauseQueueing && ready > 0 && perRep > 0 && knee {
+		fresh := !h.Relieving && (!h.Measured || saturated)
 		switch {
-		case !h.Relieving && (!h.Measured || saturated):
+		case fresh:
 			// Requests began to queue: a replica completes about what it
 			// can now (a little less while the queue only starts, so the
 			// estimate errs towards more replicas).
@@ -382,6 +406,15 @@ func judgeMesh(e *svcEval, p meshParams, win float64, in MeshInbound, has bool, 
 		case saturated:
 			// Still queueing: the best a replica was seen to do.
 			h.Capacity = math.Max(h.Capacity, perRep)
+		}
+		// What a request takes apart from its wait in the queue: the
+		// most it took while this capacity was measured (a window that
+		// begins before a callee slowed down holds fewer slow calls than
+		// the completions that measured the capacity).
+		if work := h.Own + downPer + outPer; fresh || h.Work == 0 {
+			h.Work = work
+		} else {
+			h.Work = math.Max(h.Work, work)
 		}
 		h.Measured = true
 	}

@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"strings"
 	"testing"
 	"time"
 )
@@ -122,5 +123,60 @@ func TestMeshScaleDownAfterTheQueueIsGone(t *testing.T) {
 		if n := decisionOf(t, r.tick(t, m, 0.2, 4), "files").Desired; n != 3 {
 			t.Fatalf("files moved to %d at a steady load", n)
 		}
+	}
+}
+
+// Verifies that a capacity measured while a data store was slow stops
+// sizing the service once the store is fast again: processor's slots,
+// held by queries five times slower than usual, ran out at a fraction of
+// what they answer afterwards, and sizing on that figure would keep the
+// scale-up for good. A queue that comes back measures a capacity anew.
+func TestMeshCapacityMeasuredInASlowPhaseExpires(t *testing.T) {
+	spec, m := fileGraph()
+	spec.Services[2].Behavior.ScaleUp.Policies = nil
+	r := newMeshRun(spec)
+	for range 6 {
+		r.tick(t, m, 0.2, 4)
+	}
+	// PostgreSQL slow (2 queries of 100 ms a request instead of 5 ms) and
+	// processor's requests queue for its held slots.
+	slow := m.clone()
+	slow.outside["postgresql"] = 0.1
+	slow.own["processor"] = 1.0
+	slow.backlogShare["processor"] = 0.1
+	p := decisionOf(t, r.tick(t, slow, 2.5, 40), "processor")
+	if p.Desired <= 2 || !strings.Contains(p.Reason, "measured as requests queued") {
+		t.Fatalf("processor not sized from its queue: %d, %s", p.Desired, p.Reason)
+	}
+	if h := r.state.Services["processor"].Mesh; h == nil || !h.Measured || h.Work < 0.2 {
+		t.Fatalf("capacity measured without the seconds a request took then: %+v", h)
+	}
+	// The queue drains while the store stays slow: the capacity stands (a
+	// request still takes what it took when it was measured).
+	drained := slow.clone()
+	drained.own["processor"] = 0.03
+	drained.backlogShare["processor"] = 0
+	for range 4 {
+		r.tick(t, drained, 0.2, 4)
+	}
+	if h := r.state.Services["processor"].Mesh; !h.Measured {
+		t.Fatalf("capacity dropped while requests still take as long: %+v", h)
+	}
+	// PostgreSQL is fast again: a request takes a third of the time, the
+	// capacity no longer holds and the mesh sizes nothing from it.
+	d := decisionOf(t, r.tick(t, m, 0.2, 4), "processor")
+	if h := r.state.Services["processor"].Mesh; h.Measured {
+		t.Errorf("capacity measured in the slow phase still kept: %+v", h)
+	}
+	if strings.Contains(d.Reason, "(measured)") {
+		t.Errorf("processor still sized from the slow phase's capacity: %s", d.Reason)
+	}
+	// A new queue measures again.
+	hot := m.clone()
+	hot.own["processor"] = 1.0
+	hot.backlogShare["processor"] = 0.1
+	r.tick(t, hot, 2.5, 40)
+	if h := r.state.Services["processor"].Mesh; !h.Measured || h.Work <= 0 || h.Work > 0.2 {
+		t.Errorf("no capacity measured for the new queue, or not at the new time per request: %+v", h)
 	}
 }
