@@ -225,3 +225,28 @@ func TestPropertyBurstOnlyScalesUpWithinLimits(t *testing.T) {
 		}
 	})
 }
+
+// Verifies that a burst plan's signal results are its own: the burst path
+// works them out in its cache's space, and the calls that follow (quiet
+// ones, which reuse that space, and another burst) must not change a plan
+// already handed out.
+func TestDecideBurstPlanKeepsItsSignals(t *testing.T) {
+	spec := burstSpec()
+	plan, st := DecideBurst(spec, burstSnap(2, queueObs(storm())), State{}, anyTime)
+	if len(plan.Decisions) != 1 {
+		t.Fatalf("decisions %+v, want the worker's", plan.Decisions)
+	}
+	want := slices.Clone(plan.Decisions[0].Signals)
+	at := anyTime
+	for _, q := range []QueueObservation{{Backlog: 3, ArrivalRate: 0.5}, {}, {Backlog: 5000, ArrivalRate: 90}, {Backlog: 1}} {
+		at = at.Add(2 * time.Second)
+		snap := burstSnap(6, queueObs(q))
+		snap.Time = at
+		obs := snap.Services["worker"]
+		obs.Signals["queue"] = Observation{Status: StatusOK, Time: at, Queue: &q}
+		_, st = DecideBurst(spec, snap, st, at)
+	}
+	if diff := cmp.Diff(want, plan.Decisions[0].Signals); diff != "" {
+		t.Errorf("a later burst call changed the plan's signals (-want,+got):\n%s", diff)
+	}
+}

@@ -33,6 +33,9 @@ type decideCache struct {
 	measured []float64
 	states   []ServiceState
 	wanting  []int
+	// burstResults is the burst path's signal results until a plan
+	// takes them.
+	burstResults []SignalResult
 
 	// The mesh: workload names to service indexes for meshFor, and
 	// per-call scratch space.

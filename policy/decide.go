@@ -95,7 +95,18 @@ func decide(spec Spec, snap Snapshot, prev State, now time.Time, burst bool) (Pl
 	if spec.Mesh != nil && !burst {
 		stride = 1
 	}
-	results := make([]SignalResult, nsig+stride*n)
+	var results []SignalResult
+	if burst {
+		// Nearly every burst call finds nothing bursting and drops its
+		// results: they are worked out in the cache's space, and move out
+		// of it only for a plan (below).
+		if cap(c.burstResults) < nsig {
+			c.burstResults = make([]SignalResult, nsig)
+		}
+		results = c.burstResults[:nsig]
+	} else {
+		results = make([]SignalResult, nsig+stride*n)
+	}
 
 	// 1. Signals: each gives a proposal or is unusable.
 	staleCut := now.Add(-spec.StaleAfter)
@@ -173,6 +184,16 @@ func decide(spec Spec, snap Snapshot, prev State, now time.Time, burst bool) (Pl
 		// to the next burst.
 		prev.burstCache = c
 		return Plan{Time: now}, prev
+	}
+	if burst {
+		// The plan's decisions keep their signals: give them their own
+		// copy, which the next burst call does not write over.
+		own := slices.Clone(results)
+		for i := range evals {
+			e := &evals[i]
+			lo, k := c.sigStart[i], len(e.signals)
+			e.signals = own[lo : lo+k : lo+k]
+		}
 	}
 
 	// 1b. The mesh: the measured call graph and each service's own latency.
