@@ -56,6 +56,11 @@ type svcEval struct {
 	// capacity (0 otherwise): what the stabilization window remembers of
 	// the tick instead of a proposal that also drains the backlog.
 	meshSteady int32
+	// queueSteady, while every queue signal of the service is usable and
+	// one of them works off a backlog, is the most replicas any of them
+	// needs for its arrivals alone (0 otherwise); remembered in the same
+	// way.
+	queueSteady int32
 
 	d Decision
 }
@@ -137,6 +142,7 @@ func decide(spec Spec, snap Snapshot, prev State, now time.Time, burst bool) (Pl
 			unsettled: unsettledPool(&e.prev, e.obs, now),
 		}
 		bad, used, queues, drained := 0, 0, 0, 0
+		working, unread, steady := false, false, int32(0)
 		learned := e.prev.QueueCapacity
 		for j := range s.Signals {
 			sig := &s.Signals[j]
@@ -157,6 +163,12 @@ func decide(spec Spec, snap Snapshot, prev State, now time.Time, burst bool) (Pl
 				if r.Status == StatusOK && sc.drained {
 					drained++
 				}
+				if r.Status == StatusOK {
+					working = working || sc.working
+					steady = max(steady, sc.steady)
+				} else {
+					unread = true // nothing to tell that queue's need by
+				}
 			}
 			if r.Status != StatusOK {
 				bad++
@@ -174,6 +186,9 @@ func decide(spec Spec, snap Snapshot, prev State, now time.Time, burst bool) (Pl
 		e.anyBad = bad > 0
 		e.allBad = bad > 0 && bad == used
 		e.drained = queues > 0 && drained == queues
+		if working && !unread && steady > 0 {
+			e.queueSteady = steady
+		}
 		if at := e.prev.BottleneckAt; spec.AttributionMemory > 0 && !at.IsZero() && now.Sub(at) <= spec.AttributionMemory {
 			e.recent = true
 		}
@@ -567,6 +582,11 @@ func decideService(e *svcEval, st *ServiceState, now time.Time) {
 		proposal = cur
 	case e.anyBad && proposal < cur:
 		proposal, limit = cur, LimitHold
+	case e.queueSteady > 0 && proposal < cur:
+		// A backlog is being worked off: no replica goes until it is
+		// gone (the window remembers only what the arrivals need, so
+		// the pool comes down to that once it is).
+		proposal = cur
 	}
 	d.Proposal = proposal
 
@@ -624,11 +644,26 @@ func decideService(e *svcEval, st *ServiceState, now time.Time) {
 // instead of holding the drain's replicas for a whole window. The tick's
 // own proposal is not changed, and while the backlog lasts the mesh
 // itself asks for no fewer replicas than there are.
+//
+// A pool working off its queue's backlog is remembered the same way: what
+// its queues' arrivals need, and no less than what the mesh asks for the
+// service when the mesh is not itself working off a queue there.
 func (e *svcEval) remembered(proposal int32) int32 {
-	if e.meshSteady <= 0 || e.meshSteady >= proposal {
+	steady := e.meshSteady
+	if e.queueSteady > 0 {
+		steady = max(steady, e.queueSteady)
+		if e.meshSteady <= 0 {
+			for i := range e.signals {
+				if r := &e.signals[i]; r.Kind == KindMesh && r.Status == StatusOK {
+					steady = max(steady, r.Proposal)
+				}
+			}
+		}
+	}
+	if steady <= 0 || steady >= proposal {
 		return proposal
 	}
-	return e.meshSteady
+	return steady
 }
 
 // applyBudget trims scale-ups so the total stays within maxTotal. Every

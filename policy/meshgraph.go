@@ -142,6 +142,10 @@ type meshAcc struct {
 	// for none.
 	top, topOut         int
 	topShare, topOutSum float64
+	// held is the calls per second its callers hold back: a caller whose
+	// requests queue answers fewer of them than arrive, so it also makes
+	// fewer of its calls than the demand behind it would.
+	held float64
 }
 
 // meshStep reads the mesh observation into the services' evaluations: the
@@ -181,12 +185,13 @@ func meshStep(c *decideCache, spec Spec, snap Snapshot, evals []svcEval, now tim
 	// Pass 1: sums per caller, and its managed callees (as pairs, for
 	// pass 2). Edges come sorted by caller: one lookup per caller.
 	pairs := c.meshPairs[:0]
-	lastFrom, i, ok := "", 0, false
+	lastFrom, i, ok, heldPer := "", 0, false, 0.0
 	for k := range o.Edges {
 		ed := &o.Edges[k]
 		if k == 0 || ed.From != lastFrom {
 			lastFrom = ed.From
 			i, ok = c.meshIdx[ed.From]
+			heldPer = heldShare(o.Inbound[ed.From], p, win)
 		}
 		if !ok || !finiteNonNeg(ed.Rate) || !finiteNonNeg(ed.LatencyMean) || ed.Rate < spec.Mesh.MinEdgeRate {
 			continue
@@ -200,6 +205,7 @@ func meshStep(c *decideCache, spec Spec, snap Snapshot, evals []svcEval, now tim
 			}
 		}
 		if j >= 0 {
+			acc[j].held += ed.Rate * heldPer
 			pairs = append(pairs, [2]int{i, j})
 			a.down += w
 			a.calls++
@@ -245,6 +251,27 @@ func meshStep(c *decideCache, spec Spec, snap Snapshot, evals []svcEval, now tim
 	}
 }
 
+// meshMaxHeld is the most a caller's queue is taken to hold back, as a
+// share of the calls it makes: a caller that answers a third of what
+// arrives is stalled, and its ratio says little of the demand behind it.
+const meshMaxHeld = 1.0
+
+// heldShare is how many more calls than it makes a caller whose requests
+// queue would make if it answered all that arrives, per call made: its
+// arrivals over its answers, less one. Zero unless a queue builds there by
+// the rule that tells a queue from a window's noise, with the answers a
+// verdict needs; at most meshMaxHeld.
+func heldShare(in MeshInbound, p meshParams, win float64) float64 {
+	lam, resp := in.RequestRate, in.ResponseRate
+	if !finiteNonNeg(lam) || !finiteNonNeg(resp) || resp*win < p.minResp {
+		return 0
+	}
+	if lam <= resp*(1+meshOutrun) || (lam-resp)*win < meshQueued {
+		return 0
+	}
+	return math.Min(meshMaxHeld, lam/resp-1)
+}
+
 func workloadOf(m *MeshSpec, service string) string {
 	if w, ok := m.Workloads[service]; ok && w != "" {
 		return w
@@ -276,6 +303,10 @@ func judgeMesh(e *svcEval, p meshParams, win float64, in MeshInbound, has bool, 
 	}
 	learnStartup(&h, cur, ready, now, started)
 	lam := in.RequestRate
+	// What arrives once the callers answer their own queues: the calls
+	// they hold back reach this service as soon as they are relieved, so
+	// a scale-up sized for what arrives now is short by them.
+	demand := lam + a.held
 	perRep := 0.0
 	if ready > 0 {
 		perRep = in.ResponseRate / float64(ready)
@@ -427,7 +458,7 @@ func judgeMesh(e *svcEval, p meshParams, win float64, in MeshInbound, has bool, 
 	// remembers what the arrivals alone need.
 	e.meshSteady = 0
 	if h.Relieving && h.Measured && h.Capacity > 0 && lam > 0 {
-		e.meshSteady = ceilReplicas(lam / (p.util * h.Capacity))
+		e.meshSteady = ceilReplicas(demand / (p.util * h.Capacity))
 	}
 
 	// The result: sized from the measured throughput (Little's law for
@@ -440,14 +471,16 @@ func judgeMesh(e *svcEval, p meshParams, win float64, in MeshInbound, has bool, 
 		// what arrived over the window and is not answered yet, whichever
 		// is more (a queue that began within the window shows in the
 		// second before the mean catches up).
-		queued := math.Max(lam*math.Max(0, own-h.Own), (lam-in.ResponseRate)*win)
+		// The calls the callers held back over the window queue at them,
+		// and come here as they are relieved.
+		queued := math.Max(lam*math.Max(0, own-h.Own), (lam-in.ResponseRate)*win) + a.held*win
 		// Replicas added now answer nothing until they are ready: until
 		// then the queue keeps growing by what arrives beyond what the
 		// ready ones answer, and that is worked off too.
 		if h.Measured && h.Capacity > 0 {
-			queued += startupGrowth(h, p, lam, in.ResponseRate, cur, ready, now)
+			queued += startupGrowth(h, p, demand, in.ResponseRate, cur, ready, now)
 		}
-		need := lam + queued/p.drain
+		need := demand + queued/p.drain
 		prop := cur
 		if h.Measured && h.Capacity > 0 {
 			prop = ceilReplicas(need / (p.util * h.Capacity))
@@ -457,8 +490,12 @@ func judgeMesh(e *svcEval, p meshParams, win float64, in MeshInbound, has bool, 
 		}
 		r.Proposal = max(prop, cur)
 		r.Breach = r.Proposal > cur
-		r.Note = fmt.Sprintf("own latency %s vs baseline %s: queueing (%s/s arriving, %s/s answered, %s/s per replica %s): %d replicas at %d%%",
-			fmtSeconds(own), fmtSeconds(h.Own), num(lam), num(in.ResponseRate), num(h.Capacity), capacitySource(h.Measured), r.Proposal, int(p.util*100))
+		held := ""
+		if a.held > 0 {
+			held = ", " + num(a.held) + "/s held back by callers' queues"
+		}
+		r.Note = fmt.Sprintf("own latency %s vs baseline %s: queueing (%s/s arriving%s, %s/s answered, %s/s per replica %s): %d replicas at %d%%",
+			fmtSeconds(own), fmtSeconds(h.Own), num(lam), held, num(in.ResponseRate), num(h.Capacity), capacitySource(h.Measured), r.Proposal, int(p.util*100))
 	case CauseSlowerWork:
 		r.Proposal = cur
 		r.Note = fmt.Sprintf("own latency %s vs baseline %s at %s/s per replica, less than the %s/s it answered at its baseline: slower own work, not relieved by replicas, none added",

@@ -39,6 +39,12 @@ type signalContext struct {
 	memo *noteMemo
 	// drained is set by a queue signal that reads drained (queueDrained).
 	drained bool
+	// working and steady are set by a queue signal: working while more
+	// messages wait than there are replicas, with steady the replicas the
+	// arrivals alone need at the capacity it sized with (the proposal
+	// otherwise).
+	working bool
+	steady  int32
 	// unsettled: the pool's replicas changed within queueSettle, or not
 	// all are ready, so completions over a rate window are divided among
 	// replicas that did not all work through it (unsettledPool).
@@ -58,7 +64,7 @@ func evaluateSignal(sig SignalSpec, obs Observation, seen bool, c signalContext)
 // evalSignal is evaluateSignal writing into r, with nothing copied.
 func evalSignal(r *SignalResult, sig *SignalSpec, obs *Observation, seen bool, c *signalContext) float64 {
 	*r = SignalResult{Name: sig.Name, Kind: sig.Kind}
-	c.drained = false
+	c.drained, c.working, c.steady = false, false, 0
 	current, ready, tol := c.current, c.ready, c.tol
 	if sig.Tolerance > 0 {
 		tol = tolerances{down: sig.Tolerance, up: sig.Tolerance}
@@ -98,6 +104,9 @@ func evalSignal(r *SignalResult, sig *SignalSpec, obs *Observation, seen bool, c
 	case KindQueue:
 		measured, err = queue(r, &na, sig.Queue, obs.Queue, current, ready, tol, c.capacity, c.unsettled)
 		c.drained = err == nil && queueDrained(obs.Queue, r, current)
+		if err == nil {
+			c.working, c.steady = queueSteady(obs.Queue, r, current)
+		}
 	case KindLatency:
 		err = latency(r, &na, sig.Latency, obs.Value, current, tol)
 	case KindPerReplica:
@@ -543,6 +552,23 @@ func queue(r *SignalResult, na *noteArgs, spec *QueueSpec, q *QueueObservation, 
 		na.n[1] = 1
 	}
 	return saturatedCapacity, nil
+}
+
+// queueSteady reports whether a queue signal's pool is working off a
+// backlog (more messages wait, beyond those delivered, than there are
+// replicas, and the signal sized with a known capacity), and then the
+// replicas the arrivals alone need at that capacity; otherwise the
+// signal's proposal. r is the signal's result, whose Target is what the
+// current replicas give at the target utilization.
+func queueSteady(q *QueueObservation, r *SignalResult, current int32) (bool, int32) {
+	if q == nil || current <= 0 || !(r.Target > 0) {
+		return false, r.Proposal
+	}
+	if waiting := math.Max(0, q.Backlog-q.Unacked); waiting <= float64(current) {
+		return false, r.Proposal
+	}
+	perReplica := r.Target / float64(current)
+	return true, min(r.Proposal, ceilReplicas(q.ArrivalRate/perReplica))
 }
 
 // queueDrained reports whether a queue signal's reading is evidence that
