@@ -102,7 +102,8 @@ func evalSignal(r *SignalResult, sig *SignalSpec, obs *Observation, seen bool, c
 	case KindPods:
 		err = podsMetric(r, &na, sig.Pods, obs.Pods, current, tol, c.now)
 	case KindQueue:
-		measured, err = queue(r, &na, sig.Queue, obs.Queue, current, ready, tol, c.capacity, c.unsettled)
+		paceFresh := obs.Queue == nil || obs.Queue.UnackedTime.IsZero() || c.staleAfter <= 0 || !c.stale(obs.Queue.UnackedTime)
+		measured, err = queue(r, &na, sig.Queue, obs.Queue, current, ready, tol, c.capacity, c.unsettled, paceFresh)
 		c.drained = err == nil && queueDrained(obs.Queue, r, current)
 		if err == nil {
 			c.working, c.steady = queueSteady(obs.Queue, r, current)
@@ -453,7 +454,24 @@ func (m *podMetric) cpuUnready(p *PodSample, now time.Time) bool {
 // ratio is the factor by which the pool is short. A target in messages the
 // replicas could drain instead was 0 exactly when arrivals alone overran
 // them, which hid the worst case from anything dividing by it.
-func queue(r *SignalResult, na *noteArgs, spec *QueueSpec, q *QueueObservation, current, ready int32, tol tolerances, learned float64, unsettled bool) (float64, error) {
+//
+// A pace learned while the pods were slow (a dependency slowed their
+// messages) would otherwise outlive the slowness: the pool is sized on it,
+// so no pod completes more and no reading raises it. With the replicas'
+// concurrency configured and the messages in progress read, the pace a
+// full replica reaches is told without filling it (busyPace); it raises
+// the per-replica throughput used, never lowers it, and only while the pool
+// is not saturated, where the completions per replica say nothing of the
+// capacity. A saturated pool is sized as before, on what it completes.
+// Unlike completions per replica, the time a message takes is the pool's
+// whole in-progress count over its whole completion rate, which does not
+// depend on how many replicas shared the window: a pool just resized
+// reads it as well as a settled one (just after a scale-up the window's
+// completions lag the new pods' messages, which reads slower, not
+// faster). It is not learned: it holds only while it is read, and a pool
+// whose in-progress count goes missing or stale is sized on what was
+// learned. paceFresh is false when the in-progress reading is stale.
+func queue(r *SignalResult, na *noteArgs, spec *QueueSpec, q *QueueObservation, current, ready int32, tol tolerances, learned float64, unsettled, paceFresh bool) (float64, error) {
 	if spec == nil {
 		return 0, fmt.Errorf("queue signal without spec")
 	}
@@ -516,6 +534,11 @@ func queue(r *SignalResult, na *noteArgs, spec *QueueSpec, q *QueueObservation, 
 				saturatedCapacity = measured
 			}
 		}
+		if !saturated && paceFresh {
+			if p := busyPace(spec.ConcurrencyPerReplica, q); p > perReplica {
+				perReplica, source = p, "in-progress"
+			}
+		}
 	}
 	need := q.ArrivalRate + q.Backlog/drain
 	r.Value = need
@@ -569,6 +592,34 @@ func queueSteady(q *QueueObservation, r *SignalResult, current int32) (bool, int
 	}
 	perReplica := r.Target / float64(current)
 	return true, min(r.Proposal, ceilReplicas(q.ArrivalRate/perReplica))
+}
+
+// busyPace is the messages per second one replica completes when all its
+// concurrency slots are busy, told by Little's law from a pool that need
+// not be full: each message takes unacked / completion-rate seconds (the
+// messages in progress over the rate they leave), so a replica with
+// concurrency slots completes concurrency / that many a second. It is 0
+// when it cannot be told: no concurrency configured, nothing in progress
+// (or a source that cannot count it), nothing completing.
+//
+// It assumes a message takes as long in a full replica as in a part-busy
+// one (no contention for the pod's CPU or a dependency as it fills) and
+// that unacked counts messages being worked on. Messages a consumer has
+// prefetched but not begun also count as unacknowledged; they make the
+// time per message look longer and the pace lower, never higher, so a
+// prefetch above the concurrency errs towards more replicas. A pod whose
+// time per message does grow as it fills is caught out when its pool
+// saturates: messages wait, and the completions per replica are taken
+// for the capacity instead.
+func busyPace(concurrency float64, q *QueueObservation) float64 {
+	if !(concurrency > 0) || math.IsInf(concurrency, 0) || !(q.Unacked > 0) || !(q.CompletionRate > 0) {
+		return 0
+	}
+	p := concurrency * q.CompletionRate / q.Unacked
+	if math.IsInf(p, 0) || math.IsNaN(p) {
+		return 0
+	}
+	return p
 }
 
 // queueDrained reports whether a queue signal's reading is evidence that

@@ -143,6 +143,14 @@ type QueueSpec struct {
 	// ThroughputPerReplica is the configured estimate of messages a replica
 	// completes per second, used until one is measured. Zero means none.
 	ThroughputPerReplica float64 `json:"throughputPerReplica,omitempty"`
+	// ConcurrencyPerReplica is how many messages one replica works on at
+	// once (its worker slots). With it, and the messages in progress
+	// (QueueObservation.Unacked), the pace a replica reaches when full is
+	// told by Little's law even while it is not full: the time a message
+	// takes is in progress / completion rate, and a replica completes
+	// ConcurrencyPerReplica messages in that time. Zero: not known, and
+	// the pace is only what was measured or configured.
+	ConcurrencyPerReplica float64 `json:"concurrencyPerReplica,omitempty"`
 }
 
 // LatencySpec targets a latency quantile.
@@ -377,6 +385,10 @@ type QueueObservation struct {
 	// when the source cannot tell, which makes all of Backlog count as
 	// waiting.
 	Unacked float64 `json:"unacked,omitempty"`
+	// UnackedTime, when set, is when Unacked was sampled, if apart from the
+	// rest (a separate series); a sample older than Spec.StaleAfter is not
+	// used to tell the pods' pace.
+	UnackedTime time.Time `json:"unackedTime,omitempty"`
 	// Consumers currently attached.
 	Consumers int32 `json:"consumers"`
 	// ThroughputPerReplica, when > 0, is a measured per-replica capacity in
