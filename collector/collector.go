@@ -473,6 +473,18 @@ func (p promView) queueObservation(qs *config.QueueSource) policy.Observation {
 			obs.Time = o.Time
 		}
 	}
+	if qs.Unacked != "" {
+		// Optional: a reading that is missing or not a count leaves the
+		// signal as it would be without it (messages waiting only, the
+		// pods' pace unknown). Its own sample time goes with it, so a
+		// stale one is not used to tell the pace and does not make the
+		// rest stale.
+		if o := p.observation(qs.Unacked, qs.Key); o.Status == policy.StatusOK && o.Value >= 0 {
+			q.Unacked = o.Value
+			q.Backlog += o.Value
+			q.UnackedTime = o.Time
+		}
+	}
 	return obs
 }
 
@@ -506,7 +518,7 @@ func workFor(cfg *config.Config) work {
 					continue
 				}
 				if sg.Queue.Backlog != "" {
-					for _, m := range []string{sg.Queue.Backlog, sg.Queue.ArrivalRate, sg.Queue.CompletionRate} {
+					for _, m := range []string{sg.Queue.Backlog, sg.Queue.ArrivalRate, sg.Queue.CompletionRate, sg.Queue.Unacked} {
 						if m != "" {
 							usedMetric[m] = true
 						}

@@ -37,6 +37,7 @@ type loadExporter struct {
 	latency   *prometheus.HistogramVec
 	inflight  *prometheus.GaugeVec
 	queue     *prometheus.GaugeVec
+	unacked   *prometheus.GaugeVec
 	published *prometheus.CounterVec
 	completed *prometheus.CounterVec
 }
@@ -50,10 +51,11 @@ func newLoadExporter() *loadExporter {
 		}, []string{"service"}),
 		inflight:  prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "elma365_requests_in_flight"}, []string{"service"}),
 		queue:     prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "elma365_queue_messages"}, []string{"service"}),
+		unacked:   prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "elma365_queue_messages_unacked"}, []string{"service"}),
 		published: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "elma365_queue_published_total"}, []string{"service"}),
 		completed: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "elma365_queue_completed_total"}, []string{"service"}),
 	}
-	e.reg.MustRegister(e.latency, e.inflight, e.queue, e.published, e.completed)
+	e.reg.MustRegister(e.latency, e.inflight, e.queue, e.unacked, e.published, e.completed)
 	return e
 }
 
@@ -103,6 +105,7 @@ const (
 	wantAuthIn      = 37
 	wantMainIn      = 120
 	wantBacklog     = 250
+	wantUnacked     = 12
 	wantArrival     = 50
 	wantCompletion  = 40
 	feedPeriod      = 100 * time.Millisecond
@@ -115,6 +118,7 @@ func (e *loadExporter) feedELMA365(t testing.TB) {
 	e.inflight.WithLabelValues("auth").Set(wantAuthIn)
 	e.inflight.WithLabelValues("main").Set(wantMainIn)
 	e.queue.WithLabelValues("worker").Set(wantBacklog)
+	e.unacked.WithLabelValues("worker").Set(wantUnacked)
 	e.mu.Unlock()
 	e.feed(t, feedPeriod, func() {
 		auth, main := e.latency.WithLabelValues("auth"), e.latency.WithLabelValues("main")
@@ -165,6 +169,13 @@ metrics:
   queue_completion:
     prometheus:
       query: sum by (service) (rate(elma365_queue_completed_total{namespace="elma365"}[5s]))
+  queue_unacked:
+    prometheus:
+      query: sum by (service) (elma365_queue_messages_unacked{namespace="elma365"})
+  # A queue no exporter has: the optional in-progress count is left out.
+  queue_unacked_absent:
+    prometheus:
+      query: sum by (service) (elma365_queue_messages_unacked_absent{namespace="elma365"})
 services:
   auth:
     signals:
@@ -187,6 +198,15 @@ services:
           backlogMetric: queue_backlog
           arrivalRateMetric: queue_arrival
           completionRateMetric: queue_completion
+          unackedMetric: queue_unacked
+          concurrencyPerReplica: 4
+          drainTime: 1m
+      - name: queue-without-unacked
+        queue:
+          backlogMetric: queue_backlog
+          arrivalRateMetric: queue_arrival
+          completionRateMetric: queue_completion
+          unackedMetric: queue_unacked_absent
           drainTime: 1m
   ghost:
     signals:
@@ -267,8 +287,16 @@ func TestRealPrometheusValues(t *testing.T) {
 	if q.Status != policy.StatusOK || q.Queue == nil {
 		t.Fatalf("worker queue: %+v", q)
 	}
-	if q.Queue.Backlog != wantBacklog || !within(q.Queue.ArrivalRate, wantArrival, rateTolerance) || !within(q.Queue.CompletionRate, wantCompletion, rateTolerance) {
-		t.Errorf("worker queue %+v, want backlog %d, arrival %d/s and completion %d/s within 10%%", *q.Queue, wantBacklog, wantArrival, wantCompletion)
+	// The backlog metric counts the messages waiting; the unacknowledged
+	// ones, read apart, join it and are counted as in progress.
+	if q.Queue.Unacked != wantUnacked || q.Queue.UnackedTime.IsZero() {
+		t.Errorf("worker queue: %v unacked at %v, want %d with its sample time", q.Queue.Unacked, q.Queue.UnackedTime, wantUnacked)
+	}
+	if q.Queue.Backlog != wantBacklog+wantUnacked || !within(q.Queue.ArrivalRate, wantArrival, rateTolerance) || !within(q.Queue.CompletionRate, wantCompletion, rateTolerance) {
+		t.Errorf("worker queue %+v, want backlog %d, arrival %d/s and completion %d/s within 10%%", *q.Queue, wantBacklog+wantUnacked, wantArrival, wantCompletion)
+	}
+	if a := sigs["worker"]["queue-without-unacked"]; a.Status != policy.StatusOK || a.Queue.Unacked != 0 || a.Queue.Backlog != wantBacklog {
+		t.Errorf("worker queue with no unacknowledged series: %+v %+v, want ok with backlog %d and nothing in progress", a, a.Queue, wantBacklog)
 	}
 	if g := sigs["ghost"]["latency"]; g.Status != policy.StatusMissing {
 		t.Errorf("ghost latency %+v, want missing", g)

@@ -84,6 +84,48 @@ func TestRealRabbitMQBacklog(t *testing.T) {
 	}
 }
 
+// Verifies against a real broker that the messages a consumer holds
+// unacknowledged are read as in progress: part of the backlog, counted
+// apart from the messages waiting, with the consumer counted.
+func TestRealRabbitMQUnacked(t *testing.T) {
+	b := rabbittest.Shared(t)
+	user, pw := monitorUser(t, b, "monitor-unacked")
+	q := "unacked.worker.default"
+	if err := b.DeclareQueue("/", q); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = b.DeleteQueue("/", q) })
+	if err := b.Publish("/", q, 10); err != nil {
+		t.Fatal(err)
+	}
+	// A consumer with a prefetch of one that acknowledges nothing: one
+	// message in progress, nine waiting.
+	stop, err := b.Subscribe(q)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(stop)
+
+	cfg := parseConfig(t, rabbitQueueYAML(q))
+	t.Setenv("TEST_RABBIT_PW", pw)
+	c, _ := newCollector(t, Options{RabbitMQURL: b.URL, RabbitMQUser: user, RabbitMQPasswordEnv: "TEST_RABBIT_PW"})
+	var got policy.Observation
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		got = collect(t, c, cfg, time.Now())["worker"]["script-queue"]
+		if got.Status == policy.StatusOK && got.Queue.Unacked == 1 && got.Queue.Consumers == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("never read 1 unacknowledged message and 1 consumer: %+v %+v", got, got.Queue)
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+	if got.Queue.Backlog != 10 {
+		t.Errorf("backlog %v with 1 of 10 messages in progress, want 10 (waiting plus in progress)", got.Queue.Backlog)
+	}
+}
+
 // Verifies the rates against a real broker: messages published at 20/s and
 // completed at 10/s read back as such. RabbitMQ derives rates from
 // counters sampled every second (rabbittest sets that interval), and each

@@ -293,7 +293,8 @@ func compileSignal(v *validator, p, service string, sg SignalFile, metricQuery f
 		v.check(q.DrainTime > 0, p+".queue.drainTime", "must be > 0")
 		v.check(q.TargetUtilization == 0 || (q.TargetUtilization > 0 && q.TargetUtilization <= 1), p+".queue.targetUtilization", "must be in (0, 1]")
 		v.check(q.ThroughputPerReplica >= 0 && !math.IsInf(q.ThroughputPerReplica, 0), p+".queue.throughputPerReplica", "must be >= 0")
-		spec.Queue = &policy.QueueSpec{DrainTime: q.DrainTime.D(), TargetUtilization: q.TargetUtilization, ThroughputPerReplica: q.ThroughputPerReplica}
+		v.check(q.ConcurrencyPerReplica >= 0 && !math.IsInf(q.ConcurrencyPerReplica, 0), p+".queue.concurrencyPerReplica", "must be >= 0")
+		spec.Queue = &policy.QueueSpec{DrainTime: q.DrainTime.D(), TargetUtilization: q.TargetUtilization, ThroughputPerReplica: q.ThroughputPerReplica, ConcurrencyPerReplica: q.ConcurrencyPerReplica}
 		qs := &QueueSource{Key: key(q.Key)}
 		switch {
 		case q.RabbitMQ != nil && q.Backlog != "":
@@ -302,6 +303,9 @@ func compileSignal(v *validator, p, service string, sg SignalFile, metricQuery f
 			v.check(len(q.RabbitMQ.Queues) > 0, p+".queue.rabbitmq.queues", "must list at least one queue or pattern")
 			for j, e := range q.RabbitMQ.Queues {
 				checkQueueEntry(v, fmt.Sprintf("%s.queue.rabbitmq.queues[%d]", p, j), e)
+			}
+			if q.Unacked != "" {
+				v.add(p+".queue.unackedMetric", "needs backlogMetric (the management API counts unacknowledged messages itself)")
 			}
 			qs.VHost, qs.Queues = q.RabbitMQ.VHost, append([]string(nil), q.RabbitMQ.Queues...)
 			if qs.VHost == "" {
@@ -315,7 +319,12 @@ func compileSignal(v *validator, p, service string, sg SignalFile, metricQuery f
 			if q.CompletionRate != "" {
 				metric(p+".queue.completionRateMetric", q.CompletionRate)
 			}
-			qs.Backlog, qs.ArrivalRate, qs.CompletionRate = q.Backlog, q.ArrivalRate, q.CompletionRate
+			if q.Unacked != "" {
+				metric(p+".queue.unackedMetric", q.Unacked)
+			}
+			qs.Backlog, qs.ArrivalRate, qs.CompletionRate, qs.Unacked = q.Backlog, q.ArrivalRate, q.CompletionRate, q.Unacked
+		case q.Unacked != "":
+			v.add(p+".queue.unackedMetric", "needs backlogMetric (the management API counts unacknowledged messages itself)")
 		default:
 			v.add(p+".queue", "needs a source: rabbitmq or backlogMetric")
 		}

@@ -80,9 +80,10 @@ type SignalSource struct {
 type QueueSource struct {
 	VHost  string
 	Queues []string
-	// Metric names (empty when RabbitMQ is used), keyed by Key.
-	Backlog, ArrivalRate, CompletionRate string
-	Key                                  string
+	// Metric names (empty when RabbitMQ is used), keyed by Key. Unacked is
+	// optional; with it, Backlog counts only the messages waiting.
+	Backlog, ArrivalRate, CompletionRate, Unacked string
+	Key                                           string
 }
 
 // checkOrder verifies the invariant every consumer relies on: Services[i]

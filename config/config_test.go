@@ -354,3 +354,41 @@ func TestDataStoreTargetsRefused(t *testing.T) {
 		t.Errorf("ordinary services refused: %v", err)
 	}
 }
+
+// Verifies a queue's in-progress count: unackedMetric goes with the
+// metric-based source and reaches the collector, concurrencyPerReplica
+// the policy; either out of place or out of range is reported.
+func TestQueueUnackedAndConcurrency(t *testing.T) {
+	const head = `
+apiVersion: elmascale.io/v1alpha1
+kind: Config
+namespace: shop
+metrics:
+  ready: {prometheus: {query: 'sum by (queue) (r)', keyLabel: queue}}
+  unacked: {prometheus: {query: 'sum by (queue) (u)', keyLabel: queue}}
+services:
+  worker:
+    signals:
+      - name: q
+`
+	cfg, err := Parse([]byte(head + "        queue: {backlogMetric: ready, unackedMetric: unacked, key: w, drainTime: 1m, concurrencyPerReplica: 4}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if src := cfg.Services[0].Signals[0].Queue; src.Unacked != "unacked" || src.Backlog != "ready" {
+		t.Errorf("queue source %+v, want backlog ready and unacked unacked", src)
+	}
+	if c := cfg.Policy.Services[0].Signals[0].Queue.ConcurrencyPerReplica; c != 4 {
+		t.Errorf("concurrencyPerReplica %v, want 4", c)
+	}
+	for yaml, want := range map[string]string{
+		"        queue: {rabbitmq: {queues: [w]}, unackedMetric: unacked, drainTime: 1m}\n":      "services.worker.signals[0].queue.unackedMetric: needs backlogMetric",
+		"        queue: {backlogMetric: ready, unackedMetric: nope, drainTime: 1m}\n":            `services.worker.signals[0].queue.unackedMetric: unknown metric "nope"`,
+		"        queue: {backlogMetric: ready, drainTime: 1m, concurrencyPerReplica: -1}\n":      "services.worker.signals[0].queue.concurrencyPerReplica: must be >= 0",
+		"        queue: {rabbitmq: {queues: [w]}, drainTime: 1m, concurrencyPerReplica: .inf}\n": "services.worker.signals[0].queue.concurrencyPerReplica: must be a finite number",
+	} {
+		if _, err := Parse([]byte(head + yaml)); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: error %v, want %q", strings.TrimSpace(yaml), err, want)
+		}
+	}
+}

@@ -213,6 +213,13 @@ type QueueFile struct {
 	Backlog        string `yaml:"backlogMetric" json:"backlogMetric,omitempty"`
 	ArrivalRate    string `yaml:"arrivalRateMetric" json:"arrivalRateMetric,omitempty"`
 	CompletionRate string `yaml:"completionRateMetric" json:"completionRateMetric,omitempty"`
+	// Unacked, optional: the messages delivered to consumers and not yet
+	// acknowledged (in progress, and prefetched), e.g. RabbitMQ's
+	// rabbitmq_queue_messages_unacked. backlogMetric then counts only the
+	// messages waiting (rabbitmq_queue_messages_ready); the backlog is the
+	// two together. With concurrencyPerReplica it tells the pods' pace. A
+	// reading that is missing or not a count is left out, as if unset.
+	Unacked string `yaml:"unackedMetric" json:"unackedMetric,omitempty"`
 	// Key selects the series of those metrics (default: the service name).
 	Key string `yaml:"key" json:"key,omitempty"`
 	// DrainTime: the backlog should be gone within this time.
@@ -222,6 +229,15 @@ type QueueFile struct {
 	TargetUtilization float64 `yaml:"targetUtilization" json:"targetUtilization,omitempty"`
 	// ThroughputPerReplica: messages/s one replica completes, used until measured.
 	ThroughputPerReplica float64 `yaml:"throughputPerReplica" json:"throughputPerReplica,omitempty"`
+	// ConcurrencyPerReplica: messages one replica works on at once (its
+	// worker slots; its consumer prefetch when it works every delivered
+	// message at once). With the messages in progress (the management
+	// API's unacknowledged count, or unackedMetric) it tells, by Little's
+	// law, the pace a replica reaches when full, so a pace learned while
+	// a dependency was slow gives way once the pods show they are not
+	// busy. Unset: the pace is only what is measured or configured.
+	// +kubebuilder:validation:Minimum=0
+	ConcurrencyPerReplica float64 `yaml:"concurrencyPerReplica" json:"concurrencyPerReplica,omitempty"`
 }
 
 // RabbitMQQueueFile lists queues whose backlogs add up.

@@ -43,7 +43,13 @@ func NewCluster(sc *Scenario, seed uint64) *Cluster {
 		longest = max(longest, sc.Elmascale.Mesh.Window)
 	}
 	promKeep := int(longest/sc.Observation.ScrapeInterval) + 2
-	statsKeep := int(sc.Observation.QueueRateWindow/sc.Observation.QueueStatsInterval) + 2
+	statsWindow := sc.Observation.QueueRateWindow
+	for _, b := range sc.Bindings {
+		if b.Series == SeriesQueueUnacked {
+			statsWindow = max(statsWindow, b.Window)
+		}
+	}
+	statsKeep := int(statsWindow/sc.Observation.QueueStatsInterval) + 2
 	c := &Cluster{sc: sc, sim: newSim(sc, seed, promKeep, statsKeep)}
 	c.podNames = make([][]string, len(sc.Services))
 	return c
@@ -251,7 +257,7 @@ func (c *Cluster) metric(name, key string) (float64, policy.Observation) {
 		return 0, failed("metric %q has no simulator binding", name)
 	}
 	switch b.Series {
-	case SeriesQueueMessages, SeriesQueueReady, SeriesQueuePublishRate, SeriesQueueAckRate:
+	case SeriesQueueMessages, SeriesQueueReady, SeriesQueueUnacked, SeriesQueuePublishRate, SeriesQueueAckRate:
 		qi := c.sc.QueueIndex(key)
 		if qi < 0 {
 			return 0, missing("no series for queue " + key)
@@ -266,6 +272,22 @@ func (c *Cluster) metric(name, key string) (float64, policy.Observation) {
 			return float64(last.ready + last.unacked), ok200()
 		case SeriesQueueReady:
 			return float64(last.ready), ok200()
+		case SeriesQueueUnacked:
+			if b.Window <= 0 {
+				return float64(last.unacked), ok200()
+			}
+			// avg_over_time: the mean of the samples within the window.
+			var sum float64
+			n := 0
+			for k := q.nStats - 1; k >= 0 && k >= q.nStats-len(q.stats); k-- {
+				st := &q.stats[k%len(q.stats)]
+				if st.t <= last.t-b.Window.Seconds()+1e-9 {
+					break
+				}
+				sum += float64(st.unacked)
+				n++
+			}
+			return sum / float64(n), ok200()
 		}
 		first := c.queueSampleBefore(q, last.t-b.Window.Seconds())
 		if first.t >= last.t {
@@ -477,6 +499,15 @@ func (c *Cluster) observeQueue(src *config.QueueSource, now time.Time) policy.Ob
 	if src.CompletionRate != "" {
 		if qo.CompletionRate, o = c.metric(src.CompletionRate, src.Key); o.Status != policy.StatusOK {
 			return o
+		}
+	}
+	if src.Unacked != "" {
+		// Optional, as the collector reads it: a reading that is not
+		// there is left out.
+		if u, uo := c.metric(src.Unacked, src.Key); uo.Status == policy.StatusOK && u >= 0 {
+			qo.Unacked = u
+			qo.Backlog += u
+			qo.UnackedTime = now
 		}
 	}
 	return policy.Observation{Status: policy.StatusOK, Time: now, Queue: qo}

@@ -254,6 +254,10 @@ const (
 	SeriesQueueMessages SeriesKind = "queueMessages"
 	// SeriesQueueReady is a queue's ready messages, by queue.
 	SeriesQueueReady SeriesKind = "queueReady"
+	// SeriesQueueUnacked is a queue's messages delivered and not yet
+	// acknowledged (in progress), by queue: the last sample, or with a
+	// window the mean of the samples within it (avg_over_time).
+	SeriesQueueUnacked SeriesKind = "queueUnacked"
 	// SeriesQueuePublishRate and SeriesQueueAckRate are messages per second, by queue.
 	SeriesQueuePublishRate SeriesKind = "queuePublishRate"
 	SeriesQueueAckRate     SeriesKind = "queueAckRate"
@@ -313,9 +317,11 @@ func defaultBindings() map[string]MetricBinding {
 		// Requests per second by service over the last 30s.
 		"request_rate": {Series: SeriesRequestRate, Window: 30 * time.Second},
 		// The RabbitMQ Prometheus plugin's per-queue series.
-		"rabbitmq_queue_messages_ready": {Series: SeriesQueueReady},
-		"rabbitmq_queue_publish_rate":   {Series: SeriesQueuePublishRate, Window: 30 * time.Second},
-		"rabbitmq_queue_ack_rate":       {Series: SeriesQueueAckRate, Window: 30 * time.Second},
+		"rabbitmq_queue_messages_ready":   {Series: SeriesQueueReady},
+		"rabbitmq_queue_messages_unacked": {Series: SeriesQueueUnacked},
+		"rabbitmq_queue_unacked_avg":      {Series: SeriesQueueUnacked, Window: 30 * time.Second},
+		"rabbitmq_queue_publish_rate":     {Series: SeriesQueuePublishRate, Window: 30 * time.Second},
+		"rabbitmq_queue_ack_rate":         {Series: SeriesQueueAckRate, Window: 30 * time.Second},
 		// Linkerd's proxy metrics by deployment: the inbound
 		// response_latency_ms histogram's p95 (in seconds, as a query
 		// dividing by 1000 gives it) and the inbound request_total's rate.
@@ -954,7 +960,11 @@ func (c *scenarioCompiler) compileBindings() {
 			mb.Window = orDefault(mb.Window, time.Minute)
 		case SeriesRequestRate, SeriesFailureRate, SeriesQueuePublishRate, SeriesQueueAckRate:
 			mb.Window = orDefault(mb.Window, time.Minute)
-		case SeriesInFlight, SeriesQueueMessages, SeriesQueueReady:
+		case SeriesInFlight, SeriesQueueMessages, SeriesQueueReady, SeriesQueueUnacked:
+			// A window is an average over it (an unacked count only).
+			if mb.Window != 0 && mb.Series != SeriesQueueUnacked {
+				c.errs.add("metricBindings.%s.window: a %s series has no window", name, mb.Series)
+			}
 		default:
 			c.errs.add("metricBindings.%s.series: unknown series %q", name, b.Series)
 		}

@@ -266,11 +266,12 @@ var (
 
 // Shared returns the one broker of this test binary, starting it on first
 // use; a node takes seconds to boot, so tests share it and keep apart by
-// queue names. Main stops it. A missing broker fails the test.
+// queue names. It runs STOMP, so a test can hold messages unacknowledged
+// (Subscribe). Main stops it. A missing broker fails the test.
 func Shared(t testing.TB) *Broker {
 	t.Helper()
 	sharedOnce.Do(func() {
-		shared, sharedErr = Start()
+		shared, sharedErr = StartWith(Options{STOMP: true})
 		if sharedErr == nil {
 			fmt.Fprintf(os.Stderr, "rabbittest: broker at %s ready in %s\n", shared.URL, shared.StartupTime.Round(time.Millisecond))
 		}

@@ -77,7 +77,7 @@ func queriesPerTick(cfg *config.Config) map[string]int {
 			case sg.Kind == policy.KindQueue && sg.Queue != nil && len(sg.Queue.Queues) > 0:
 				out[collector.SourceRabbitMQ]++
 			case sg.Kind == policy.KindQueue && sg.Queue != nil:
-				for _, name := range []string{sg.Queue.Backlog, sg.Queue.ArrivalRate, sg.Queue.CompletionRate} {
+				for _, name := range []string{sg.Queue.Backlog, sg.Queue.ArrivalRate, sg.Queue.CompletionRate, sg.Queue.Unacked} {
 					if name != "" {
 						metrics[name] = true
 					}
