@@ -46,9 +46,9 @@ func recovered(int32) QueueObservation {
 // the pods' pace (the pool is sized on it, so no pod completes more), and
 // given up once the messages in progress show the pods are not busy.
 func TestQueuePaceLearnedSlowIsRaisedByIdlePods(t *testing.T) {
-	// 20.13/s (8 in progress over the minute's drain) at 80% of 5/s: 6 replicas, for good.
-	if got, why := slowThenRecovered(t, paceSpec(0), recovered); got != 6 {
-		t.Fatalf("without the concurrency: %d replicas, want the 6 the learned pace asks (%s)", got, why)
+	// 20/s at 80% of 5/s: 5 replicas, for good.
+	if got, why := slowThenRecovered(t, paceSpec(0), recovered); got != 5 {
+		t.Fatalf("without the concurrency: %d replicas, want the 5 the learned pace asks (%s)", got, why)
 	}
 	// 4 slots × 20/s ÷ 8 in progress: 10/s a replica; 20/s at 80% of it
 	// is 2.5, so 3 replicas.
@@ -60,7 +60,7 @@ func TestQueuePaceLearnedSlowIsRaisedByIdlePods(t *testing.T) {
 	if got, why := slowThenRecovered(t, paceSpec(4), func(int32) QueueObservation {
 		return QueueObservation{ArrivalRate: 20, CompletionRate: 20}
 	}); got != 5 {
-		t.Errorf("no in-progress count (nor backlog): %d replicas, want 5 (%s)", got, why)
+		t.Errorf("no in-progress count: %d replicas, want 5 (%s)", got, why)
 	}
 }
 
@@ -74,12 +74,12 @@ func TestQueuePaceBadReadingsFallBack(t *testing.T) {
 		q.UnackedTime = anyTime.Add(-time.Hour)
 		return q
 	}
-	if got, why := slowThenRecovered(t, paceSpec(4), stale); got != 6 {
-		t.Errorf("stale in-progress count: %d replicas, want 6 (%s)", got, why)
+	if got, why := slowThenRecovered(t, paceSpec(4), stale); got != 5 {
+		t.Errorf("stale in-progress count: %d replicas, want 5 (%s)", got, why)
 	}
 	for _, c := range []float64{math.NaN(), math.Inf(1), -4} {
-		if got, why := slowThenRecovered(t, paceSpec(c), recovered); got != 6 {
-			t.Errorf("concurrency %v: %d replicas, want 6 (%s)", c, got, why)
+		if got, why := slowThenRecovered(t, paceSpec(c), recovered); got != 5 {
+			t.Errorf("concurrency %v: %d replicas, want 5 (%s)", c, got, why)
 		}
 	}
 	for _, bad := range []float64{math.NaN(), -8, math.Inf(1)} {
@@ -151,7 +151,7 @@ func TestQueuePaceBounds(t *testing.T) {
 		if with.Proposal > without.Proposal {
 			t.Fatalf("pace asked for %d, more than the %d without it (%s)", with.Proposal, without.Proposal, with.Reason)
 		}
-		if floor := ceilReplicas(arrivals/(0.8*capacity) + inProgress/60/(0.8*capacity) - 1e-9); with.Proposal < floor && !(float64(n) <= float64(floor)*1.1 && with.Proposal == n) {
+		if floor := ceilReplicas(arrivals/(0.8*capacity) - 1e-9); with.Proposal < floor && !(float64(n) <= float64(floor)*1.1 && with.Proposal == n) {
 			t.Fatalf("pace asked for %d, below the %d the true %.2f/s a replica needs (%s)", with.Proposal, floor, capacity, with.Reason)
 		}
 		q.Unacked += math.Floor(rng.Float64() * 3 * slots * float64(n))

@@ -449,7 +449,8 @@ func (m *podMetric) cpuUnready(p *PodSample, now time.Time) bool {
 // it.
 //
 // The result's value is the throughput the pool needs (arrivals plus the
-// backlog spread over DrainTime) and its target the throughput the current
+// messages waiting spread over DrainTime: those in progress are already
+// being worked off, at a pace the arrivals account for) and its target the throughput the current
 // replicas give at TargetUtilization, both in messages per second, so their
 // ratio is the factor by which the pool is short. A target in messages the
 // replicas could drain instead was 0 exactly when arrivals alone overran
@@ -540,7 +541,11 @@ func queue(r *SignalResult, na *noteArgs, spec *QueueSpec, q *QueueObservation, 
 			}
 		}
 	}
-	need := q.ArrivalRate + q.Backlog/drain
+	// Messages in progress are not drained again: in a pool that keeps up
+	// they are the arrivals of the last moments, which the arrival rate
+	// already asks capacity for; counting them too asked a pool of slow
+	// scripts for a share more replicas than its arrivals need.
+	need := q.ArrivalRate + waiting/drain
 	r.Value = need
 	if perReplica <= 0 {
 		// Nothing completes and nothing is known about capacity.

@@ -134,8 +134,8 @@ type UtilizationSpec struct {
 
 // QueueSpec targets draining a work queue.
 type QueueSpec struct {
-	// DrainTime is how soon the current backlog should be worked off, on top
-	// of keeping up with arrivals.
+	// DrainTime is how soon the messages waiting (the backlog less those in
+	// progress) should be worked off, on top of keeping up with arrivals.
 	DrainTime time.Duration `json:"drainTime,omitempty"`
 	// TargetUtilization is the fraction of measured per-replica throughput
 	// planned for, leaving headroom (0 < u <= 1, default 0.8).
