@@ -25,7 +25,9 @@ import (
 //     work under the phase in force, plus, for a sync service, the
 //     no-queueing time of its calls); queue consumers add slots for the
 //     message rate averaged over half the queue's wait SLO at 90%
-//     utilization. Pods start their start-up delay (plus a step) early.
+//     utilization. Pods start their start-up delay (plus a step) early,
+//     and in a cluster that adds nodes the node-addition delay earlier
+//     still, so a pod that waits for a node is ready when needed.
 //  3. Repair by replay, up to OracleRepairs rounds: the schedule is run;
 //     in every window that violates an SLO, each needed scalable service
 //     whose requests waited for a slot (more than a quarter of a service
@@ -181,15 +183,26 @@ func firstSchedule(sc *Scenario, seed uint64) *Oracle {
 			r := syncReplicas(svcRate[i][k], hold, m.Slots, msgSlots)
 			need[k] = min(max(r, minR), maxR)
 		}
-		o.Replicas[m.Name] = aheadOfStartup(m, need)
+		o.Replicas[m.Name] = aheadOfStartup(m, need, nodeLead(sc))
 	}
 	return o
 }
 
+// nodeLead is how much earlier than its start-up a pod must be asked for
+// when it may have to wait for a node: the node-addition delay of a
+// cluster that adds nodes, nothing otherwise.
+func nodeLead(sc *Scenario) time.Duration {
+	if n := sc.Nodes; n != nil && n.MaxCount > n.Count {
+		return n.AddDelay
+	}
+	return 0
+}
+
 // aheadOfStartup holds at each step the largest need within the service's
-// start-up ahead, so that pods are ready when needed.
-func aheadOfStartup(m *ServiceModel, need []int32) []int32 {
-	ahead := int((m.Startup+m.StartupJitter)/OracleStep) + 1
+// start-up ahead (and lead more, for a node to be added), so that pods are
+// ready when needed.
+func aheadOfStartup(m *ServiceModel, need []int32, lead time.Duration) []int32 {
+	ahead := int((m.Startup+m.StartupJitter+lead)/OracleStep) + 1
 	sched := make([]int32, len(need))
 	for k := range need {
 		v := need[k]
