@@ -90,8 +90,15 @@ func TestQueuePaceBadReadingsFallBack(t *testing.T) {
 			t.Errorf("in progress %v: desired %d, signal %s; want held at 4, invalid", bad, d.Desired, d.Signals[0].Status)
 		}
 	}
-	if p := busyPace(4, &QueueObservation{Unacked: 1e-320, CompletionRate: 1e300}); p != 0 {
+	if p := busyPace(4, &QueueObservation{Unacked: 1, CompletionRate: math.MaxFloat64}); p != 0 {
 		t.Errorf("busyPace on an overflowing reading is %v, want 0", p)
+	}
+	// A fraction of a message in progress (an average over mostly empty
+	// samples) times nothing: a pool of idle pods is not shrunk on it.
+	if got, why := slowThenRecovered(t, paceSpec(4), func(int32) QueueObservation {
+		return QueueObservation{Backlog: 0.05, Unacked: 0.05, ArrivalRate: 20, CompletionRate: 20}
+	}); got != 5 {
+		t.Errorf("0.05 in progress: %d replicas, want the learned 5 (%s)", got, why)
 	}
 }
 

@@ -604,8 +604,10 @@ func queueSteady(q *QueueObservation, r *SignalResult, current int32) (bool, int
 // not be full: each message takes unacked / completion-rate seconds (the
 // messages in progress over the rate they leave), so a replica with
 // concurrency slots completes concurrency / that many a second. It is 0
-// when it cannot be told: no concurrency configured, nothing in progress
-// (or a source that cannot count it), nothing completing.
+// when it cannot be told: no concurrency configured, less than one
+// message in progress (a source that cannot count them reads 0; a
+// fraction of one, an average over mostly empty samples, is too few
+// messages to time), nothing completing.
 //
 // It assumes a message takes as long in a full replica as in a part-busy
 // one (no contention for the pod's CPU or a dependency as it fills) and
@@ -617,7 +619,7 @@ func queueSteady(q *QueueObservation, r *SignalResult, current int32) (bool, int
 // saturates: messages wait, and the completions per replica are taken
 // for the capacity instead.
 func busyPace(concurrency float64, q *QueueObservation) float64 {
-	if !(concurrency > 0) || math.IsInf(concurrency, 0) || !(q.Unacked > 0) || !(q.CompletionRate > 0) {
+	if !(concurrency > 0) || math.IsInf(concurrency, 0) || !(q.Unacked >= 1) || !(q.CompletionRate > 0) {
 		return 0
 	}
 	p := concurrency * q.CompletionRate / q.Unacked
