@@ -250,6 +250,16 @@ type MeshHistory struct {
 	Startup       float64   `json:"startup,omitempty"`
 	StartingSince time.Time `json:"startingSince,omitempty"`
 	StartingFrom  int32     `json:"startingFrom,omitempty"`
+	// ReliefFrom and ReliefAnswered are the ready replicas and the
+	// responses per second when the queue being worked off began;
+	// ReliefReady is when the ticks first saw more replicas ready than
+	// that. Unrelieved names the destination the wait moved into once
+	// more ready replicas were seen to answer no more than these did
+	// (the episode then ends as the own latency comes back).
+	ReliefFrom     int32     `json:"reliefFrom,omitempty"`
+	ReliefAnswered float64   `json:"reliefAnswered,omitempty"`
+	ReliefReady    time.Time `json:"reliefReady,omitempty"`
+	Unrelieved     string    `json:"unrelieved,omitempty"`
 }
 
 // MeshVerdict is the part of the mesh's call graph that explains one

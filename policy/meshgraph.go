@@ -368,6 +368,13 @@ func judgeMesh(e *svcEval, p meshParams, win float64, in MeshInbound, has bool, 
 	case outGrown:
 		cause = CauseOutside
 	}
+	unrelieved := false
+	if cause == CauseQueueing {
+		unrelieved = checkRelief(&h, in.ResponseRate, ready, saturated, win, a, edges, now)
+		if unrelieved {
+			cause = CauseOutside
+		}
+	}
 	if v != nil && e.verdict != nil {
 		v.Cause = cause
 	}
@@ -393,6 +400,7 @@ func judgeMesh(e *svcEval, p meshParams, win float64, in MeshInbound, has bool, 
 				h.P95 = ewma(h.P95, in.LatencyP95, h.P95 == 0)
 			}
 			h.Relieving = false
+			h.ReliefFrom, h.ReliefAnswered, h.ReliefReady, h.Unrelieved = 0, 0, time.Time{}, ""
 		}
 		if !outGrown {
 			h.External = ewma(h.External, outPer, h.Samples == 0)
@@ -457,7 +465,7 @@ func judgeMesh(e *svcEval, p meshParams, win float64, in MeshInbound, has bool, 
 	// the backlog drains too fast to be judged), the stabilization window
 	// remembers what the arrivals alone need.
 	e.meshSteady = 0
-	if h.Relieving && h.Measured && h.Capacity > 0 && lam > 0 {
+	if h.Relieving && !unrelieved && h.Measured && h.Capacity > 0 && lam > 0 {
 		e.meshSteady = ceilReplicas(demand / (p.util * h.Capacity))
 	}
 
@@ -504,6 +512,18 @@ func judgeMesh(e *svcEval, p meshParams, win float64, in MeshInbound, has bool, 
 		r.Proposal = cur
 		r.Note = fmt.Sprintf("own latency %s vs baseline %s on a single instance, none added", fmtSeconds(own), fmtSeconds(h.Own))
 	case CauseOutside:
+		if unrelieved {
+			// No more than the replicas that answered as much, at what
+			// each answered before more were added: the scale-down
+			// follows within the behavior's window and rates.
+			r.Proposal = min(cur, max(h.ReliefFrom, 1))
+			if per := h.ReliefAnswered / float64(h.ReliefFrom); per > 0 && in.ResponseRate > h.ReliefAnswered {
+				r.Proposal = min(cur, max(r.Proposal, ceilReplicas(in.ResponseRate/per)))
+			}
+			r.Note = fmt.Sprintf("own latency %s vs baseline %s, waiting on %s: more replicas answered no more (%s/s with %d ready, %s/s with %d), none added",
+				fmtSeconds(own), fmtSeconds(h.Own), h.Unrelieved, num(in.ResponseRate), ready, num(h.ReliefAnswered), h.ReliefFrom)
+			break
+		}
 		r.Proposal = cur
 		r.Value, r.Target = outPer, h.External*(1+p.growth)
 		r.Note = fmt.Sprintf("%s per request in %s vs baseline %s: a destination no replica count here relieves, none added",
@@ -534,6 +554,50 @@ func judgeMesh(e *svcEval, p meshParams, win float64, in MeshInbound, has bool, 
 	if r.Breach {
 		e.satBreach = true
 	}
+}
+
+// meshReliefShare is the share of what the replicas added to a queue
+// should answer more (at the measured capacity each) that must show in the
+// answers once they are ready, or they relieve nothing: the wait is in a
+// destination they all share.
+const meshReliefShare = 0.25
+
+// checkRelief follows a queue being worked off: it notes the ready
+// replicas and their answers as the queue begins, and once more replicas
+// have been ready for a whole window while arrivals still outrun answers,
+// it concludes the replicas do not relieve it when the answers have not
+// risen by meshReliefShare of what the added ones should answer and the
+// service waits on a destination outside the ones elmascale scales. It
+// says whether that conclusion holds (it lasts until the own latency is
+// back).
+func checkRelief(h *MeshHistory, answered float64, ready int32, saturated bool, win float64, a *meshAcc, edges []MeshEdge, now time.Time) bool {
+	if h.Unrelieved != "" {
+		return true
+	}
+	if !finiteNonNeg(answered) {
+		return false
+	}
+	if !h.Relieving || h.ReliefFrom <= 0 {
+		// The queue begins: what the replicas then answer.
+		h.ReliefFrom, h.ReliefAnswered, h.ReliefReady = ready, answered, time.Time{}
+		return false
+	}
+	if ready <= h.ReliefFrom {
+		h.ReliefReady = time.Time{}
+		return false
+	}
+	if h.ReliefReady.IsZero() || now.Before(h.ReliefReady) {
+		h.ReliefReady = now
+	}
+	if now.Sub(h.ReliefReady).Seconds() < win || !saturated || a.topOut < 0 || !h.Measured || !(h.Capacity > 0) {
+		return false
+	}
+	added := float64(ready-h.ReliefFrom) * h.Capacity
+	if answered-h.ReliefAnswered >= meshReliefShare*added {
+		return false
+	}
+	h.Unrelieved = edges[a.topOut].To
+	return true
 }
 
 // Start-ups longer than meshMaxStartup are not learned: a replica that
