@@ -172,7 +172,35 @@ func signalCheck(svc config.Service, sg config.SignalSource, obs policy.Observat
 	case sourceRabbitMQ:
 		return rabbitCheck(sg, obs, src)
 	}
-	return promCheck(svc, sg, obs, queries, src)
+	c := promCheck(svc, sg, obs, queries, src)
+	if c.Severity == SeverityOK && sg.Queue != nil && sg.Queue.Unacked != "" {
+		return unackedCheck(svc, sg, obs, c, staleAfter, now)
+	}
+	return c
+}
+
+// unackedCheck grades the optional messages-in-progress reading of a
+// Prometheus queue signal whose other parts resolve: without it the
+// signal still works, but the pods' pace cannot be told from it and
+// backlogMetric (meant to count only the waiting messages) is the whole
+// backlog, so a missing or stale reading is a warning.
+func unackedCheck(svc config.Service, sg config.SignalSource, obs policy.Observation, ok Check, staleAfter time.Duration, now time.Time) Check {
+	q := sg.Queue
+	key := q.Key
+	if key == "" {
+		key = svc.Name
+	}
+	switch {
+	case obs.Queue == nil || obs.Queue.UnackedTime.IsZero():
+		return Check{Severity: SeverityWarning, Detail: ok.Detail + fmt.Sprintf("; unackedMetric %s: no reading for %q", q.Unacked, key),
+			Fix: "the messages in progress are left out (the pods' pace falls back to the learned one, the backlog counts only what waits): " +
+				"check the query answers rabbitmq_queue_messages_unacked for the queue, keyed like the backlog"}
+	case staleAfter > 0 && now.Sub(obs.Queue.UnackedTime) > staleAfter:
+		return Check{Severity: SeverityWarning, Detail: ok.Detail + fmt.Sprintf("; unackedMetric %s: last sample %s old, beyond staleAfter %s", q.Unacked, now.Sub(obs.Queue.UnackedTime).Round(time.Second), staleAfter),
+			Fix: "a stale in-progress count is not used for the pods' pace: check RabbitMQ's Prometheus plugin is still scraped"}
+	}
+	ok.Detail += fmt.Sprintf("; %s = %.4g in progress", q.Unacked, obs.Queue.Unacked)
+	return ok
 }
 
 const (
@@ -254,6 +282,14 @@ func promCheck(svc config.Service, sg config.SignalSource, obs policy.Observatio
 	metric, key := sg.Metric, sg.Key
 	if sg.Queue != nil {
 		metric, key = sg.Queue.Backlog, sg.Queue.Key
+		// A queue signal fails on the first of its metrics that does not
+		// resolve, and the error names it: the fix shows that one's query.
+		for _, m := range []string{sg.Queue.Backlog, sg.Queue.ArrivalRate, sg.Queue.CompletionRate} {
+			if m != "" && obs.Status != policy.StatusOK && strings.Contains(obs.Error, "metric "+m+" ") {
+				metric = m
+				break
+			}
+		}
 	}
 	if key == "" {
 		key = svc.Name
@@ -281,7 +317,11 @@ func promCheck(svc config.Service, sg config.SignalSource, obs policy.Observatio
 				"(the Prometheus Operator renames it exported_%s unless honorLabels is set) and the namespace selector; query: %s",
 				label, key, svc.Name, label, label, oneLine(query))}
 	}
-	return Check{Severity: SeverityOK, Detail: fmt.Sprintf("%s{%s=%q} = %.4g", metric, label, key, obs.Value)}
+	v := obs.Value
+	if sg.Queue != nil && obs.Queue != nil {
+		v = obs.Queue.Backlog - obs.Queue.Unacked // what backlogMetric read
+	}
+	return Check{Severity: SeverityOK, Detail: fmt.Sprintf("%s{%s=%q} = %.4g", metric, label, key, v)}
 }
 
 func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }

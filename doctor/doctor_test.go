@@ -239,3 +239,53 @@ func TestPolicyPermissionsNeeded(t *testing.T) {
 		t.Errorf("with a ScalingPolicy in team-a: %q, want %q", got, want)
 	}
 }
+
+// Verifies a queue signal read from Prometheus: a failing rate metric is
+// named with its own query in the fix (not the backlog's), and the
+// optional messages-in-progress reading, when configured, is a warning
+// when absent or stale and shown when read.
+func TestPrometheusQueueParts(t *testing.T) {
+	cfg, err := config.Parse([]byte(`apiVersion: elmascale.io/v1alpha1
+kind: Config
+namespace: elma365
+staleAfter: 1m
+metrics:
+  ready: {prometheus: {query: 'sum by (queue) (rabbitmq_queue_messages_ready)', keyLabel: queue}}
+  published: {prometheus: {query: 'sum by (queue) (rate(rabbitmq_queue_messages_published_total[1m]))', keyLabel: queue}}
+  acked: {prometheus: {query: 'sum by (queue) (rate(rabbitmq_queue_messages_acked_total[1m]))', keyLabel: queue}}
+  unacked: {prometheus: {query: 'sum by (queue) (rabbitmq_queue_messages_unacked)', keyLabel: queue}}
+services:
+  worker:
+    signals:
+      - name: queue
+        queue: {backlogMetric: ready, arrivalRateMetric: published, completionRateMetric: acked, unackedMetric: unacked, key: worker.default, drainTime: 1m}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	run := func(obs policy.Observation) Check {
+		o := Options{
+			Collector: fakeCollector{"worker": {"queue": obs}},
+			Targets:   fakeTargets{"worker": {Found: true, Current: 2, Ready: 2}},
+			Access:    denyAccess{},
+			Sources:   Sources{PrometheusURL: "http://p", Kubernetes: true},
+		}
+		return find(t, Run(context.Background(), cfg, o, epoch), KindSignal, "worker", "queue")
+	}
+	c := run(policy.Observation{Status: policy.StatusMissing, Error: `prometheus: metric acked has no series with queue="worker.default"`})
+	if c.Severity != SeverityProblem || !strings.Contains(c.Fix, "rabbitmq_queue_messages_acked_total") || strings.Contains(c.Fix, "messages_ready") {
+		t.Errorf("failing ack rate: %s, fix %q; want a problem showing the ack rate's query", c.Severity, c.Fix)
+	}
+	c = run(policy.Observation{Status: policy.StatusOK, Time: epoch, Queue: &policy.QueueObservation{Backlog: 7}})
+	if c.Severity != SeverityWarning || !strings.Contains(c.Detail, "unackedMetric unacked") || !strings.Contains(c.Fix, "pace") {
+		t.Errorf("no in-progress reading: %s %q, fix %q; want a warning", c.Severity, c.Detail, c.Fix)
+	}
+	c = run(policy.Observation{Status: policy.StatusOK, Time: epoch, Queue: &policy.QueueObservation{Backlog: 7, Unacked: 4, UnackedTime: epoch.Add(-10 * time.Minute)}})
+	if c.Severity != SeverityWarning || !strings.Contains(c.Detail, "old") {
+		t.Errorf("stale in-progress reading: %s %q; want a warning", c.Severity, c.Detail)
+	}
+	c = run(policy.Observation{Status: policy.StatusOK, Time: epoch, Queue: &policy.QueueObservation{Backlog: 7, Unacked: 4, UnackedTime: epoch}})
+	if c.Severity != SeverityOK || !strings.Contains(c.Detail, "ready{queue=\"worker.default\"} = 3") || !strings.Contains(c.Detail, "4 in progress") {
+		t.Errorf("all read: %s %q; want OK with 3 waiting and 4 in progress", c.Severity, c.Detail)
+	}
+}
