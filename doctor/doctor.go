@@ -319,7 +319,7 @@ func promCheck(svc config.Service, sg config.SignalSource, obs policy.Observatio
 	}
 	v := obs.Value
 	if sg.Queue != nil && obs.Queue != nil {
-		v = obs.Queue.Backlog - obs.Queue.Unacked // what backlogMetric read
+		v = obs.Queue.Waiting() // what backlogMetric read
 	}
 	return Check{Severity: SeverityOK, Detail: fmt.Sprintf("%s{%s=%q} = %.4g", metric, label, key, v)}
 }

@@ -494,7 +494,7 @@ func queue(r *SignalResult, na *noteArgs, spec *QueueSpec, q *QueueObservation, 
 	}
 	perReplica := q.ThroughputPerReplica
 	source := "measured"
-	waiting := math.Max(0, q.Backlog-q.Unacked)
+	waiting := q.Waiting()
 	var saturatedCapacity float64
 	if perReplica == 0 {
 		workers := ready
@@ -592,7 +592,7 @@ func queueSteady(q *QueueObservation, r *SignalResult, current int32) (bool, int
 	if q == nil || current <= 0 || !(r.Target > 0) {
 		return false, r.Proposal
 	}
-	if waiting := math.Max(0, q.Backlog-q.Unacked); waiting <= float64(current) {
+	if q.Waiting() <= float64(current) {
 		return false, r.Proposal
 	}
 	perReplica := r.Target / float64(current)
@@ -640,7 +640,7 @@ func queueDrained(q *QueueObservation, r *SignalResult, current int32) bool {
 	if q == nil || current <= 0 || r.Target <= 0 {
 		return false
 	}
-	waiting := math.Max(0, q.Backlog-q.Unacked)
+	waiting := q.Waiting()
 	return waiting <= float64(current) && r.Value < r.Target && r.Proposal < current
 }
 

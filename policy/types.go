@@ -1,6 +1,9 @@
 package policy
 
-import "time"
+import (
+	"math"
+	"time"
+)
 
 // Spec is everything Decide needs to know about the services it manages.
 // It is built and validated by package config; Decide assumes it is valid.
@@ -395,3 +398,7 @@ type QueueObservation struct {
 	// messages per second (e.g. concurrency / mean processing time).
 	ThroughputPerReplica float64 `json:"throughputPerReplica,omitempty"`
 }
+
+// Waiting is the messages waiting for a consumer: the backlog less those
+// delivered and not yet acknowledged, never below zero.
+func (q *QueueObservation) Waiting() float64 { return math.Max(0, q.Backlog-q.Unacked) }
