@@ -226,6 +226,8 @@ type QueueFile struct {
 	// +kubebuilder:validation:XValidation:rule="duration(self) > duration('0s')",message="must be positive"
 	DrainTime Duration `yaml:"drainTime" json:"drainTime,omitempty"`
 	// TargetUtilization of measured per-replica throughput, (0,1], default 0.8.
+	// With concurrencyPerReplica it is one replica's headroom: a larger
+	// pool keeps spare slots growing as the square root of its load.
 	TargetUtilization float64 `yaml:"targetUtilization" json:"targetUtilization,omitempty"`
 	// ThroughputPerReplica: messages/s one replica completes, used until measured.
 	ThroughputPerReplica float64 `yaml:"throughputPerReplica" json:"throughputPerReplica,omitempty"`
@@ -235,7 +237,9 @@ type QueueFile struct {
 	// API's unacknowledged count, or unackedMetric) it tells, by Little's
 	// law, the pace a replica reaches when full, so a pace learned while
 	// a dependency was slow gives way once the pods show they are not
-	// busy. Unset: the pace is only what is measured or configured.
+	// busy, and the pool is sized by its slots (square-root staffing).
+	// Unset: the pace is only what is measured or configured, and the
+	// pool keeps targetUtilization of it whatever its size.
 	// +kubebuilder:validation:Minimum=0
 	ConcurrencyPerReplica float64 `yaml:"concurrencyPerReplica" json:"concurrencyPerReplica,omitempty"`
 }

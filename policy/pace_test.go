@@ -118,8 +118,12 @@ func TestQueuePaceNeverUndersizesASaturatedPool(t *testing.T) {
 		unacked := slots*float64(n) + math.Floor(rng.Float64()*3*slots*float64(n))
 		waiting := completions * (10 + rng.Float64()*120)
 		q := QueueObservation{Backlog: waiting + unacked, Unacked: unacked, ArrivalRate: completions * (0.5 + rng.Float64()), CompletionRate: completions}
+		// Without the pace: the same concurrency (the pool's headroom
+		// depends on it), but the in-progress count too old to tell a pace.
+		noPace := q
+		noPace.UnackedTime = anyTime.Add(-time.Hour)
 		for _, c := range []float64{slots, 2 * slots} {
-			without, _ := queueStep(paceSpec(0), 0, n, n, q, State{})
+			without, _ := queueStep(paceSpec(c), 0, n, n, noPace, State{})
 			with, _ := queueStep(paceSpec(c), 0, n, n, q, State{})
 			if with.Proposal != without.Proposal {
 				t.Fatalf("saturated pool of %d (%v slots, %.2fs a message, %v in progress, %v waiting), concurrency %v: proposal %d, want %d as without it (%s)",
@@ -128,7 +132,7 @@ func TestQueuePaceNeverUndersizesASaturatedPool(t *testing.T) {
 			// Unsettled (the last tick saw fewer replicas) with a pace
 			// learned above what the pool now completes.
 			prev := State{Services: map[string]ServiceState{"worker": {LastSeen: true, LastCurrent: n - 1, QueueCapacity: map[string]float64{"q": capacity * 1.5}}}}
-			without, _ = queueStep(paceSpec(0), 0, n, n, q, prev)
+			without, _ = queueStep(paceSpec(c), 0, n, n, noPace, prev)
 			with, _ = queueStep(paceSpec(c), 0, n, n, q, prev)
 			if with.Proposal != without.Proposal {
 				t.Fatalf("unsettled pool of %d, concurrency %v: proposal %d, want %d as without it (%s)", n, c, with.Proposal, without.Proposal, with.Reason)
@@ -139,7 +143,8 @@ func TestQueuePaceNeverUndersizesASaturatedPool(t *testing.T) {
 
 // On a pool that keeps up, the pace only ever raises the throughput used:
 // never more replicas than without it; with the true concurrency and
-// in-progress count, never fewer than the true capacity asks; and messages
+// in-progress count, never fewer than the true capacity asks (with the
+// pool's headroom for that concurrency); and messages
 // prefetched on top of those in progress only ever ask for more.
 func TestQueuePaceBounds(t *testing.T) {
 	rng := rand.New(rand.NewPCG(3, 5))
@@ -158,7 +163,8 @@ func TestQueuePaceBounds(t *testing.T) {
 		if with.Proposal > without.Proposal {
 			t.Fatalf("pace asked for %d, more than the %d without it (%s)", with.Proposal, without.Proposal, with.Reason)
 		}
-		if floor := ceilReplicas(arrivals/(0.8*capacity) - 1e-9); with.Proposal < floor && !(float64(n) <= float64(floor)*1.1 && with.Proposal == n) {
+		pool := pooledHeadroom{k: slots, u: 0.8}
+		if floor := ceilReplicas(min(arrivals/(0.8*capacity), pool.needs(arrivals/capacity)) - 1e-9); with.Proposal < floor && !(float64(n) <= float64(floor)*1.1 && with.Proposal == n) {
 			t.Fatalf("pace asked for %d, below the %d the true %.2f/s a replica needs (%s)", with.Proposal, floor, capacity, with.Reason)
 		}
 		q.Unacked += math.Floor(rng.Float64() * 3 * slots * float64(n))

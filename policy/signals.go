@@ -429,7 +429,8 @@ func (m *podMetric) cpuUnready(p *PodSample, now time.Time) bool {
 
 // queue sizes a consumer pool so that it keeps up with arrivals and drains
 // the backlog within DrainTime, planning for TargetUtilization of the
-// per-replica throughput. Throughput is measured: a source-provided capacity
+// per-replica throughput (a pool of known concurrency shares that headroom
+// among its slots: pooledHeadroom). Throughput is measured: a source-provided capacity
 // wins; otherwise completions per ready replica, which is the true capacity
 // while messages wait and only a lower bound otherwise. The capacity last
 // measured while saturated (learned, from State) then stands in for the
@@ -563,8 +564,9 @@ func queue(r *SignalResult, na *noteArgs, spec *QueueSpec, q *QueueObservation, 
 		return 0, fmt.Errorf("backlog %s but per-replica throughput unknown (no completions)", fixedNum(q.Backlog, 0))
 	}
 	capacity := perReplica * u
-	r.Target = capacity * float64(current)
-	required := need / capacity
+	pool := pooledHeadroom{k: spec.ConcurrencyPerReplica, u: u}
+	r.Target = max(capacity*float64(current), pool.carries(current)*perReplica)
+	required := min(need/capacity, pool.needs(need/perReplica))
 	*na = noteArgs{kind: noteQueue, s: source, n: [3]int64{int64(spec.DrainTime)}}
 	na.setF(q.Backlog, q.ArrivalRate, perReplica, required)
 	if current > 0 && tol.within(required/float64(current)) {
@@ -580,6 +582,50 @@ func queue(r *SignalResult, na *noteArgs, spec *QueueSpec, q *QueueObservation, 
 		na.n[1] = 1
 	}
 	return saturatedCapacity, nil
+}
+
+// pooledHeadroom sizes a pool of replicas with concurrency slots each by
+// square-root staffing: c slots carry a busy ones when c = a + β√a. The
+// spare slots a pool needs for arrivals' randomness grow as the square
+// root of its load, not in proportion to it, so a fixed utilization target
+// leaves a large pool idle for nothing: with four slots a replica at 80%,
+// 50 replicas' worth of load would keep ten replicas spare where a
+// queueing pool needs about two. β is set so that one replica at the
+// target utilization u is one replica, the user's headroom for the
+// smallest pool, and the rule never asks for more than the fixed target
+// (a load below one replica's worth is sized at u). Without the
+// concurrency (k = 0) there are no slots to pool: the fixed target holds.
+type pooledHeadroom struct {
+	k, u float64
+}
+
+func (p pooledHeadroom) beta() float64 {
+	return p.k * (1 - p.u) / math.Sqrt(p.k*p.u)
+}
+
+func (p pooledHeadroom) usable() bool {
+	return p.k > 0 && !math.IsInf(p.k, 0) && p.u > 0 && p.u < 1
+}
+
+// needs is the replicas that carry load replicas' worth of busy slots
+// (load in units of one full replica), +Inf without the concurrency.
+func (p pooledHeadroom) needs(load float64) float64 {
+	if !p.usable() || !(load > 0) {
+		return math.Inf(1)
+	}
+	a := load * p.k
+	return (a + p.beta()*math.Sqrt(a)) / p.k
+}
+
+// carries is the load, in full replicas' worth, that n replicas carry: the
+// inverse of needs; 0 without the concurrency.
+func (p pooledHeadroom) carries(n int32) float64 {
+	if !p.usable() || n <= 0 {
+		return 0
+	}
+	b, c := p.beta(), float64(n)*p.k
+	x := (math.Sqrt(b*b+4*c) - b) / 2
+	return x * x / p.k
 }
 
 // queueSteady reports whether a queue signal's pool is working off a

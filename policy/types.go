@@ -141,7 +141,10 @@ type QueueSpec struct {
 	// progress) should be worked off, on top of keeping up with arrivals.
 	DrainTime time.Duration `json:"drainTime,omitempty"`
 	// TargetUtilization is the fraction of measured per-replica throughput
-	// planned for, leaving headroom (0 < u <= 1, default 0.8).
+	// planned for, leaving headroom (0 < u <= 1, default 0.8). With
+	// ConcurrencyPerReplica it is one replica's headroom, and a larger pool
+	// keeps spare slots that grow as the square root of its load
+	// (pooledHeadroom).
 	TargetUtilization float64 `json:"targetUtilization,omitempty"`
 	// ThroughputPerReplica is the configured estimate of messages a replica
 	// completes per second, used until one is measured. Zero means none.
