@@ -26,17 +26,25 @@ type pod struct {
 }
 
 type edge struct {
-	to      int32
-	whole   int32
-	frac    float64
+	to    int32
+	whole int32
+	// frac is the chance p of one call more than whole (the mean's
+	// fractional part) as a bound on 53 random bits k: k < frac exactly
+	// when the uniform k/2^53 < p, so a draw needs no float arithmetic.
+	frac    uint64
 	timeout float64 // seconds, 0 for none
 	retries int32
 }
 
+// fracBound is edge.frac for a chance p in [0, 1): p*2^53 is exact (a
+// scaling by a power of two), and an integer is below it exactly when it
+// is below its ceiling.
+func fracBound(p float64) uint64 { return uint64(math.Ceil(p * (1 << 53))) }
+
 func callEdges(sc *Scenario, calls []Call) []edge {
 	var out []edge
 	for _, c := range calls {
-		out = append(out, edge{to: int32(sc.ServiceIndex(c.Service)), whole: int32(c.Mean), frac: c.Mean - math.Floor(c.Mean),
+		out = append(out, edge{to: int32(sc.ServiceIndex(c.Service)), whole: int32(c.Mean), frac: fracBound(c.Mean - math.Floor(c.Mean)),
 			timeout: c.Timeout.Seconds(), retries: c.Retries})
 	}
 	return out
@@ -45,7 +53,7 @@ func callEdges(sc *Scenario, calls []Call) []edge {
 func publishEdges(sc *Scenario, pubs []Publish) []edge {
 	var out []edge
 	for _, p := range pubs {
-		out = append(out, edge{to: int32(sc.QueueIndex(p.Queue)), whole: int32(p.Mean), frac: p.Mean - math.Floor(p.Mean)})
+		out = append(out, edge{to: int32(sc.QueueIndex(p.Queue)), whole: int32(p.Mean), frac: fracBound(p.Mean - math.Floor(p.Mean))})
 	}
 	return out
 }
@@ -325,14 +333,11 @@ func newSim(sc *Scenario, seed uint64, promKeep, statsKeep int) *sim {
 // draws returns how many times edge k fires for the request with key.
 func (e *edge) draws(key uint64, k int, salt uint64) int32 {
 	n := e.whole
-	if e.frac > 0 && unit(splitmix(key^salt^uint64(k+1)*0x9e3779b97f4a7c15)) < e.frac {
+	if e.frac > 0 && splitmix(key^salt^uint64(k+1)*0x9e3779b97f4a7c15)>>11 < e.frac {
 		n++
 	}
 	return n
 }
-
-// unit maps 64 random bits to [0, 1).
-func unit(x uint64) float64 { return float64(x>>11) / (1 << 53) }
 
 // Salts keep the draws made from one request key apart.
 const (
@@ -355,14 +360,25 @@ func (k *keySource) Uint64() uint64 {
 	return splitmix(k.x)
 }
 
-func (s *sim) alloc() int32 {
+// alloc takes a request slot for a request with key to service svc (a
+// message of queue queue, or -1) on behalf of parent (or -1), arriving
+// now. Its fields are set one by one: a composite literal is built on the
+// stack and copied over, and the copy's wide loads stall on the narrow
+// stores that just filled it in.
+func (s *sim) alloc(key uint64, parent, svc, queue int32) (int32, *request) {
+	var id int32
 	if n := len(s.free); n > 0 {
-		id := s.free[n-1]
+		id = s.free[n-1]
 		s.free = s.free[:n-1]
-		return id
+	} else {
+		s.reqs = append(s.reqs, request{})
+		id = int32(len(s.reqs) - 1)
 	}
-	s.reqs = append(s.reqs, request{})
-	return int32(len(s.reqs) - 1)
+	r := &s.reqs[id]
+	*r = request{}
+	r.key, r.arrive = key, s.now
+	r.parent, r.svc, r.pod, r.queue = parent, svc, -1, queue
+	return id, r
 }
 
 // advanceTo simulates whole seconds until virtual time t (seconds).
@@ -469,8 +485,8 @@ func (s *sim) arrive(src int32) {
 // call makes a synchronous request to service si on behalf of parent,
 // answering the parent's call tok.
 func (s *sim) call(si, parent int32, tok uint32, entry bool, key uint64) {
-	id := s.alloc()
-	s.reqs[id] = request{key: key, arrive: s.now, parent: parent, svc: si, pod: -1, queue: -1, entry: entry, ptok: tok}
+	id, r := s.alloc(key, parent, si, -1)
+	r.entry, r.ptok = entry, tok
 	v := &s.svcs[si]
 	v.area += float64(v.inFlight) * (s.now - v.areaT)
 	v.areaT = s.now
@@ -498,8 +514,7 @@ func (v *svcState) pick() int32 {
 func (s *sim) publish(qi int32, key uint64) {
 	q := &s.qs[qi]
 	q.published++
-	id := s.alloc()
-	s.reqs[id] = request{key: key, arrive: s.now, parent: -1, svc: q.consumer, pod: -1, queue: qi}
+	id, _ := s.alloc(key, -1, q.consumer, qi)
 	v := &s.svcs[q.consumer]
 	if v.free > 0 && v.wait.size == 0 && q.ready.size == 0 {
 		s.start(id, q.consumer, v.pick())
@@ -646,11 +661,12 @@ func (s *sim) callsOf(r *request) []edge {
 	return s.svcs[r.svc].calls
 }
 
-// proceed makes a request's next call, or completes it.
+// proceed makes a request's next call, or completes it. Only the issue
+// or finish that ends it can grow s.reqs, so r stays valid throughout.
 func (s *sim) proceed(id int32) {
+	r := &s.reqs[id]
+	calls := s.callsOf(r)
 	for {
-		r := &s.reqs[id]
-		calls := s.callsOf(r)
 		if r.rep > 0 {
 			r.rep--
 			s.issue(id, calls, r.edge-1, r.rep)
@@ -730,7 +746,9 @@ func childKey(parent uint64, k, rep int32) uint64 {
 // request is recorded and resumes its caller, unless the caller has given
 // up on it.
 func (s *sim) finish(id int32) {
-	r := s.reqs[id]
+	// A pointer, not a copy of the 64-byte request: s.reqs grows only
+	// under the proceed at the end, after r's last use.
+	r := &s.reqs[id]
 	if r.held {
 		s.release(r.svc, r.pod)
 	}
@@ -748,10 +766,11 @@ func (s *sim) finish(id int32) {
 	v.inFlight--
 	v.latSum += lat
 	v.latCount++
-	v.buckets[s.bucket(lat)]++
-	v.win.add(lat)
+	li := lhIndex(lat)
+	v.buckets[s.bucket(lat, li)]++
+	v.win.addAt(li)
 	if r.entry {
-		v.winEntry.add(lat)
+		v.winEntry.addAt(li)
 		if r.failed {
 			v.failedEntry++
 		}
@@ -780,10 +799,10 @@ func (s *sim) finish(id int32) {
 	}
 }
 
-// bucket is the Prometheus bucket (le) a latency falls in: a guess from
-// the latency's logHist bucket, corrected against the bounds.
-func (s *sim) bucket(x float64) int {
-	b := int(s.lhBucket[lhIndex(x)])
+// bucket is the Prometheus bucket (le) latency x falls in: a guess from
+// its logHist bucket li, corrected against the bounds.
+func (s *sim) bucket(x float64, li int) int {
+	b := int(s.lhBucket[li])
 	for b > 0 && x <= s.bounds[b-1] {
 		b--
 	}

@@ -31,10 +31,10 @@ type eventHeap struct {
 }
 
 func (h *eventHeap) push(t float64, kind uint32, a, b int32) {
-	h.ev = append(h.ev, event{t: t, a: kind<<evKindShift | uint32(a), b: b})
+	e := event{t: t, a: kind<<evKindShift | uint32(a), b: b}
+	h.ev = append(h.ev, e)
 	ev := h.ev
 	i := len(ev) - 1
-	e := ev[i]
 	for i > 0 {
 		p := (i - 1) / 4
 		if ev[p].t <= e.t {
@@ -59,31 +59,55 @@ func (h *eventHeap) pop() event {
 	top := ev[0]
 	n := len(ev) - 1
 	e := ev[n]
-	h.ev = ev[:n]
 	ev = ev[:n]
+	h.ev = ev
 	i := 0
 	for {
 		c := 4*i + 1
-		if c >= n {
+		if c+4 > n {
 			break
 		}
+		// The earliest of four children by a tournament the compiler
+		// turns into conditional moves: which child wins is a coin toss
+		// to the branch predictor. Ties go to the lower index, as a scan
+		// in order would give them.
+		cs := ev[c : c+4 : c+4]
+		a := bit(cs[1].t < cs[0].t)
+		b := 2 | bit(cs[3].t < cs[2].t)
+		a ^= (a ^ b) & -bit(cs[b].t < cs[a].t)
+		if e.t <= cs[a].t {
+			ev[i] = e
+			return top
+		}
+		ev[i] = cs[a]
+		i = c + a
+	}
+	// The last parent may have fewer than four children.
+	if c := 4*i + 1; c < n {
 		m := c
-		mt := ev[c].t
-		for j := c + 1; j < c+4 && j < n; j++ {
-			if ev[j].t < mt {
-				m, mt = j, ev[j].t
+		for j := c + 1; j < n; j++ {
+			if ev[j].t < ev[m].t {
+				m = j
 			}
 		}
-		if e.t <= mt {
-			break
+		if ev[m].t < e.t {
+			ev[i] = ev[m]
+			i = m
 		}
-		ev[i] = ev[m]
-		i = m
 	}
 	if n > 0 {
 		ev[i] = e
 	}
 	return top
+}
+
+// bit is 1 for true and 0 for false, computed without a branch.
+func bit(c bool) int {
+	var x int
+	if c {
+		x = 1
+	}
+	return x
 }
 
 // ring is a FIFO of request ids that grows by doubling.
@@ -153,8 +177,11 @@ func lhMid(i int) float64 {
 	return math.Sqrt(lo * hi)
 }
 
-func (h *logHist) add(x float64) {
-	i := lhIndex(x)
+func (h *logHist) add(x float64) { h.addAt(lhIndex(x)) }
+
+// addAt counts a value whose bucket is i, for callers that need the
+// bucket themselves.
+func (h *logHist) addAt(i int) {
 	if h.n == 0 {
 		h.lo, h.hi = i, i
 	} else if i < h.lo {
