@@ -33,7 +33,13 @@ type Burst struct {
 
 	mu   sync.Mutex // serializes ticks and burst checks on Loop's state
 	last Tick       // the last regular tick
-	due  map[string]time.Time
+	// dueAt[i] is when the config's service dueNames[i] is next due (zero:
+	// not checked yet): by position, since the check runs every second or
+	// two and a map by name cost more than the rest of a quiet check.
+	// due keeps the times by name across a config whose services differ.
+	dueNames []string
+	dueAt    []time.Time
+	due      map[string]time.Time
 }
 
 // RunOnce runs one regular tick of the loop. A burst check waits for it.
@@ -137,21 +143,51 @@ func (b *Burst) Check(ctx context.Context, now time.Time) (t Tick, acted bool) {
 // their next time. A tenth of an interval early counts as due, so timer
 // jitter does not skip a round.
 func (b *Burst) dueServices(cfg *config.Config, now time.Time) []string {
-	if b.due == nil {
-		b.due = map[string]time.Time{}
-	}
+	b.alignDue(cfg)
 	var names []string
-	for _, s := range cfg.Services {
+	for i, s := range cfg.Services {
 		if s.BurstInterval <= 0 {
 			continue
 		}
-		if next, ok := b.due[s.Name]; ok && now.Before(next.Add(-s.BurstInterval/10)) {
+		if next := b.dueAt[i]; !next.IsZero() && now.Before(next.Add(-s.BurstInterval/10)) {
 			continue
 		}
-		b.due[s.Name] = now.Add(s.BurstInterval)
+		b.dueAt[i] = now.Add(s.BurstInterval)
 		names = append(names, s.Name)
 	}
 	return names
+}
+
+// alignDue makes dueAt follow cfg's services. For the same config the
+// names are the same strings, so checking them costs a pointer comparison
+// each; for another, the times move over by name.
+func (b *Burst) alignDue(cfg *config.Config) {
+	if len(b.dueNames) == len(cfg.Services) {
+		same := true
+		for i := range cfg.Services {
+			if cfg.Services[i].Name != b.dueNames[i] {
+				same = false
+				break
+			}
+		}
+		if same {
+			return
+		}
+	}
+	if b.due == nil {
+		b.due = map[string]time.Time{}
+	}
+	for i, name := range b.dueNames {
+		if !b.dueAt[i].IsZero() {
+			b.due[name] = b.dueAt[i]
+		}
+	}
+	b.dueNames = make([]string, len(cfg.Services))
+	b.dueAt = make([]time.Time, len(cfg.Services))
+	for i, s := range cfg.Services {
+		b.dueNames[i] = s.Name
+		b.dueAt[i] = b.due[s.Name]
+	}
 }
 
 // merge puts the burst's decisions into the last tick's plan.

@@ -65,6 +65,20 @@ type svcEval struct {
 	d Decision
 }
 
+// initEval sets e up for service i (s, observed as obs) at the start of a
+// call: its signals' results go in results, its history is prev's.
+func initEval(e *svcEval, c *decideCache, i int, s *ServiceSpec, obs ServiceObservation, prev State, results []SignalResult, stride int) {
+	lo, hi := c.sigStart[i], c.sigStart[i+1]
+	rlo, rhi := lo+stride*i, hi+stride*i
+	*e = svcEval{
+		spec: s, obs: obs, prev: prev.Services[s.Name], deps: c.deps[i],
+		signals: results[rlo : rhi : rhi+stride], measured: c.measured[lo:hi:hi], roots: e.roots[:0],
+	}
+	if e.prev.Mesh != nil {
+		e.meshHist = *e.prev.Mesh
+	}
+}
+
 // Decide computes the desired replicas of every service in spec from one
 // snapshot, the history in prev, and the current time. It is pure: it reads
 // no clock, does no I/O, and returns new state instead of changing prev.
@@ -119,19 +133,25 @@ func decide(spec Spec, snap Snapshot, prev State, now time.Time, burst bool) (Pl
 	for i := range spec.Services {
 		s := &spec.Services[i]
 		e := &evals[i]
-		lo, hi := c.sigStart[i], c.sigStart[i+1]
-		rlo, rhi := lo+stride*i, hi+stride*i
-		*e = svcEval{
-			spec: s, obs: snap.Services[s.Name], prev: prev.Services[s.Name], deps: c.deps[i],
-			signals: results[rlo : rhi : rhi+stride], measured: c.measured[lo:hi:hi], roots: e.roots[:0],
+		var obs ServiceObservation
+		if burst {
+			// Nearly every burst call decides nothing, and most
+			// services cannot burst at all: those are only marked here
+			// (the rest of their eval is last call's), and set up below
+			// when some service does burst.
+			if s.Burst == nil {
+				e.fixed = true
+				continue
+			}
+			if obs = snap.Services[s.Name]; !burstCandidate(s, obs) {
+				e.fixed = true
+				continue
+			}
+		} else {
+			obs = snap.Services[s.Name]
 		}
-		if e.prev.Mesh != nil {
-			e.meshHist = *e.prev.Mesh
-		}
-		if burst && !burstCandidate(s, e.obs) {
-			e.fixed = true
-			continue
-		}
+		initEval(e, c, i, s, obs, prev, results, stride)
+		lo := c.sigStart[i]
 		nrecs += len(e.prev.Recommendations) + 1
 		if len(e.prev.Events) > 0 || e.prev.Pending != nil {
 			nevents += len(e.prev.Events) + 1
@@ -201,6 +221,15 @@ func decide(spec Spec, snap Snapshot, prev State, now time.Time, burst bool) (Pl
 		return Plan{Time: now}, prev
 	}
 	if burst {
+		// Something bursts: the services passed over above are set up
+		// as every other fixed one, for the budget and the new state.
+		for i := range spec.Services {
+			s := &spec.Services[i]
+			if obs := snap.Services[s.Name]; !burstCandidate(s, obs) {
+				initEval(&evals[i], c, i, s, obs, prev, results, stride)
+				evals[i].fixed = true
+			}
+		}
 		// The plan's decisions keep their signals: give them their own
 		// copy, which the next burst call does not write over.
 		own := slices.Clone(results)

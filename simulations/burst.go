@@ -3,6 +3,7 @@ package simulations
 import (
 	"context"
 	"errors"
+	"slices"
 	"time"
 
 	"github.com/elmascale/elmascale/config"
@@ -17,7 +18,12 @@ var _ loop.BurstCollector = (*Cluster)(nil)
 // management API, answered from the simulated broker's statistics as they
 // stood at their last refresh.
 func (c *Cluster) CollectBurst(_ context.Context, cfg *config.Config, services []string, now time.Time) (loop.Signals, error) {
-	want := cfg.BurstSignals(services)
+	// A config is not changed once loaded (a reload brings a new one), so
+	// the same config and names give the same signals.
+	if cfg != c.burstCfg || !slices.Equal(services, c.burstNames) {
+		c.burstCfg, c.burstNames, c.burstWant = cfg, slices.Clone(services), cfg.BurstSignals(services)
+	}
+	want := c.burstWant
 	if len(want) == 0 {
 		return nil, errors.New("simulations: no RabbitMQ queue signal to watch")
 	}

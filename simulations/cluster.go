@@ -21,6 +21,23 @@ type Cluster struct {
 	sim *sim
 	// podNames[service][pod] are generated once per pod.
 	podNames [][]string
+	// targetOf holds, for the config last read, each of its services'
+	// workload index (target) with the names it was resolved from, so
+	// that the burst path's check every second or two and the tick do
+	// not search the scenario's services by name for every service.
+	targetOf []resolvedTarget
+	// burstWant is cfg.BurstSignals(burstNames) for burstCfg, the last
+	// burst check's: the check asks for the same services every time.
+	burstCfg   *config.Config
+	burstNames []string
+	burstWant  []config.BurstWatch
+}
+
+// resolvedTarget is one config service's workload index and the names it
+// was found by.
+type resolvedTarget struct {
+	name, target string
+	si           int
 }
 
 var (
@@ -123,11 +140,37 @@ func (c *Cluster) target(s config.Service) int {
 	return c.sc.ServiceIndex(s.Name)
 }
 
+// targets returns target(s) for each of cfg's services, by position. It
+// resolves them again when the names differ from the last config's: for
+// the same config they are the same strings, so checking them costs a
+// pointer comparison each.
+func (c *Cluster) targets(cfg *config.Config) []resolvedTarget {
+	if len(c.targetOf) == len(cfg.Services) {
+		same := true
+		for i := range cfg.Services {
+			s, r := &cfg.Services[i], &c.targetOf[i]
+			if s.Name != r.name || s.Target.Name != r.target {
+				same = false
+				break
+			}
+		}
+		if same {
+			return c.targetOf
+		}
+	}
+	c.targetOf = c.targetOf[:0]
+	for _, s := range cfg.Services {
+		c.targetOf = append(c.targetOf, resolvedTarget{name: s.Name, target: s.Target.Name, si: c.target(s)})
+	}
+	return c.targetOf
+}
+
 // Observe implements loop.Scaler: spec and ready replicas per service.
 func (c *Cluster) Observe(_ context.Context, cfg *config.Config) (map[string]loop.TargetStatus, error) {
 	out := make(map[string]loop.TargetStatus, len(cfg.Services))
-	for _, s := range cfg.Services {
-		si := c.target(s)
+	ts := c.targets(cfg)
+	for i, s := range cfg.Services {
+		si := ts[i].si
 		if si < 0 {
 			out[s.Name] = loop.TargetStatus{}
 			continue
@@ -173,8 +216,9 @@ func (c *Cluster) Apply(_ context.Context, cfg *config.Config, plan policy.Plan)
 // depth and rates from the RabbitMQ management statistics.
 func (c *Cluster) Collect(_ context.Context, cfg *config.Config, now time.Time) (loop.Signals, error) {
 	out := make(loop.Signals, len(cfg.Services))
-	for _, s := range cfg.Services {
-		si := c.target(s)
+	ts := c.targets(cfg)
+	for i, s := range cfg.Services {
+		si := ts[i].si
 		obs := make(map[string]policy.Observation, len(s.Signals))
 		for _, src := range s.Signals {
 			obs[src.Name] = c.observe(si, src, now)
