@@ -746,7 +746,7 @@ func childKey(parent uint64, k, rep int32) uint64 {
 // request is recorded and resumes its caller, unless the caller has given
 // up on it.
 func (s *sim) finish(id int32) {
-	// A pointer, not a copy of the 64-byte request: s.reqs grows only
+	// A pointer, not a copy of the 56-byte request: s.reqs grows only
 	// under the proceed at the end, after r's last use.
 	r := &s.reqs[id]
 	if r.held {
