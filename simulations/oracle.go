@@ -31,10 +31,12 @@ import (
 //  3. Repair by replay, up to OracleRepairs rounds: the schedule is run;
 //     in every window that violates an SLO, each needed scalable service
 //     whose requests waited for a slot (more than a quarter of a service
-//     time on average) or whose queue held waiting messages gets 25% more
-//     replicas (at least one more, within its bounds) from its start-up
-//     before the window to its end. The schedule with the fewest violation
-//     seconds (then the fewest elastic replica-seconds) seen is kept.
+//     time on average) or whose messages did (more of them in progress or
+//     ready than its pods have slots, or a p95 wait above a quarter of a
+//     message's work) gets 25% more replicas (at least one more, within
+//     its bounds) from its start-up before the window to its end. The
+//     schedule with the fewest violation seconds (then the fewest elastic
+//     replica-seconds) seen is kept.
 //
 // What it guarantees, and how close it is to a lower bound: it is an
 // upper bound on the fewest replicas that meet the SLOs, not a proven
@@ -333,8 +335,21 @@ func (o *Oracle) raise(sc *Scenario, r *Result, needed []bool) bool {
 			if ws := r.Series.Values["wait/"+m.Name]; k < len(ws) && ws[k] > 0.25 {
 				congested = true
 			}
-			for _, q := range m.Consumes {
-				if bl := r.Series.Values["backlog/"+q]; k < len(bl) && bl[k] > float64(m.Slots) {
+			// A consumer is congested when its messages waited for a
+			// slot: more messages in progress or ready at the window's
+			// end than its pods have slots, or a p95 wait for a slot
+			// within the window above a quarter of a message's work.
+			// Messages in progress alone are the pool working, not
+			// waiting: counting every message beyond one pod's slots
+			// raised a busy pool that kept up in every window another
+			// service violated.
+			pods := r.Series.Values["replicas/"+m.Name]
+			for _, qn := range m.Consumes {
+				if bl := r.Series.Values["backlog/"+qn]; k < len(bl) && k < len(pods) && bl[k] > pods[k]*float64(m.Slots) {
+					congested = true
+				}
+				q := &sc.Queues[sc.QueueIndex(qn)]
+				if qw := r.Series.Values["queueWait/"+qn]; k < len(qw) && qw[k] > 0.25*q.ServiceTime.MeanSeconds() {
 					congested = true
 				}
 			}
