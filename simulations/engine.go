@@ -110,6 +110,11 @@ type svcState struct {
 	// force this step.
 	limitCores float64
 	slow       float64
+	// limStarts and stretch are this window's works started under the
+	// CPU limit and the sum of how much the limit lengthened each (0 for
+	// one it did not), for the reference's repair.
+	limStarts uint32
+	stretch   float64
 	// failedEntry counts requests from outside that failed (a call ran
 	// out of attempts); timeouts counts attempts abandoned by callers.
 	failedEntry, timeouts uint64
@@ -559,8 +564,10 @@ func (s *sim) start(id, si, pi int32) {
 	d *= v.slow
 	cpu := d
 	if v.limitCores > 0 {
+		v.limStarts++
 		if demand := float64(p.working) * rate; demand > v.limitCores {
 			d *= demand / v.limitCores
+			v.stretch += demand/v.limitCores - 1
 		}
 	}
 	s.heap.push(s.now+d, evDone, id, int32(math.Float32bits(float32(cpu))))

@@ -31,7 +31,8 @@ import (
 //  3. Repair by replay, up to OracleRepairs rounds: the schedule is run;
 //     in every window that violates an SLO, each needed scalable service
 //     whose requests waited for a slot (more than a quarter of a service
-//     time on average) or whose messages did (more of them in progress or
+//     time on average), whose CPU limit lengthened its work (by more than
+//     a quarter on average), or whose messages did (more of them in progress or
 //     ready than its pods have slots, or a p95 wait above a quarter of a
 //     message's work) gets 25% more replicas (at least one more, within
 //     its bounds) from its start-up before the window to its end. The
@@ -320,7 +321,7 @@ func (o *Oracle) repair(sc *Scenario, seed uint64) {
 // was congested; it reports whether anything changed.
 func (o *Oracle) raise(sc *Scenario, r *Result, needed []bool) bool {
 	w := r.Series.Step
-	changed := false
+	marks := make([][]bool, len(sc.Services))
 	for k, bad := range r.Series.Violating {
 		if !bad {
 			continue
@@ -333,6 +334,11 @@ func (o *Oracle) raise(sc *Scenario, r *Result, needed []bool) bool {
 			}
 			congested := false
 			if ws := r.Series.Values["wait/"+m.Name]; k < len(ws) && ws[k] > 0.25 {
+				congested = true
+			}
+			// A pod at its CPU limit is congested too, though no request
+			// waits for a slot: the limit lengthens every work in progress.
+			if ts := r.Series.Values["throttle/"+m.Name]; k < len(ts) && ts[k] > 0.25 {
 				congested = true
 			}
 			// A consumer is congested when its messages waited for a
@@ -356,16 +362,36 @@ func (o *Oracle) raise(sc *Scenario, r *Result, needed []bool) bool {
 			if !congested {
 				continue
 			}
-			sched := o.Replicas[m.Name]
+			if marks[i] == nil {
+				marks[i] = make([]bool, len(o.Replicas[m.Name]))
+			}
 			lead := m.Startup + m.StartupJitter + w
 			from := max(0, int((time.Duration(k)*w-lead)/o.Step))
-			to := min(len(sched), int((time.Duration(k+1)*w+o.Step-1)/o.Step))
+			to := min(len(marks[i]), int((time.Duration(k+1)*w+o.Step-1)/o.Step))
 			for j := from; j < to; j++ {
-				n := min(maxR, max(sched[j]+1, int32(math.Ceil(float64(sched[j])*1.25))))
-				if n != sched[j] {
-					sched[j] = n
-					changed = true
-				}
+				marks[i][j] = true
+			}
+		}
+	}
+	// Each marked step is raised once a round: the ranges of adjacent
+	// violating windows overlap by the start-up lead, and raising per
+	// window compounded the 25% over every window that covered a step
+	// (three-fold in one round after a five-minute run of violations).
+	changed := false
+	for i, mk := range marks {
+		if mk == nil {
+			continue
+		}
+		_, maxR, _ := ServiceBounds(sc, i)
+		sched := o.Replicas[sc.Services[i].Name]
+		for j, on := range mk {
+			if !on {
+				continue
+			}
+			n := min(maxR, max(sched[j]+1, int32(math.Ceil(float64(sched[j])*1.25))))
+			if n != sched[j] {
+				sched[j] = n
+				changed = true
 			}
 		}
 	}

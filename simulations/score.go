@@ -150,6 +150,7 @@ type scorer struct {
 	e2eP95, e2eLoad, queueAge []int
 	qLoad, qBacklog           []int
 	svcReplicas, svcWait      []int
+	svcStretch                []int // -1 for a service without a CPU limit
 }
 
 func newScorer(sc *Scenario) *scorer {
@@ -193,6 +194,11 @@ func newScorer(sc *Scenario) *scorer {
 	for _, v := range sc.Services {
 		s.svcReplicas = append(s.svcReplicas, col("replicas/"+v.Name))
 		s.svcWait = append(s.svcWait, col("wait/"+v.Name))
+		c := -1
+		if v.CPULimitMilli > 0 {
+			c = col("throttle/" + v.Name)
+		}
+		s.svcStretch = append(s.svcStretch, c)
 	}
 	return s
 }
@@ -316,6 +322,15 @@ func (s *scorer) onWindow(m *sim) {
 		}
 		s.add(s.svcWait[i], wait)
 		v.waitSum, v.started = 0, 0
+		// Mean lengthening of the work started under the CPU limit.
+		if c := s.svcStretch[i]; c >= 0 {
+			st := 0.0
+			if v.limStarts > 0 {
+				st = v.stretch / float64(v.limStarts)
+			}
+			s.add(c, st)
+			v.limStarts, v.stretch = 0, 0
+		}
 	}
 	if any && now > float64(m.warmup) {
 		s.anySecs += s.window
