@@ -260,6 +260,12 @@ type MeshHistory struct {
 	ReliefAnswered float64   `json:"reliefAnswered,omitempty"`
 	ReliefReady    time.Time `json:"reliefReady,omitempty"`
 	Unrelieved     string    `json:"unrelieved,omitempty"`
+	// OutsidePeak is the most requests per second that arrived (the
+	// calls held back by callers' queues included) over the ticks since
+	// the time in an outside destination, or a queue here, began to grow;
+	// 0 once neither has grown. While the outside destination stays slow
+	// the service keeps what this peak needs at its measured capacity.
+	OutsidePeak float64 `json:"outsidePeak,omitempty"`
 }
 
 // MeshVerdict is the part of the mesh's call graph that explains one

@@ -460,6 +460,13 @@ func judgeMesh(e *svcEval, p meshParams, win float64, in MeshInbound, has bool, 
 	if cause == CauseQueueing {
 		h.Relieving = true
 	}
+	if judged {
+		if outGrown || cause == CauseQueueing {
+			h.OutsidePeak = math.Max(h.OutsidePeak, demand)
+		} else {
+			h.OutsidePeak = 0
+		}
+	}
 	e.meshHist = h
 	// While the queue is worked off (queueing now, or a window in which
 	// the backlog drains too fast to be judged), the stabilization window
@@ -528,6 +535,22 @@ func judgeMesh(e *svcEval, p meshParams, win float64, in MeshInbound, has bool, 
 		r.Value, r.Target = outPer, h.External*(1+p.growth)
 		r.Note = fmt.Sprintf("%s per request in %s vs baseline %s: a destination no replica count here relieves, none added",
 			fmtSeconds(outPer), v.External, fmtSeconds(h.External))
+		// None are added for it, and none are kept beyond what the most
+		// that arrived since it began needs at a capacity measured while
+		// requests took about what they take now (the drift rule above
+		// forgets any other): replicas added while the slow destination
+		// first held the service's slots, before that capacity was known,
+		// would otherwise be held for as long as it stays slow. The peak,
+		// not the arrivals now: where callers retry, fewer replicas make
+		// slower answers and more retries, and the load comes back.
+		if peak := h.OutsidePeak; h.Measured && h.Capacity > 0 && peak > 0 && cur > 0 {
+			ratio := peak / (p.util * h.Capacity * float64(cur))
+			if need := ceilReplicas(peak / (p.util * h.Capacity)); need < cur && !tolerancesOf(e.spec.Behavior).within(ratio) {
+				r.Proposal = need
+				r.Note += fmt.Sprintf("; the most since it grew, %s/s, at %s/s per replica (measured) needs %d replicas at %d%%",
+					num(peak), num(h.Capacity), need, int(p.util*100))
+			}
+		}
 	default:
 		if !h.Measured || !(h.Capacity > 0) {
 			return

@@ -166,3 +166,61 @@ func TestMeshSaturatedDestinationKeepsWhatAnswers(t *testing.T) {
 		t.Errorf("mesh proposes %d, want 3 (5.5/s at 2.2/s per replica): %s", s.Proposal, s.Note)
 	}
 }
+
+// Verifies that a service whose slots a slow outside destination holds
+// lets go of the replicas its first queue asked for once the queue is
+// gone: the mesh adds none for the destination, proposes what the most
+// that arrived since the slowdown needs at the capacity measured in the
+// slow regime, and the replicas come down to that, not below it, while
+// the destination stays slow. Without the rule the replicas stay at the
+// queue's count for as long as the destination is slow.
+func TestMeshOutsideSlowLetsGoOfQueueReplicas(t *testing.T) {
+	spec, m := storeGraph()
+	r := newMeshRun(spec)
+	for range 6 {
+		r.tick(t, m, 0.2, 4)
+	}
+	// The store slows: every request holds its slot 0.6 s longer, the
+	// pool runs out and the callers' retries double what arrives.
+	queue := m.clone()
+	queue.outside["blobstore"] = 0.6
+	queue.own["jockey"] = 3
+	queue.entry["jockey"] = 16
+	queue.backlogShare["jockey"] = 0.4
+	var peakReplicas int32
+	for range 2 {
+		d := decisionOf(t, r.tick(t, queue, 0.2, 4), "jockey")
+		peakReplicas = max(peakReplicas, d.Desired)
+	}
+	if peakReplicas <= 2 {
+		t.Fatalf("the queue added nothing: %d", peakReplicas)
+	}
+	// The queue is worked off; the store stays slow; the retries stop.
+	slow := m.clone()
+	slow.outside["blobstore"] = 0.6
+	var last Decision
+	for i := range 40 {
+		last = decisionOf(t, r.tick(t, slow, 0.2, 4), "jockey")
+		s, ok := meshSignalOf(last)
+		if !ok {
+			t.Fatalf("tick %d: no mesh result: %s", i, last.Reason)
+		}
+		if s.Proposal > last.Current {
+			t.Fatalf("tick %d: the mesh asks for more (%d > %d) for an outside destination: %s", i, s.Proposal, last.Current, s.Note)
+		}
+		if last.Desired > last.Current {
+			t.Fatalf("tick %d: scaled up %d → %d while the store alone is slow: %s", i, last.Current, last.Desired, last.Reason)
+		}
+	}
+	st := r.state.Services["jockey"].Mesh
+	if !st.Measured || st.Capacity <= 0 || st.OutsidePeak < 16 {
+		t.Fatalf("capacity %.2f measured %v, peak %.1f: expected a capacity measured in the slow regime and the 16/s peak", st.Capacity, st.Measured, st.OutsidePeak)
+	}
+	want := ceilReplicas(st.OutsidePeak / (DefaultMeshTargetUtilization * st.Capacity))
+	if want >= peakReplicas {
+		t.Fatalf("the peak needs %d, no fewer than the queue's %d: the test does not exercise the rule", want, peakReplicas)
+	}
+	if last.Desired != max(want, 2) {
+		t.Errorf("replicas %d after the queue, want %d (the 16/s peak at %.2f/s per replica): %s", last.Desired, max(want, 2), st.Capacity, last.Reason)
+	}
+}

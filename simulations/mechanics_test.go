@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"os"
 	"strings"
 	"testing"
 	"testing/fstest"
@@ -482,5 +483,46 @@ func TestNoiseCorrelation(t *testing.T) {
 	h := Noise{CV: 0.2, Period: time.Minute, Group: "night", Correlation: 0.9}
 	if r := corr(g, h, 0, 1); math.Abs(r) > 0.03 {
 		t.Errorf("different groups: correlation %.3f, want 0", r)
+	}
+}
+
+// Verifies, on a scenario that is not shipped (testdata/slow-mongo-retries:
+// MongoDB twelve times slower behind collector's threads, main retrying),
+// that elmascale lets go of the replicas collector's first queue asked for
+// while MongoDB stays slow: over the slowdown's last ten minutes collector
+// runs clearly fewer replicas than the most it had in the slowdown.
+func TestOutsideSlowdownReleasesQueueReplicas(t *testing.T) {
+	sc, err := LoadScenarioFS(os.DirFS("."), "testdata/slow-mongo-retries.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := BuildPolicy(sc, PolicyElmascale, sc.Seed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := Run(context.Background(), sc, p, sc.Seed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	reps := r.Series.Values["replicas/collector"]
+	step := r.Series.Step
+	from, to := int(35*time.Minute/step), int(55*time.Minute/step)
+	if len(reps) < to {
+		t.Fatalf("%d windows, want %d", len(reps), to)
+	}
+	peak, late := 0.0, 0.0
+	for k := from; k < to; k++ {
+		peak = max(peak, reps[k])
+	}
+	lateFrom := int(45 * time.Minute / step)
+	for k := lateFrom; k < to; k++ {
+		late += reps[k]
+	}
+	late /= float64(to - lateFrom)
+	if peak < 4 {
+		t.Fatalf("collector peaked at %.0f replicas in the slowdown: the scenario no longer queues it", peak)
+	}
+	if late > 0.75*peak {
+		t.Errorf("collector at %.1f replicas on average over the slowdown's last ten minutes, %.0f at its peak: the queue's replicas were held for the slow store", late, peak)
 	}
 }
