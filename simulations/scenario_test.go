@@ -17,7 +17,7 @@ import (
 // configuration keeps the ELMA365 rules (single-instance services pinned).
 func TestShippedScenariosLoad(t *testing.T) {
 	names := ScenarioNames()
-	want := []string{"double-crowd", "elma365-day", "feeder-crowd", "file-service-day", "flash-crowd", "heavy-batch", "heavy-scripts", "integrations-ramp", "latency-cascade", "light-scripts", "many-pools", "mixed-causes", "night-morning", "node-pressure", "pool-exhaustion", "retry-storm", "sawtooth-edge", "script-pools", "script-storm", "singleton-overload", "slow-mongo-feed", "slow-store", "slowing-scripts", "tenant-pool", "throttled-collector", "user-bursts", "widget-cache"}
+	want := []string{"double-crowd", "elma365-day", "feeder-crowd", "file-service-day", "flash-crowd", "heavy-batch", "heavy-scripts", "integrations-ramp", "latency-cascade", "light-scripts", "many-pools", "mixed-causes", "night-morning", "node-pressure", "pool-exhaustion", "retry-storm", "sawtooth-edge", "script-pools", "script-storm", "singleton-overload", "slow-files-retries", "slow-mongo-feed", "slow-store", "slowing-scripts", "tenant-pool", "throttled-collector", "user-bursts", "widget-cache"}
 	if diff := cmp.Diff(want, names); diff != "" {
 		t.Fatalf("shipped scenarios (-want,+got):\n%s", diff)
 	}
