@@ -2,7 +2,6 @@ package simulations
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"flag"
 	"os"
@@ -18,15 +17,7 @@ func runAll(t *testing.T, sc *Scenario) []*Result {
 	t.Helper()
 	var out []*Result
 	for _, name := range PolicyNames() {
-		p, err := BuildPolicy(sc, name, sc.Seed)
-		if err != nil {
-			t.Fatalf("%s: %v", name, err)
-		}
-		r, err := Run(context.Background(), sc, p, sc.Seed)
-		if err != nil {
-			t.Fatalf("%s: %v", name, err)
-		}
-		out = append(out, r)
+		out = append(out, runPolicy(t, sc, name, sc.Seed))
 	}
 	ScoreRelievable(out)
 	return out

@@ -496,14 +496,7 @@ func TestOutsideSlowdownReleasesQueueReplicas(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, err := BuildPolicy(sc, PolicyElmascale, sc.Seed)
-	if err != nil {
-		t.Fatal(err)
-	}
-	r, err := Run(context.Background(), sc, p, sc.Seed)
-	if err != nil {
-		t.Fatal(err)
-	}
+	r := runPolicy(t, sc, PolicyElmascale, sc.Seed)
 	reps := r.Series.Values["replicas/collector"]
 	step := r.Series.Step
 	from, to := int(35*time.Minute/step), int(55*time.Minute/step)

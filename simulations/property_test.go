@@ -142,16 +142,24 @@ func loadMini(t testing.TB) *Scenario {
 	return sc
 }
 
-func runJSON(t fataler, sc *Scenario, policy string, seed uint64) []byte {
+// runPolicy builds the named policy for the scenario and runs it for a
+// seed, failing the test on either error.
+func runPolicy(t fataler, sc *Scenario, policy string, seed uint64) *Result {
 	t.Helper()
 	p, err := BuildPolicy(sc, policy, seed)
 	if err != nil {
-		t.Fatal(err)
+		t.Fatal(policy + ": " + err.Error())
 	}
 	r, err := Run(context.Background(), sc, p, seed)
 	if err != nil {
-		t.Fatal(err)
+		t.Fatal(policy + ": " + err.Error())
 	}
+	return r
+}
+
+func runJSON(t fataler, sc *Scenario, policy string, seed uint64) []byte {
+	t.Helper()
+	r := runPolicy(t, sc, policy, seed)
 	b, err := json.Marshal(struct {
 		R *Result
 		S Series

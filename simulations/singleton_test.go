@@ -1,7 +1,6 @@
 package simulations
 
 import (
-	"context"
 	"slices"
 	"strings"
 	"testing"
@@ -18,14 +17,7 @@ func TestSingletonOverloadIsReportedNotScaled(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, name := range PolicyNames() {
-		p, err := BuildPolicy(sc, name, sc.Seed)
-		if err != nil {
-			t.Fatal(err)
-		}
-		r, err := Run(context.Background(), sc, p, sc.Seed)
-		if err != nil {
-			t.Fatal(err)
-		}
+		r := runPolicy(t, sc, name, sc.Seed)
 		for i, n := range r.Series.Values["replicas/notifier"] {
 			if n != 1 {
 				t.Fatalf("%s: notifier has %g pods in window %d", name, n, i)
