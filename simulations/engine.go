@@ -193,7 +193,7 @@ type sim struct {
 	seed  uint64
 	step  int64 // whole seconds simulated
 	now   float64
-	heap  eventHeap
+	heap  *eventQueue
 	svcs  []svcState
 	qs    []queueState
 	reqs  []request
@@ -264,7 +264,7 @@ func newSim(sc *Scenario, seed uint64, promKeep, statsKeep int) *sim {
 	s.windowEvery = int64(sc.SLO.Window.Seconds())
 	s.warmup = int64(sc.Warmup.Seconds())
 	s.keyRN = rand.New(&s.keySrc)
-	s.heap.ev = make([]event, 0, 1<<14)
+	s.heap = newEventQueue()
 	s.reqs = make([]request, 0, 1<<14)
 	s.free = make([]int32, 0, 1<<14)
 
@@ -391,6 +391,7 @@ func (s *sim) advanceTo(t float64) {
 	for float64(s.step+1) <= t+1e-9 {
 		start := float64(s.step)
 		end := start + 1
+		s.heap.advance(start)
 		s.rates(start)
 		next := s.nextArrival(start)
 		for {
