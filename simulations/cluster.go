@@ -368,7 +368,7 @@ func (c *Cluster) metric(name, key string) (float64, policy.Observation) {
 		return float64(last.requests-first.requests) / (last.t - first.t), ok200()
 	}
 	if b.Series == SeriesEdgeRate {
-		return float64(last.out[callee]-first.out[callee]) / (last.t - first.t), ok200()
+		return float64(last.out[callee].sent-first.out[callee].sent) / (last.t - first.t), ok200()
 	}
 	if b.Series == SeriesFailureRate {
 		return float64(last.failures-first.failures) / (last.t - first.t), ok200()
@@ -438,17 +438,18 @@ func (c *Cluster) CollectMesh(_ context.Context, cfg *config.Config, now time.Ti
 			P95:          p95,
 		}
 		for to := range last.out {
-			sent := last.out[to] - first.out[to]
+			l, f := &last.out[to], &first.out[to]
+			sent := l.sent - f.sent
 			if sent == 0 {
 				continue
 			}
-			resp := float64(last.outResp[to]-first.outResp[to]) / dt
+			resp := float64(l.resp-f.resp) / dt
 			callee := &c.sc.Services[to]
 			edges[policy.MeshEdgeKey{From: v.m.Name, To: callee.Name, External: callee.Store != ""}] = policy.MeshCounts{
 				Requests:     float64(sent) / dt,
 				Responses:    resp,
-				Successes:    float64(last.outSucc[to]-first.outSucc[to]) / dt,
-				LatencySum:   (last.outLat[to] - first.outLat[to]) / dt,
+				Successes:    float64(l.succ-f.succ) / dt,
+				LatencySum:   (l.lat - f.lat) / dt,
 				LatencyCount: resp,
 			}
 		}

@@ -64,9 +64,8 @@ type promSample struct {
 	buckets  []uint64
 	requests uint64
 	inFlight int32
-	// out is the requests the service has sent, by callee (Linkerd's
-	// outbound request_total by dst_deployment).
-	out []uint64
+	// out is the caller's side of each edge, by callee.
+	out []edgeCounts
 	// failures is the responses classified failure (Linkerd's inbound
 	// response_total{classification="failure"}).
 	failures uint64
@@ -74,12 +73,17 @@ type promSample struct {
 	// responses classified success.
 	latSum              float64
 	latCount, successes uint64
-	// The caller's side of each edge, by callee: responses (a timeout
-	// counts as one, a failure), those that succeeded, and the seconds
-	// they took (Linkerd's outbound response_total and
-	// response_latency_ms sum by dst_deployment).
-	outResp, outSucc []uint64
-	outLat           []float64
+}
+
+// edgeCounts is the caller's side of an edge, as Linkerd's outbound series
+// by dst_deployment count it: requests sent (request_total), responses (a
+// timeout counts as one, a failure), those that succeeded
+// (response_total by classification) and the seconds they took (the
+// response_latency_ms sum). One struct, so that a response touches one
+// cache line.
+type edgeCounts struct {
+	sent, resp, succ uint64
+	lat              float64
 }
 
 // queueSample is one refresh of a queue's management statistics.
@@ -133,18 +137,16 @@ type svcState struct {
 	latSum      float64
 	latCount    uint64
 	buckets     []uint64 // Prometheus histogram, last bucket is +Inf
-	out         []uint64 // requests sent, by callee, its messages' calls included
+	// out is the caller's side of each edge, by callee, its messages'
+	// calls included.
+	out []edgeCounts
 	// failures counts requests answered as failed (a call ran out of
 	// attempts) and attempts their caller abandoned, each once;
 	// successes the requests answered to a caller still waiting (or from
 	// outside) with no call out of attempts.
 	failures, successes uint64
-	// outResp, outSucc and outLat are the caller's side of each edge,
-	// by callee, as promSample has them.
-	outResp, outSucc []uint64
-	outLat           []float64
-	scrapes          []promSample
-	nScrapes         int
+	scrapes             []promSample
+	nScrapes            int
 
 	// Scoring.
 	win, winEntry, all, allEntry logHist
@@ -293,17 +295,11 @@ func newSim(sc *Scenario, seed uint64, promKeep, statsKeep int) *sim {
 		v.slow = 1
 		v.buckets = make([]uint64, len(s.bounds)+1)
 		v.scrapes = make([]promSample, promKeep)
-		v.out = make([]uint64, len(sc.Services))
-		v.outResp = make([]uint64, len(sc.Services))
-		v.outSucc = make([]uint64, len(sc.Services))
-		v.outLat = make([]float64, len(sc.Services))
+		v.out = make([]edgeCounts, len(sc.Services))
 		for k := range v.scrapes {
 			ps := &v.scrapes[k]
 			ps.buckets = make([]uint64, len(v.buckets))
-			ps.out = make([]uint64, len(sc.Services))
-			ps.outResp = make([]uint64, len(sc.Services))
-			ps.outSucc = make([]uint64, len(sc.Services))
-			ps.outLat = make([]float64, len(sc.Services))
+			ps.out = make([]edgeCounts, len(sc.Services))
 		}
 		v.calls = callEdges(sc, m.Calls)
 		v.pubs = publishEdges(sc, m.Publishes)
@@ -711,7 +707,7 @@ func (s *sim) issue(id int32, calls []edge, k, rep int32) {
 		key = splitmix(key ^ saltRetry ^ uint64(r.attempt))
 	}
 	e := &calls[k]
-	s.svcs[r.svc].out[e.to]++
+	s.svcs[r.svc].out[e.to].sent++
 	if e.timeout > 0 {
 		s.heap.push(s.now+e.timeout, evTimeout, id, int32(tok))
 	}
@@ -732,9 +728,9 @@ func (s *sim) timeout(id int32, tok uint32) {
 	s.svcs[e.to].timeouts++
 	s.svcs[e.to].failures++
 	// The caller's proxy answers the abandoned attempt as failed.
-	caller := &s.svcs[r.svc]
-	caller.outResp[e.to]++
-	caller.outLat[e.to] += e.timeout
+	ec := &s.svcs[r.svc].out[e.to]
+	ec.resp++
+	ec.lat += e.timeout
 	if r.attempt < e.retries {
 		r.attempt++
 		s.issue(id, calls, r.edge-1, r.rep)
@@ -791,11 +787,11 @@ func (s *sim) finish(id int32) {
 	}
 	if r.parent >= 0 {
 		if pr := &s.reqs[r.parent]; pr.tok == r.ptok {
-			caller := &s.svcs[pr.svc]
-			caller.outResp[r.svc]++
-			caller.outLat[r.svc] += lat
+			ec := &s.svcs[pr.svc].out[r.svc]
+			ec.resp++
+			ec.lat += lat
 			if !r.failed {
-				caller.outSucc[r.svc]++
+				ec.succ++
 			}
 			pr.tok = 0
 			pr.attempt = 0
@@ -1024,9 +1020,6 @@ func (s *sim) scrapeProm() {
 		ps.t = s.now
 		copy(ps.buckets, v.buckets)
 		copy(ps.out, v.out)
-		copy(ps.outResp, v.outResp)
-		copy(ps.outSucc, v.outSucc)
-		copy(ps.outLat, v.outLat)
 		ps.latSum, ps.latCount, ps.successes = v.latSum, v.latCount, v.successes
 		ps.failures = v.failures
 		ps.requests = v.requests

@@ -46,11 +46,11 @@ metricBindings:
 			f, b := &c.sim.svcs[fi], &c.sim.svcs[bi]
 			last := &f.scrapes[(f.nScrapes-1)%len(f.scrapes)]
 			lastB := &b.scrapes[(b.nScrapes-1)%len(b.scrapes)]
-			if last.out[bi] != lastB.requests {
-				t.Fatalf("at %s front's proxy counted %d requests to back, back received %d", time.Duration(k+1)*30*time.Second, last.out[bi], lastB.requests)
+			if last.out[bi].sent != lastB.requests {
+				t.Fatalf("at %s front's proxy counted %d requests to back, back received %d", time.Duration(k+1)*30*time.Second, last.out[bi].sent, lastB.requests)
 			}
-			if last.out[fi] != 0 || lastB.out[fi] != 0 {
-				t.Fatalf("requests counted on an edge that does not exist: front→front %d, back→front %d", last.out[fi], lastB.out[fi])
+			if last.out[fi].sent != 0 || lastB.out[fi].sent != 0 {
+				t.Fatalf("requests counted on an edge that does not exist: front→front %d, back→front %d", last.out[fi].sent, lastB.out[fi].sent)
 			}
 		}
 		edge, o := c.metric("front_outbound_rate", "back")
