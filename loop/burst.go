@@ -3,6 +3,7 @@ package loop
 import (
 	"context"
 	"fmt"
+	"maps"
 	"sync"
 	"time"
 
@@ -40,6 +41,11 @@ type Burst struct {
 	dueNames []string
 	dueAt    []time.Time
 	due      map[string]time.Time
+	// snap and steps are the maps of the check before, used again: a
+	// check every second or two nearly always decides nothing, and a new
+	// map of every service for each was most of what it allocated.
+	snap  map[string]policy.ServiceObservation
+	steps map[string]time.Duration
 }
 
 // RunOnce runs one regular tick of the loop. A burst check waits for it.
@@ -67,7 +73,9 @@ func BurstInterval(cfg *config.Config) time.Duration {
 // signals of the services whose interval has come, reads the targets, and
 // decides for the services whose queues jumped. Only when it decided
 // something does it apply, record a tick and return acted true; a
-// sampling or observation that fails changes nothing.
+// sampling or observation that fails changes nothing. The tick of a check
+// that did not act shares its Steps and Snapshot maps with the next
+// check: read them before calling Check again.
 //
 // The recorded tick's plan is the last regular tick's with the bursting
 // services' decisions in place of theirs, so metrics and the decision API
@@ -80,7 +88,11 @@ func (b *Burst) Check(ctx context.Context, now time.Time) (t Tick, acted bool) {
 		clock = time.Now
 	}
 	names := b.dueServices(cfg, now)
-	t = Tick{Time: now, Steps: make(map[string]time.Duration, 4)}
+	if b.steps == nil {
+		b.steps = make(map[string]time.Duration, 4)
+	}
+	clear(b.steps)
+	t = Tick{Time: now, Steps: b.steps}
 	if len(names) == 0 {
 		return t, false
 	}
@@ -101,7 +113,11 @@ func (b *Burst) Check(ctx context.Context, now time.Time) (t Tick, acted bool) {
 		t.Err = fmt.Errorf("burst: observe targets: %w", err)
 		return t, false
 	}
-	snap := policy.Snapshot{Time: now, Services: make(map[string]policy.ServiceObservation, len(cfg.Services))}
+	if b.snap == nil {
+		b.snap = make(map[string]policy.ServiceObservation, len(cfg.Services))
+	}
+	clear(b.snap)
+	snap := policy.Snapshot{Time: now, Services: b.snap}
 	for _, s := range cfg.Services {
 		ts := targets[s.Name]
 		// A target someone else scales, or a single-instance one, is the
@@ -126,6 +142,9 @@ func (b *Burst) Check(ctx context.Context, now time.Time) (t Tick, acted bool) {
 	if len(plan.Decisions) == 0 {
 		return t, false
 	}
+	// This tick is recorded and kept: it gets maps of its own.
+	t.Snapshot.Services = maps.Clone(b.snap)
+	t.Steps = maps.Clone(b.steps)
 
 	start = clock()
 	outcomes := b.Loop.Scaler.Apply(ctx, cfg, plan)

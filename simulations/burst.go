@@ -8,7 +8,6 @@ import (
 
 	"github.com/elmascale/elmascale/config"
 	"github.com/elmascale/elmascale/loop"
-	"github.com/elmascale/elmascale/policy"
 )
 
 var _ loop.BurstCollector = (*Cluster)(nil)
@@ -27,13 +26,12 @@ func (c *Cluster) CollectBurst(_ context.Context, cfg *config.Config, services [
 	if len(want) == 0 {
 		return nil, errors.New("simulations: no RabbitMQ queue signal to watch")
 	}
-	out := make(loop.Signals, len(want))
+	out := c.signalsMap(&c.burstOut, len(want))
 	for _, w := range want {
-		obs := make(map[string]policy.Observation, len(w.Signals))
+		obs := c.serviceMap(out, 1, w.Service, len(w.Signals))
 		for _, src := range w.Signals {
 			obs[src.Name] = c.observeQueue(src.Queue, now)
 		}
-		out[w.Service] = obs
 	}
 	return out, nil
 }

@@ -31,6 +31,26 @@ type Cluster struct {
 	burstCfg   *config.Config
 	burstNames []string
 	burstWant  []config.BurstWatch
+
+	// recycle lets Observe, Collect and CollectBurst hand back the maps
+	// (and CPU readings) they returned the time before, cleared and
+	// filled again, instead of new ones, and CollectMesh count in the
+	// same maps each time: a week of ticks and burst checks allocated
+	// 3 GB of them. Only for a caller that keeps none of them
+	// past its next call of the same method, as Run's loop does (the
+	// daemon's recorders keep ticks, so the demo cluster does not
+	// recycle); TestRecycledObservationsDecideAlike holds Run to it.
+	recycle  bool
+	targets  map[string]loop.TargetStatus
+	signals  loop.Signals
+	burstOut loop.Signals
+	// inner keeps each answer's per-service maps by answer and service;
+	// pods holds the pods' CPU readings of one Collect answer.
+	inner [2]map[string]map[string]policy.Observation
+	pods  []policy.PodSample
+	// meshIn and meshEdges are CollectMesh's counts.
+	meshIn    map[string]policy.MeshCounts
+	meshEdges map[policy.MeshEdgeKey]policy.MeshCounts
 }
 
 // resolvedTarget is one config service's workload index and the names it
@@ -140,11 +160,11 @@ func (c *Cluster) target(s config.Service) int {
 	return c.sc.ServiceIndex(s.Name)
 }
 
-// targets returns target(s) for each of cfg's services, by position. It
+// targetsOf returns target(s) for each of cfg's services, by position. It
 // resolves them again when the names differ from the last config's: for
 // the same config they are the same strings, so checking them costs a
 // pointer comparison each.
-func (c *Cluster) targets(cfg *config.Config) []resolvedTarget {
+func (c *Cluster) targetsOf(cfg *config.Config) []resolvedTarget {
 	if len(c.targetOf) == len(cfg.Services) {
 		same := true
 		for i := range cfg.Services {
@@ -167,8 +187,17 @@ func (c *Cluster) targets(cfg *config.Config) []resolvedTarget {
 
 // Observe implements loop.Scaler: spec and ready replicas per service.
 func (c *Cluster) Observe(_ context.Context, cfg *config.Config) (map[string]loop.TargetStatus, error) {
-	out := make(map[string]loop.TargetStatus, len(cfg.Services))
-	ts := c.targets(cfg)
+	var out map[string]loop.TargetStatus
+	if c.recycle && c.targets != nil {
+		out = c.targets
+		clear(out)
+	} else {
+		out = make(map[string]loop.TargetStatus, len(cfg.Services))
+		if c.recycle {
+			c.targets = out
+		}
+	}
+	ts := c.targetsOf(cfg)
 	for i, s := range cfg.Services {
 		si := ts[i].si
 		if si < 0 {
@@ -215,17 +244,52 @@ func (c *Cluster) Apply(_ context.Context, cfg *config.Config, plan policy.Plan)
 // from metrics-server, latency and in-flight from Prometheus scrapes, queue
 // depth and rates from the RabbitMQ management statistics.
 func (c *Cluster) Collect(_ context.Context, cfg *config.Config, now time.Time) (loop.Signals, error) {
-	out := make(loop.Signals, len(cfg.Services))
-	ts := c.targets(cfg)
+	out := c.signalsMap(&c.signals, len(cfg.Services))
+	c.pods = c.pods[:0]
+	ts := c.targetsOf(cfg)
 	for i, s := range cfg.Services {
 		si := ts[i].si
-		obs := make(map[string]policy.Observation, len(s.Signals))
+		obs := c.serviceMap(out, 0, s.Name, len(s.Signals))
 		for _, src := range s.Signals {
 			obs[src.Name] = c.observe(si, src, now)
 		}
-		out[s.Name] = obs
 	}
 	return out, nil
+}
+
+// signalsMap is an empty map for Collect's or CollectBurst's answer: the
+// one kept in *keep when the cluster recycles, a new one otherwise.
+func (c *Cluster) signalsMap(keep *loop.Signals, n int) loop.Signals {
+	if !c.recycle {
+		return make(loop.Signals, n)
+	}
+	if *keep == nil {
+		*keep = make(loop.Signals, n)
+	}
+	clear(*keep)
+	return *keep
+}
+
+// serviceMap puts an empty map for a service's readings in out, answer
+// which's (0 Collect's, 1 CollectBurst's) from the last time when the
+// cluster recycles, and returns it.
+func (c *Cluster) serviceMap(out loop.Signals, which int, name string, n int) map[string]policy.Observation {
+	if !c.recycle {
+		m := make(map[string]policy.Observation, n)
+		out[name] = m
+		return m
+	}
+	if c.inner[which] == nil {
+		c.inner[which] = map[string]map[string]policy.Observation{}
+	}
+	m := c.inner[which][name]
+	if m == nil {
+		m = make(map[string]policy.Observation, n)
+		c.inner[which][name] = m
+	}
+	clear(m)
+	out[name] = m
+	return m
 }
 
 func failed(format string, args ...any) policy.Observation {
@@ -266,7 +330,15 @@ func (c *Cluster) podSamples(si int) []policy.PodSample {
 	c.podNames[si] = names
 	res := c.sc.Observation.MetricsResolution
 	now := c.sim.now
-	samples := make([]policy.PodSample, 0, v.live)
+	// Recycling, the readings go on the end of the answer's own, so
+	// readings returned earlier in the same answer stay as they were.
+	var samples []policy.PodSample
+	from := 0
+	if c.recycle {
+		samples, from = c.pods, len(c.pods)
+	} else {
+		samples = make([]policy.PodSample, 0, v.live)
+	}
 	for pi := range v.pods {
 		p := &v.pods[pi]
 		if p.gone {
@@ -290,6 +362,10 @@ func (c *Cluster) podSamples(si int) []policy.PodSample {
 			ps.Usage = p.usageMilli
 		}
 		samples = append(samples, ps)
+	}
+	if c.recycle {
+		c.pods = samples
+		return samples[from:len(samples):len(samples)]
 	}
 	return samples
 }
@@ -409,8 +485,17 @@ func (c *Cluster) CollectMesh(_ context.Context, cfg *config.Config, now time.Ti
 		return policy.MeshObservation{Status: policy.StatusMissing, Error: "the configuration names no mesh"}
 	}
 	window := cfg.Mesh.Window
-	inbound := make(map[string]policy.MeshCounts, len(c.sc.Services))
-	edges := make(map[policy.MeshEdgeKey]policy.MeshCounts)
+	// NewMeshObservation keeps nothing of the counts it is given.
+	inbound, edges := c.meshIn, c.meshEdges
+	if !c.recycle || inbound == nil {
+		inbound = make(map[string]policy.MeshCounts, len(c.sc.Services))
+		edges = make(map[policy.MeshEdgeKey]policy.MeshCounts)
+		if c.recycle {
+			c.meshIn, c.meshEdges = inbound, edges
+		}
+	}
+	clear(inbound)
+	clear(edges)
 	newest := math.Inf(-1)
 	for si := range c.sim.svcs {
 		v := &c.sim.svcs[si]

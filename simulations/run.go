@@ -75,7 +75,14 @@ func (b *bottleneckRecorder) Record(t loop.Tick) {
 // (loop.Burst) checking between ticks at its interval when the
 // configuration turns it on; the oracle sets its schedule.
 func Run(ctx context.Context, sc *Scenario, p Policy, seed uint64) (*Result, error) {
+	return run(ctx, sc, p, seed, true)
+}
+
+// run is Run, recycling the cluster's observation maps or not: the loop
+// below and its recorder keep none of them past the next tick or check.
+func run(ctx context.Context, sc *Scenario, p Policy, seed uint64, recycle bool) (*Result, error) {
 	cl := NewCluster(sc, seed)
+	cl.recycle = recycle
 	sr := newScorer(sc)
 	cl.sim.onWindow = sr.onWindow
 	res := &Result{Scenario: sc.Name, Policy: p.Name, Seed: seed}
