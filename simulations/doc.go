@@ -11,8 +11,9 @@
 // two figures that cannot hide waste or blame: elastic replica-seconds,
 // those above every service's floor (its minReplicas, pinned at one),
 // which no policy controls; and relievable violation seconds, those in
-// windows in which the reference met every SLO (ScoreRelievable). The goal
-// is stated on these two (simulations/report).
+// windows in which the run missed an SLO the reference met in the same
+// window (ScoreRelievable). The goal is stated on these two
+// (simulations/report).
 //
 // # What is simulated, and at what grain
 //

@@ -45,8 +45,9 @@ import (
 // schedule's; a window in which it still violates had, after the last
 // round, no congested scalable service on the way (what breaks it is
 // unrelievable: a saturated data store, a single-instance service, start-
-// up, the tail of thin traffic) or outlasted the rounds. Scores call the
-// windows it violates unavoidable (Scores.RelievableViolationSeconds). A
+// up, the tail of thin traffic) or outlasted the rounds. Scores call an
+// SLO it misses in a window unavoidable in that window
+// (Scores.RelievableViolationSeconds). A
 // policy may spend fewer elastic replica-seconds than the reference (the
 // M/M/c target is conservative), but no policy may beat it on both
 // violation seconds and elastic replica-seconds: that would mean the

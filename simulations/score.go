@@ -2,6 +2,7 @@ package simulations
 
 import (
 	"math"
+	"slices"
 	"time"
 )
 
@@ -30,8 +31,10 @@ type Scores struct {
 	// fold above the floor look within a few percent of each other.
 	ElasticReplicaSeconds float64 `json:"elasticReplicaSeconds"`
 	// RelievableViolationSeconds is ViolationSeconds in the windows in
-	// which the reference (the oracle policy, same seed) met every SLO:
-	// the violations some scaling could have avoided. Set by
+	// which the run missed an SLO that the reference (the oracle policy,
+	// same seed) met in that window: the violations some scaling could
+	// have avoided. A window the reference misses one SLO in still counts
+	// for the others, so an SLO nothing can meet hides no other. Set by
 	// ScoreRelievable; nil when no reference ran.
 	RelievableViolationSeconds *float64 `json:"relievableViolationSeconds,omitempty"`
 	// ReplicaSecondsByService for the services whose count changed.
@@ -84,6 +87,10 @@ type Series struct {
 	// Violating[k] says whether scored window k (covering (k·Step,
 	// (k+1)·Step]) violated at least one SLO; false during the warm-up.
 	Violating []bool
+	// Missed[k] lists the SLOs window k violated, by their place among
+	// the scenario's end-to-end, then service, then queue SLOs; nil when
+	// it violated none or is in the warm-up.
+	Missed [][]int32
 }
 
 type sloRef struct {
@@ -140,6 +147,7 @@ type scorer struct {
 	series  Series
 	lastPub []uint64
 	scratch logHist
+	missed  []int32 // this window's, before it is copied into the series
 	// The series' columns, fixed when the scorer is made so that a window
 	// appends by index instead of building and hashing a key per value;
 	// keys[c] names column c, and the slot fields give each value's
@@ -266,6 +274,7 @@ func (s *scorer) onWindow(m *sim) {
 		if bad {
 			r.violate(m, s.window)
 			any = true
+			s.missed = append(s.missed, int32(k))
 		}
 		s.add(s.e2eP95[k], nanToZero(p95))
 		s.add(s.e2eLoad[k], float64(v.entryArrivals)/s.window)
@@ -277,6 +286,7 @@ func (s *scorer) onWindow(m *sim) {
 		if r.p95(&v.win, &s.scratch) > r.slo || headAge(r.idx) > r.slo {
 			r.violate(m, s.window)
 			any = true
+			s.missed = append(s.missed, int32(len(s.e2e)+k))
 		}
 	}
 	for k := range s.queue {
@@ -290,6 +300,7 @@ func (s *scorer) onWindow(m *sim) {
 		if p95 > r.slo || age > r.slo {
 			r.violate(m, s.window)
 			any = true
+			s.missed = append(s.missed, int32(len(s.e2e)+len(s.svc)+k))
 		}
 		s.add(s.queueAge[k], math.Max(nanToZero(p95), age))
 	}
@@ -336,7 +347,14 @@ func (s *scorer) onWindow(m *sim) {
 		s.anySecs += s.window
 	}
 	s.any = append(s.any, any)
-	s.series.Violating = append(s.series.Violating, any && now > float64(m.warmup))
+	scored := any && now > float64(m.warmup)
+	s.series.Violating = append(s.series.Violating, scored)
+	var missed []int32
+	if scored {
+		missed = append([]int32(nil), s.missed...)
+	}
+	s.series.Missed = append(s.series.Missed, missed)
+	s.missed = s.missed[:0]
 }
 
 func nanToZero(x float64) float64 {
@@ -444,8 +462,8 @@ func round3(x float64) float64 { return math.Round(x*1000) / 1000 }
 
 // ScoreRelievable sets RelievableViolationSeconds on every result of one
 // scenario and seed from the reference run among them (the oracle
-// policy): a window counts when the result violated in it and the
-// reference did not. Without a reference among them it does nothing and
+// policy): a window counts when the result missed in it an SLO the
+// reference met in it. Without a reference among them it does nothing and
 // reports false.
 func ScoreRelievable(results []*Result) bool {
 	var ref *Result
@@ -461,8 +479,18 @@ func ScoreRelievable(results []*Result) bool {
 	for _, r := range results {
 		var secs float64
 		for k, bad := range r.Series.Violating {
-			if bad && (k >= len(ref.Series.Violating) || !ref.Series.Violating[k]) {
-				secs += w
+			if !bad {
+				continue
+			}
+			var refMissed []int32
+			if k < len(ref.Series.Missed) {
+				refMissed = ref.Series.Missed[k]
+			}
+			for _, slo := range r.Series.Missed[k] {
+				if !slices.Contains(refMissed, slo) {
+					secs += w
+					break
+				}
 			}
 		}
 		r.Scores.RelievableViolationSeconds = &secs

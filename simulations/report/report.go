@@ -117,8 +117,9 @@ func WritePolicyLines(w io.Writer, s *Scenario) {
 
 // WriteScoreTable writes the score table of a scenario as Markdown: one
 // row per policy, scores averaged over the seeds. Relievable violation
-// seconds are those in windows the reference met every SLO in; elastic
-// replica-seconds are those above every service's floor.
+// seconds are those in windows in which the policy missed an SLO the
+// reference met; elastic replica-seconds are those above every service's
+// floor.
 func WriteScoreTable(w io.Writer, s *Scenario) {
 	sc := s.Scenario
 	oracle := s.index(simulations.PolicyOracle)
@@ -358,7 +359,7 @@ func WriteScenario(dir string, s *Scenario, policyYAML map[string][]byte) error 
 	sc := s.Scenario
 	fmt.Fprintf(f, "# Simulation: %s\n\n%s\n\n", sc.Name, sc.Description)
 	fmt.Fprintf(f, "Duration %s (first %s warm-up, not scored), seeds %v, SLO window %s. ", sc.Duration, sc.Warmup, s.Seeds, sc.SLO.Window)
-	fmt.Fprintf(f, "Scores are means over the seeds; replica-seconds count every pod that exists (starting, ready or terminating), elastic replica-seconds those above every service's floor (its minReplicas, pinned at one); relievable violation seconds are those in windows in which the reference met every SLO.\n\n")
+	fmt.Fprintf(f, "Scores are means over the seeds; replica-seconds count every pod that exists (starting, ready or terminating), elastic replica-seconds those above every service's floor (its minReplicas, pinned at one); relievable violation seconds are those in windows in which the policy missed an SLO the reference met in that window.\n\n")
 	WritePolicyLines(f, s)
 	fmt.Fprintln(f)
 	WriteScoreTable(f, s)
