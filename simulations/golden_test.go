@@ -2,6 +2,7 @@ package simulations
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"flag"
 	"os"
@@ -145,4 +146,55 @@ func lineDiff(want, got []byte) string {
 		}
 	}
 	return b.String()
+}
+
+// Verifies the late reference: every service's count is the reference's
+// with each rise delayed by the tick plus the pods' start-up lead and each
+// fall at once (never above the reference, equal to it wherever the count
+// has not risen for that long), and on flash-crowd, where the crowd comes
+// at once, it violates SLOs the reference meets: the reference's lead
+// there is foresight.
+func TestLateReference(t *testing.T) {
+	sc, err := LoadShipped("flash-crowd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ref, err := BuildPolicy(sc, PolicyOracle, sc.Seed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	late, err := BuildPolicy(sc, PolicyLateReference, sc.Seed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rises := 0
+	for name, s := range ref.Oracle.Replicas {
+		l := late.Oracle.Replicas[name]
+		m := &sc.Services[sc.ServiceIndex(name)]
+		d := int((m.Startup+m.StartupJitter)/ref.Oracle.Step) + 1 + int(sc.Elmascale.Interval/ref.Oracle.Step)
+		for k := range s {
+			want := min(s[k], s[max(k-d, 0)])
+			if l[k] != want {
+				t.Fatalf("%s step %d: late %d, want min(%d, %d) = %d", name, k, l[k], s[k], s[max(k-d, 0)], want)
+			}
+			if k > 0 && s[k] > s[k-1] {
+				rises++
+			}
+		}
+	}
+	if rises == 0 {
+		t.Fatal("the reference never scales up on flash-crowd: nothing to delay")
+	}
+	var rs []*Result
+	for _, p := range []Policy{ref, late} {
+		r, err := Run(context.Background(), sc, p, sc.Seed)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rs = append(rs, r)
+	}
+	ScoreRelievable(rs)
+	if got := *rs[1].Scores.RelievableViolationSeconds; got <= 0 {
+		t.Errorf("the late reference has %g relievable seconds on flash-crowd, want some: the crowd comes at once", got)
+	}
 }

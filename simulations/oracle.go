@@ -466,6 +466,34 @@ func topoOrder(sc *Scenario) []int {
 	return out
 }
 
+// Late is the reference as a policy that reacts would have to follow it:
+// each rise of a service's count comes as much later as a reaction takes
+// (react, the time to see a change: the tick) plus the pods' start-up,
+// which the reference spent ahead of the need (aheadOfStartup's lead);
+// each fall comes at once. That is min(s[k], s[k-d]), d steps being that
+// lead plus react, rounded down to whole steps (so a little early, if
+// anything). Its sizing is the reference's, with no rate
+// policy and no cost for the pods a late policy would keep too long, so
+// it is no bound either way; it tells how many of a policy's relievable
+// seconds the reference avoided by knowing the load ahead alone.
+func (o *Oracle) Late(sc *Scenario, react time.Duration) *Oracle {
+	late := &Oracle{Step: o.Step, Replicas: map[string][]int32{}, Rounds: o.Rounds}
+	for i := range sc.Services {
+		m := &sc.Services[i]
+		s, ok := o.Replicas[m.Name]
+		if !ok {
+			continue
+		}
+		d := int((m.Startup+m.StartupJitter+nodeLead(sc))/o.Step) + 1 + int(react/o.Step)
+		out := make([]int32, len(s))
+		for k := range s {
+			out[k] = min(s[k], s[max(k-d, 0)])
+		}
+		late.Replicas[m.Name] = out
+	}
+	return late
+}
+
 // at returns the oracle's count for a service at elapsed time t.
 func (o *Oracle) at(service string, t time.Duration) (int32, bool) {
 	s, ok := o.Replicas[service]

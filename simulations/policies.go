@@ -21,12 +21,19 @@ const (
 	// PolicyPreset is the ELMA365 preset exactly as shipped, for comparison
 	// with the scenario's tuned elmascale configuration.
 	PolicyPreset = "preset"
+	// PolicyLateReference is the reference acting as late as a policy that
+	// reacts must (Oracle.Late). It is not among PolicyNames: it is asked
+	// for by name, to read how much of the reference's lead is foresight.
+	PolicyLateReference = "late-reference"
 )
 
 // PolicyNames lists every policy in report order.
 func PolicyNames() []string {
 	return []string{PolicyElmascale, PolicyPreset, PolicyHPA, PolicyKEDA, PolicyLatencyHPA, PolicyStatic, PolicyOracle}
 }
+
+// ExtraPolicyNames lists the policies run only when asked for by name.
+func ExtraPolicyNames() []string { return []string{PolicyLateReference} }
 
 // Policy is how replicas are decided in a run: a configuration run through
 // daemon.Loop and policy.Decide, or the offline oracle.
@@ -88,6 +95,12 @@ func BuildPolicy(sc *Scenario, name string, seed uint64) (Policy, error) {
 		return Policy{Name: name, Config: cfg, YAML: config.ELMA365PresetYAML()}, nil
 	case PolicyOracle:
 		return Policy{Name: name, Oracle: NewOracle(sc, seed)}, nil
+	case PolicyLateReference:
+		react := 15 * time.Second
+		if sc.Elmascale != nil && sc.Elmascale.Interval > 0 {
+			react = sc.Elmascale.Interval
+		}
+		return Policy{Name: name, Oracle: NewOracle(sc, seed).Late(sc, react)}, nil
 	case PolicyStatic, PolicyHPA, PolicyKEDA, PolicyLatencyHPA:
 		f := baselineFile(sc, name)
 		text, err := yaml.Marshal(f)
@@ -100,7 +113,7 @@ func BuildPolicy(sc *Scenario, name string, seed uint64) (Policy, error) {
 		}
 		return Policy{Name: name, Config: cfg, YAML: text}, nil
 	}
-	return Policy{}, fmt.Errorf("unknown policy %q (want one of %v)", name, PolicyNames())
+	return Policy{}, fmt.Errorf("unknown policy %q (want one of %v or %v)", name, PolicyNames(), ExtraPolicyNames())
 }
 
 func dur(d time.Duration) config.Duration { return config.Duration(d) }

@@ -69,7 +69,7 @@ scenario's cluster, SLOs and configuration replay it.`,
 	}
 	fs := cmd.Flags()
 	fs.StringVar(&f.scenario, "scenario", "", "scenario file, the name of a shipped scenario, or all (--list shows them; required)")
-	fs.StringVar(&f.policy, "policy", "all", "comma-separated policies: "+strings.Join(simulations.PolicyNames(), ", ")+", or all")
+	fs.StringVar(&f.policy, "policy", "all", "comma-separated policies: "+strings.Join(simulations.PolicyNames(), ", ")+", or all (which leaves out "+strings.Join(simulations.ExtraPolicyNames(), ", ")+")")
 	fs.Uint64Var(&f.seed, "seed", 0, "first seed (default: the scenario's)")
 	fs.IntVar(&f.seeds, "seeds", 1, "number of consecutive seeds to run and average")
 	fs.StringVar(&f.out, "out", "", "directory for report.md and the plots, one subdirectory per scenario with --scenario all (required)")
@@ -306,13 +306,14 @@ func (d *daysDuration) Set(s string) error {
 
 // policyLegend says in one line what each policy of the score table is.
 var policyLegend = map[string]string{
-	"elmascale":   "the scenario's elmascale configuration, through the daemon's loop and policy",
-	"preset":      "the shipped ELMA365 preset (deploy/config/elma365.yaml), unchanged",
-	"hpa":         "CPU utilization on every scalable service, as a HorizontalPodAutoscaler would",
-	"keda":        "like hpa, but queue consumers scale on messages per replica, as KEDA's RabbitMQ trigger would",
-	"latency-hpa": "CPU plus latency against the SLO on every service, with no call graph: every breaching service scales",
-	"static":      "every service at the ELMA365 Enterprise default of two replicas (single-instance services at one)",
-	"oracle":      "offline, knowing the load in advance: a reference, not a policy one could run",
+	"elmascale":      "the scenario's elmascale configuration, through the daemon's loop and policy",
+	"preset":         "the shipped ELMA365 preset (deploy/config/elma365.yaml), unchanged",
+	"hpa":            "CPU utilization on every scalable service, as a HorizontalPodAutoscaler would",
+	"keda":           "like hpa, but queue consumers scale on messages per replica, as KEDA's RabbitMQ trigger would",
+	"latency-hpa":    "CPU plus latency against the SLO on every service, with no call graph: every breaching service scales",
+	"static":         "every service at the ELMA365 Enterprise default of two replicas (single-instance services at one)",
+	"oracle":         "offline, knowing the load in advance: a reference, not a policy one could run",
+	"late-reference": "the reference's counts, each rise a tick plus the pods' start-up late: what is left of it without foresight",
 }
 
 func printPolicyLegend(w io.Writer, policies []string) {
@@ -343,14 +344,14 @@ func parsePolicies(arg string) ([]string, error) {
 		return simulations.PolicyNames(), nil
 	}
 	known := map[string]bool{}
-	for _, n := range simulations.PolicyNames() {
+	for _, n := range append(simulations.PolicyNames(), simulations.ExtraPolicyNames()...) {
 		known[n] = true
 	}
 	var out []string
 	for _, n := range strings.Split(arg, ",") {
 		n = strings.TrimSpace(n)
 		if !known[n] {
-			return nil, fmt.Errorf("unknown policy %q (want %s or all)", n, strings.Join(simulations.PolicyNames(), ", "))
+			return nil, fmt.Errorf("unknown policy %q (want %s or all)", n, strings.Join(append(simulations.PolicyNames(), simulations.ExtraPolicyNames()...), ", "))
 		}
 		out = append(out, n)
 	}

@@ -139,7 +139,7 @@ func TestSimulateFromPrometheus(t *testing.T) {
 
 // Verifies every policy simulate can run has its one-line explanation.
 func TestEveryPolicyExplained(t *testing.T) {
-	for _, p := range simulations.PolicyNames() {
+	for _, p := range append(simulations.PolicyNames(), simulations.ExtraPolicyNames()...) {
 		if policyLegend[p] == "" {
 			t.Errorf("policy %s has no explanation", p)
 		}
