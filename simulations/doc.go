@@ -13,7 +13,10 @@
 // which no policy controls; and relievable violation seconds, those in
 // windows in which the run missed an SLO the reference met in the same
 // window (ScoreRelievable). The goal is stated on these two
-// (simulations/report).
+// (simulations/report). The late reference (PolicyLateReference,
+// Oracle.Late) is the reference's counts, each rise as late as a policy
+// that reacts must have it: beside the reference, it tells which of a
+// policy's relievable seconds only foresight avoids.
 //
 // # What is simulated, and at what grain
 //
