@@ -22,6 +22,10 @@ import (
 // an empty cache would look like every target is gone.
 var errNotSynced = errors.New("scaler: informer caches not synced yet")
 
+// errScaledObjectsNotSynced is returned by Observe while the ScaledObject
+// informer, started once KEDA's CRD is served, has not filled its cache.
+var errScaledObjectsNotSynced = errors.New("scaler: ScaledObject cache not synced yet; holding so that no target KEDA scales is scaled")
+
 // target is one resolved scale target: its object from the cache plus what
 // Observe made of it.
 type target struct {
@@ -129,8 +133,13 @@ func (s *Scaler) owners() (map[string]string, error) {
 			m[key] = OwnerHPA + "/" + h.Name
 		}
 	}
-	if s.soLister == nil || !s.soSynced() {
+	if s.soLister == nil {
 		return m, nil
+	}
+	if !s.soSynced() {
+		// The ScaledObject cache is being filled: a target KEDA scales
+		// would read as nobody's and be scaled against it. Hold instead.
+		return nil, errScaledObjectsNotSynced
 	}
 	sos, err := s.soLister.ByNamespace(s.opts.Namespace).List(labels.Everything())
 	if err != nil {

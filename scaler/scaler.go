@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -251,8 +252,14 @@ func (s *Scaler) Start(ctx context.Context) error {
 	s.started = true
 	s.factory.Start(ctx.Done())
 	s.ensureScaledObjects(ctx)
+	synced := slices.Clone(s.synced)
+	if s.soSynced != nil {
+		// KEDA is installed: the first tick must already see its
+		// ScaledObjects, or it would scale what they own.
+		synced = append(synced, s.soSynced)
+	}
 	s.mu.Unlock()
-	if !cache.WaitForCacheSync(ctx.Done(), s.synced...) {
+	if !cache.WaitForCacheSync(ctx.Done(), synced...) {
 		return fmt.Errorf("scaler: informer caches did not sync: %w", ctx.Err())
 	}
 	return nil

@@ -2,6 +2,7 @@ package scaler
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"testing"
 
@@ -12,11 +13,13 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/kubernetes/fake"
 	scalefake "k8s.io/client-go/scale/fake"
 	k8stesting "k8s.io/client-go/testing"
+	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/record"
 
 	"github.com/elmascale/elmascale/config"
@@ -321,5 +324,39 @@ func TestApplyFencedAfterDeposition(t *testing.T) {
 		if strings.Contains(e, ReasonScaleFailed) {
 			t.Errorf("deposition recorded as a failure: %q", e)
 		}
+	}
+}
+
+// Verifies that while the ScaledObject informer has not filled its cache
+// Observe holds (an error, no targets) rather than report a target KEDA
+// scales as nobody's, and that once it has, the target is handed off.
+func TestObserveHoldsUntilScaledObjectsSynced(t *testing.T) {
+	h := newHarness(t, ModeApply, deployment("worker", 1, 1, nil))
+	idx := cache.NewIndexer(cache.MetaNamespaceKeyFunc, cache.Indexers{cache.NamespaceIndex: cache.MetaNamespaceIndexFunc})
+	so := &unstructured.Unstructured{Object: map[string]any{
+		"apiVersion": "keda.sh/v1alpha1", "kind": "ScaledObject",
+		"metadata": map[string]any{"name": "worker-so", "namespace": ns},
+		"spec":     map[string]any{"scaleTargetRef": map[string]any{"name": "worker"}},
+	}}
+	if err := idx.Add(so); err != nil {
+		t.Fatal(err)
+	}
+	synced := false
+	h.s.mu.Lock()
+	h.s.soLister = cache.NewGenericLister(idx, ScaledObjectGVR.GroupResource())
+	h.s.soSynced = func() bool { return synced }
+	h.s.mu.Unlock()
+	cfg := testConfig(t, "worker")
+	got, err := h.s.Observe(context.Background(), cfg)
+	if !errors.Is(err, errScaledObjectsNotSynced) || got != nil {
+		t.Fatalf("Observe before the ScaledObject cache synced: %v, %v; want no targets and errScaledObjectsNotSynced", got, err)
+	}
+	synced = true
+	got, err = h.s.Observe(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w := got["worker"]; w.HandedOff != OwnerScaledObject+"/worker-so" {
+		t.Errorf("worker after the sync: %+v, want handed off to ScaledObject/worker-so", w)
 	}
 }
