@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -126,6 +125,11 @@ type Options struct {
 	CRDRecheck time.Duration
 	// Now is the clock for the CRD recheck; nil means time.Now.
 	Now func() time.Time
+	// ScaledObjectWait bounds how long Start waits for the ScaledObject
+	// cache when KEDA is installed; zero means 30s. Past it Start returns
+	// and every tick holds, saying why, until the cache is filled (say,
+	// once a missing permission to list ScaledObjects is granted).
+	ScaledObjectWait time.Duration
 }
 
 // Scaler implements loop.Scaler against a Kubernetes API server.
@@ -252,15 +256,26 @@ func (s *Scaler) Start(ctx context.Context) error {
 	s.started = true
 	s.factory.Start(ctx.Done())
 	s.ensureScaledObjects(ctx)
-	synced := slices.Clone(s.synced)
-	if s.soSynced != nil {
-		// KEDA is installed: the first tick must already see its
-		// ScaledObjects, or it would scale what they own.
-		synced = append(synced, s.soSynced)
-	}
+	soSynced := s.soSynced
 	s.mu.Unlock()
-	if !cache.WaitForCacheSync(ctx.Done(), synced...) {
+	if !cache.WaitForCacheSync(ctx.Done(), s.synced...) {
 		return fmt.Errorf("scaler: informer caches did not sync: %w", ctx.Err())
+	}
+	if soSynced != nil {
+		// KEDA is installed: the first tick should already see its
+		// ScaledObjects. Until they are cached, Observe holds every tick
+		// (errScaledObjectsNotSynced), so a wait cut short scales
+		// nothing KEDA owns; it only keeps the daemon from hanging here.
+		wait := s.opts.ScaledObjectWait
+		if wait <= 0 {
+			wait = 30 * time.Second
+		}
+		wctx, cancel := context.WithTimeout(ctx, wait)
+		defer cancel()
+		if !cache.WaitForCacheSync(wctx.Done(), soSynced) {
+			s.log.Warn("KEDA ScaledObjects are not cached yet (can elmascale list them?); every tick holds until they are",
+				zap.Duration("waited", wait))
+		}
 	}
 	return nil
 }

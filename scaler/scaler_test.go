@@ -5,6 +5,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	appsv1 "k8s.io/api/apps/v1"
@@ -16,6 +17,8 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	fakediscovery "k8s.io/client-go/discovery/fake"
+	dynamicfake "k8s.io/client-go/dynamic/fake"
 	"k8s.io/client-go/kubernetes/fake"
 	scalefake "k8s.io/client-go/scale/fake"
 	k8stesting "k8s.io/client-go/testing"
@@ -358,5 +361,60 @@ func TestObserveHoldsUntilScaledObjectsSynced(t *testing.T) {
 	}
 	if w := got["worker"]; w.HandedOff != OwnerScaledObject+"/worker-so" {
 		t.Errorf("worker after the sync: %+v, want handed off to ScaledObject/worker-so", w)
+	}
+}
+
+// Verifies Start with KEDA installed: when the ScaledObjects can be
+// listed, slowly, the first Observe already hands their targets off; when
+// they cannot (a missing permission), Start returns after
+// ScaledObjectWait instead of hanging, and every Observe holds, saying why.
+func TestStartWaitsForScaledObjects(t *testing.T) {
+	for _, listable := range []bool{true, false} {
+		client := fake.NewClientset(deployment("worker", 1, 1, nil))
+		disc := client.Discovery().(*fakediscovery.FakeDiscovery)
+		disc.Resources = []*metav1.APIResourceList{{GroupVersion: "keda.sh/v1alpha1", APIResources: []metav1.APIResource{{Name: "scaledobjects", Namespaced: true, Kind: "ScaledObject"}}}}
+		so := &unstructured.Unstructured{Object: map[string]any{
+			"apiVersion": "keda.sh/v1alpha1", "kind": "ScaledObject",
+			"metadata": map[string]any{"name": "worker-so", "namespace": ns},
+			"spec":     map[string]any{"scaleTargetRef": map[string]any{"name": "worker"}},
+		}}
+		dyn := dynamicfake.NewSimpleDynamicClientWithCustomListKinds(runtime.NewScheme(),
+			map[schema.GroupVersionResource]string{ScaledObjectGVR: "ScaledObjectList"}, so)
+		wait := 5 * time.Second
+		if listable {
+			// A slow list, as from a busy API server: the wait covers it.
+			dyn.PrependReactor("list", "scaledobjects", func(k8stesting.Action) (bool, runtime.Object, error) {
+				time.Sleep(300 * time.Millisecond)
+				return false, nil, nil
+			})
+		} else {
+			wait = 300 * time.Millisecond
+			dyn.PrependReactor("list", "scaledobjects", func(k8stesting.Action) (bool, runtime.Object, error) {
+				return true, nil, apierrors.NewForbidden(ScaledObjectGVR.GroupResource(), "", errors.New("no list permission"))
+			})
+		}
+		s, err := New(Options{Client: client, Scales: &scalefake.FakeScaleClient{}, Mapper: testMapper(), Namespace: ns,
+			Mode: ModeApply, Dynamic: dyn, Discovery: disc, Events: record.NewFakeRecorder(100), ScaledObjectWait: wait})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		start := time.Now()
+		if err := s.Start(ctx); err != nil {
+			t.Fatalf("listable %v: Start: %v", listable, err)
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("listable %v: Start returned only when its context ended (%s)", listable, time.Since(start))
+		}
+		got, err := s.Observe(context.Background(), testConfig(t, "worker"))
+		cancel()
+		switch {
+		case listable && err != nil:
+			t.Errorf("Observe with ScaledObjects listable: %v", err)
+		case listable && got["worker"].HandedOff != OwnerScaledObject+"/worker-so":
+			t.Errorf("first Observe after Start: worker %+v, want handed off to ScaledObject/worker-so", got["worker"])
+		case !listable && !errors.Is(err, errScaledObjectsNotSynced):
+			t.Errorf("Observe with ScaledObjects unlistable: %v, %v; want errScaledObjectsNotSynced", got, err)
+		}
 	}
 }
