@@ -132,14 +132,20 @@ func newMeshRun(spec Spec) *meshRun {
 	return r
 }
 
+// warm runs six healthy ticks of m, so every service has a baseline.
+func (r *meshRun) warm(t *testing.T, m meshModel) {
+	t.Helper()
+	for range 6 {
+		r.tick(t, m, 0.2, 4)
+	}
+}
+
 // warmThenQueueAtFiles runs six healthy ticks of m, so every service has
 // a baseline, and returns m with a queue building at files: its own
 // latency at 1 s and a tenth of its requests unanswered.
 func (r *meshRun) warmThenQueueAtFiles(t *testing.T, m meshModel) meshModel {
 	t.Helper()
-	for range 6 {
-		r.tick(t, m, 0.2, 4)
-	}
+	r.warm(t, m)
 	hot := m.clone()
 	hot.own["files"] = 1.0
 	hot.backlogShare["files"] = 0.1
@@ -263,9 +269,7 @@ func TestMeshUnrelievableRaisesNothing(t *testing.T) {
 			spec, m := fileGraph()
 			spec2, warm, hot := tc.apply(spec, m.clone())
 			r := newMeshRun(spec2)
-			for range 6 {
-				r.tick(t, warm, 0.2, 4)
-			}
+			r.warm(t, warm)
 			for range 3 {
 				p := r.tick(t, hot, 2.5, 40)
 				for _, d := range p.Decisions {
@@ -362,9 +366,7 @@ func TestMeshScalesDownWhenEvidenceGoes(t *testing.T) {
 func TestMeshCycle(t *testing.T) {
 	spec, m := fileGraph()
 	r := newMeshRun(spec)
-	for range 6 {
-		r.tick(t, m, 0.2, 4)
-	}
+	r.warm(t, m)
 	r.now = r.now.Add(15 * time.Second)
 	hot := m.clone()
 	hot.own["files"] = 1.0

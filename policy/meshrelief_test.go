@@ -40,9 +40,7 @@ func runStoreQueue(t *testing.T, ticks int, answered func(cur int32) float64) []
 	t.Helper()
 	spec, m := storeGraph()
 	r := newMeshRun(spec)
-	for range 6 {
-		r.tick(t, m, 0.2, 4)
-	}
+	r.warm(t, m)
 	var out []Decision
 	for range ticks {
 		hot := m.clone()
@@ -177,9 +175,7 @@ func TestMeshSaturatedDestinationKeepsWhatAnswers(t *testing.T) {
 func TestMeshOutsideSlowLetsGoOfQueueReplicas(t *testing.T) {
 	spec, m := storeGraph()
 	r := newMeshRun(spec)
-	for range 6 {
-		r.tick(t, m, 0.2, 4)
-	}
+	r.warm(t, m)
 	// The store slows: every request holds its slot 0.6 s longer, the
 	// pool runs out and the callers' retries double what arrives.
 	queue := m.clone()

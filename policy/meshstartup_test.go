@@ -135,9 +135,7 @@ func TestMeshCapacityMeasuredInASlowPhaseExpires(t *testing.T) {
 	spec, m := fileGraph()
 	spec.Services[2].Behavior.ScaleUp.Policies = nil
 	r := newMeshRun(spec)
-	for range 6 {
-		r.tick(t, m, 0.2, 4)
-	}
+	r.warm(t, m)
 	// PostgreSQL slow (2 queries of 100 ms a request instead of 5 ms) and
 	// processor's requests queue for its held slots.
 	slow := m.clone()

@@ -26,7 +26,7 @@ func (c *Cluster) CollectBurst(_ context.Context, cfg *config.Config, services [
 	if len(want) == 0 {
 		return nil, errors.New("simulations: no RabbitMQ queue signal to watch")
 	}
-	out := c.signalsMap(&c.burstOut, len(want))
+	out := reuse(c.recycle, &c.burstOut, len(want))
 	for _, w := range want {
 		obs := c.serviceMap(out, 1, w.Service, len(w.Signals))
 		for _, src := range w.Signals {

@@ -187,16 +187,7 @@ func (c *Cluster) targetsOf(cfg *config.Config) []resolvedTarget {
 
 // Observe implements loop.Scaler: spec and ready replicas per service.
 func (c *Cluster) Observe(_ context.Context, cfg *config.Config) (map[string]loop.TargetStatus, error) {
-	var out map[string]loop.TargetStatus
-	if c.recycle && c.targets != nil {
-		out = c.targets
-		clear(out)
-	} else {
-		out = make(map[string]loop.TargetStatus, len(cfg.Services))
-		if c.recycle {
-			c.targets = out
-		}
-	}
+	out := reuse(c.recycle, &c.targets, len(cfg.Services))
 	ts := c.targetsOf(cfg)
 	for i, s := range cfg.Services {
 		si := ts[i].si
@@ -244,7 +235,7 @@ func (c *Cluster) Apply(_ context.Context, cfg *config.Config, plan policy.Plan)
 // from metrics-server, latency and in-flight from Prometheus scrapes, queue
 // depth and rates from the RabbitMQ management statistics.
 func (c *Cluster) Collect(_ context.Context, cfg *config.Config, now time.Time) (loop.Signals, error) {
-	out := c.signalsMap(&c.signals, len(cfg.Services))
+	out := reuse(c.recycle, &c.signals, len(cfg.Services))
 	c.pods = c.pods[:0]
 	ts := c.targetsOf(cfg)
 	for i, s := range cfg.Services {
@@ -257,14 +248,14 @@ func (c *Cluster) Collect(_ context.Context, cfg *config.Config, now time.Time) 
 	return out, nil
 }
 
-// signalsMap is an empty map for Collect's or CollectBurst's answer: the
-// one kept in *keep when the cluster recycles, a new one otherwise.
-func (c *Cluster) signalsMap(keep *loop.Signals, n int) loop.Signals {
-	if !c.recycle {
-		return make(loop.Signals, n)
+// reuse is an empty map for an answer: the one kept in *keep, cleared
+// (made on first use), when the cluster recycles; a new one otherwise.
+func reuse[M ~map[K]V, K comparable, V any](recycle bool, keep *M, n int) M {
+	if !recycle {
+		return make(M, n)
 	}
 	if *keep == nil {
-		*keep = make(loop.Signals, n)
+		*keep = make(M, n)
 	}
 	clear(*keep)
 	return *keep
@@ -486,16 +477,8 @@ func (c *Cluster) CollectMesh(_ context.Context, cfg *config.Config, now time.Ti
 	}
 	window := cfg.Mesh.Window
 	// NewMeshObservation keeps nothing of the counts it is given.
-	inbound, edges := c.meshIn, c.meshEdges
-	if !c.recycle || inbound == nil {
-		inbound = make(map[string]policy.MeshCounts, len(c.sc.Services))
-		edges = make(map[policy.MeshEdgeKey]policy.MeshCounts)
-		if c.recycle {
-			c.meshIn, c.meshEdges = inbound, edges
-		}
-	}
-	clear(inbound)
-	clear(edges)
+	inbound := reuse(c.recycle, &c.meshIn, len(c.sc.Services))
+	edges := reuse(c.recycle, &c.meshEdges, 0)
 	newest := math.Inf(-1)
 	for si := range c.sim.svcs {
 		v := &c.sim.svcs[si]

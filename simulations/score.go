@@ -486,6 +486,14 @@ func ScoreRelievable(results []*Result) bool {
 			if k < len(ref.Series.Missed) {
 				refMissed = ref.Series.Missed[k]
 			}
+			if k >= len(r.Series.Missed) {
+				// No SLO-by-SLO record (a series not made by the scorer):
+				// the window counts when the reference met everything.
+				if len(refMissed) == 0 {
+					secs += w
+				}
+				continue
+			}
 			for _, slo := range r.Series.Missed[k] {
 				if !slices.Contains(refMissed, slo) {
 					secs += w

@@ -36,4 +36,10 @@ func TestRelievableIsPerSLO(t *testing.T) {
 	if got := *ref.Scores.RelievableViolationSeconds; got != 0 {
 		t.Errorf("the reference's own relievable %g s, want 0", got)
 	}
+	// A series with no SLO-by-SLO record is judged by whole windows.
+	bare := &Result{Policy: PolicyKEDA, Series: Series{Step: 10 * time.Second, Violating: []bool{true, true, false, true}}}
+	ScoreRelievable([]*Result{ref, bare})
+	if got := *bare.Scores.RelievableViolationSeconds; got != 10 {
+		t.Errorf("relievable of a series without Missed %g s, want 10 (window 0 only)", got)
+	}
 }

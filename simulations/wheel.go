@@ -154,16 +154,15 @@ func (q *eventQueue) pop() event {
 		return e
 	}
 	slot := q.nextSlot
-	i := q.head[slot]
-	if q.nextPrev >= 0 {
-		i = q.nodes[q.nextPrev].next
+	var i int32
+	if p := q.nextPrev; p >= 0 {
+		i = q.nodes[p].next
+		q.nodes[p].next = q.nodes[i].next
+	} else {
+		i = q.head[slot]
+		q.head[slot] = q.nodes[i].next
 	}
 	nd := &q.nodes[i]
-	if q.nextPrev >= 0 {
-		q.nodes[q.nextPrev].next = nd.next
-	} else {
-		q.head[slot] = nd.next
-	}
 	if q.head[slot] < 0 {
 		q.used[slot>>6] &^= 1 << (slot & 63)
 	}

@@ -343,15 +343,16 @@ func parsePolicies(arg string) ([]string, error) {
 	if arg == "all" {
 		return simulations.PolicyNames(), nil
 	}
+	names := append(simulations.PolicyNames(), simulations.ExtraPolicyNames()...)
 	known := map[string]bool{}
-	for _, n := range append(simulations.PolicyNames(), simulations.ExtraPolicyNames()...) {
+	for _, n := range names {
 		known[n] = true
 	}
 	var out []string
 	for _, n := range strings.Split(arg, ",") {
 		n = strings.TrimSpace(n)
 		if !known[n] {
-			return nil, fmt.Errorf("unknown policy %q (want %s or all)", n, strings.Join(append(simulations.PolicyNames(), simulations.ExtraPolicyNames()...), ", "))
+			return nil, fmt.Errorf("unknown policy %q (want %s or all)", n, strings.Join(names, ", "))
 		}
 		out = append(out, n)
 	}
